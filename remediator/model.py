@@ -1,0 +1,268 @@
+"""The domain types that flow through the pipeline (DESIGN.md §1).
+
+Everything here is a frozen dataclass or an enum. Reasons are bounded enums because they are
+also Prometheus label values: adding a member is a deliberate, reviewed change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    """Incident severity as the runbook defines it; P1 is the most severe."""
+
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+    P4 = "P4"
+
+    @property
+    def rank(self) -> int:
+        """1 for P1 … 4 for P4: lower is more severe."""
+        return int(self.value[1])
+
+    @staticmethod
+    def highest(severities: list[Severity]) -> Severity | None:
+        return min(severities, key=lambda s: s.rank) if severities else None
+
+
+class AlertStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Risk(StrEnum):
+    """An action's declared risk; `high` is always held for approval."""
+
+    NORMAL = "normal"
+    HIGH = "high"
+
+
+class Verdict(StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"
+    HOLD = "hold"
+
+
+class DecisionReason(StrEnum):
+    """Why a guardrail decided what it decided (bounded: a metric label)."""
+
+    ALLOWED = "allowed"
+    KILL_SWITCH = "kill_switch"
+    PROTECTED_TARGET = "protected_target"
+    COOLDOWN = "cooldown"
+    RATE_LIMITED = "rate_limited"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    BLAST_RADIUS = "blast_radius"
+    FLAPPING = "flapping"
+    FREEZE_WINDOW = "freeze_window"
+    CIRCUIT_OPEN = "circuit_open"
+    APPROVAL_REQUIRED = "approval_required"
+    APPROVED = "approved"
+    TARGET_BUSY = "target_busy"
+    ALREADY_CLAIMED = "already_claimed"
+    INVALID_PARAMS = "invalid_params"
+    UNKNOWN_ACTION = "unknown_action"
+    NOT_ACTIONABLE = "not_actionable"
+    COORDINATION_UNAVAILABLE = "coordination_unavailable"
+
+
+class Outcome(StrEnum):
+    """What became of an action request."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DRY_RUN = "dry_run"
+    NOT_RUN = "not_run"  # denied or held: the decision says why
+    UNKNOWN = "unknown"  # the daemon died while it ran; never re-run blindly
+
+
+class FailureReason(StrEnum):
+    """Why an execution failed (bounded: a metric label)."""
+
+    THROTTLED = "throttled"
+    SERVER_ERROR = "server_error"
+    ACCESS_DENIED = "access_denied"
+    VALIDATION = "validation"
+    NOT_FOUND = "not_found"
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    CONFLICT = "conflict"
+    PRECHECK_FAILED = "precheck_failed"
+    LIMIT_EXCEEDED = "limit_exceeded"
+    CRASHED = "crashed"
+    INTERNAL = "internal"
+
+
+class Phase(StrEnum):
+    """Incident phases of the runbook's response flow, in order."""
+
+    DETECT = "detect"
+    TRIAGE = "triage"
+    CONTAIN = "contain"
+    RECOVER = "recover"
+    VERIFY = "verify"
+    CLOSED = "closed"
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+def stable_id(*parts: str, size: int = 16) -> str:
+    """A deterministic hex id from its parts: replaying the same input gives the same id."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return digest[: size * 2]
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One alert occurrence as a source normalised it.
+
+    `dedup_keys` identify this occurrence (a re-delivery carries at least one key already seen);
+    `fingerprint` identifies the alert across its occurrences; `group_key` correlates alerts into
+    one incident.
+    """
+
+    source: str
+    name: str
+    status: AlertStatus
+    fingerprint: str
+    dedup_keys: tuple[str, ...]
+    group_key: str
+    starts_at: datetime
+    received_at: datetime
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    ends_at: datetime | None = None
+    actionable: bool = True
+    summary: str = ""
+
+    @property
+    def id(self) -> str:
+        """Stable across deliveries of the same occurrence (derived from the first dedup key)."""
+        return stable_id(self.dedup_keys[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    id: str
+    correlation_key: str
+    title: str
+    severity: Severity
+    status: IncidentStatus
+    phase: Phase
+    opened_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    alert_count: int = 1
+    firing: tuple[str, ...] = ()  # fingerprints of alerts currently firing
+    phase_times: Mapping[str, datetime] = field(default_factory=dict)
+    root_cause: str = ""
+    acknowledged_by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEvent:
+    incident_id: str
+    at: datetime
+    kind: str
+    message: str
+    alert_id: str = ""
+    request_id: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRequest:
+    """A planned action: typed, validated parameters bound to one alert occurrence.
+
+    `id` is deterministic (alert occurrence, policy, step), so the same occurrence delivered to
+    several replicas or replayed after a crash yields the same request and the same claim key.
+    """
+
+    id: str
+    alert_id: str
+    incident_id: str
+    policy: str
+    step: int
+    action: str
+    target: str
+    params: Mapping[str, Any]
+    severity: Severity
+    risk: Risk
+    plan_hash: str
+    created_at: datetime
+    origin: str = "policy"  # "policy" | "approval:<id>" | "system"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    verdict: Verdict
+    reason: DecisionReason
+    detail: str = ""
+    guard: str = ""
+
+    @staticmethod
+    def allow(detail: str = "") -> Decision:
+        return Decision(Verdict.ALLOW, DecisionReason.ALLOWED, detail)
+
+    @staticmethod
+    def deny(reason: DecisionReason, detail: str, guard: str = "") -> Decision:
+        return Decision(Verdict.DENY, reason, detail, guard)
+
+    @staticmethod
+    def hold(detail: str, guard: str = "") -> Decision:
+        return Decision(Verdict.HOLD, DecisionReason.APPROVAL_REQUIRED, detail, guard)
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """What an action reports about one run; only the engine decides to retry."""
+
+    outcome: Outcome
+    retryable: bool = False
+    reason: FailureReason | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    attempts: int = 1
+
+    @staticmethod
+    def succeeded(**detail: Any) -> Execution:
+        return Execution(Outcome.SUCCEEDED, detail=detail)
+
+    @staticmethod
+    def failed(reason: FailureReason, message: str, *, retryable: bool = False, **detail: Any) -> Execution:
+        return Execution(Outcome.FAILED, retryable, reason, {"error": message, **detail})
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """Exactly one per action request, whatever became of it."""
+
+    request_id: str
+    at: datetime
+    incident_id: str
+    alert_id: str
+    policy: str
+    action: str
+    target: str
+    params: Mapping[str, Any]
+    plan_hash: str
+    mode: str
+    verdict: Verdict
+    decision_reason: DecisionReason
+    decision_detail: str
+    outcome: Outcome
+    failure_reason: FailureReason | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    duration_ms: float = 0.0
+    origin: str = "policy"
