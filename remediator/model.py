@@ -143,8 +143,9 @@ class Alert:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     ends_at: datetime | None = None
-    actionable: bool = True
+    actionable: bool = True  # False: recorded (and noted on an open incident), never acted on
     summary: str = ""
+    severity_hint: Severity | None = None  # the source's own severity (e.g. GuardDuty), if any
 
     @property
     def id(self) -> str:
