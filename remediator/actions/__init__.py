@@ -1,0 +1,1 @@
+"""Actions: see `base.py` for the contract and `registry.py` for the list."""

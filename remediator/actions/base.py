@@ -1,0 +1,152 @@
+"""The action extension point: protocol, context and explicit registry (DESIGN.md §2).
+
+An action is data plus three coroutines. Its class declares:
+
+- `type_name`   the name policies use (`ecs.force_new_deployment`);
+- `Params`      a pydantic model that forbids unknown keys; values from alert labels are
+                validated into these types before anything runs;
+- `permissions` the IAM actions (or other privileges) it needs, for `remediator actions --iam`;
+- `risk`        `high` actions are always held for approval;
+- a docstring with a YAML example in a ```yaml fence, loaded by the contract test.
+
+At run time the engine calls `precheck` (live preconditions), then `run` (returns an
+`Execution`: outcome, retryable, reason, detail — it never raises for expected failures) and,
+later, `verify` (what "recovered" means). In dry-run mode only `plan_calls` is called: it
+describes exactly what `run` would call and calls nothing that changes anything.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from remediator.model import ActionRequest, Execution, Risk
+
+if TYPE_CHECKING:
+    import aiohttp
+    import structlog
+
+    from remediator.clock import Clock
+    from remediator.settings import Settings
+
+
+class ActionParams(BaseModel):
+    """Base of every action's `Params`: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+P = TypeVar("P", bound=ActionParams)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedCall:
+    """One call an action would make: what dry-run prints and records."""
+
+    service: str
+    operation: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"service": self.service, "operation": self.operation, "args": dict(self.args)}
+
+
+@dataclass(slots=True)
+class ActionDeps:
+    """Long-lived resources actions may use; opened and closed by the app's cleanup context."""
+
+    settings: Settings
+    clock: Clock
+    http: aiohttp.ClientSession | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class TimelineWriter(ABC):
+    """Lets an action put findings (diagnostics, counts) on the incident timeline."""
+
+    @abstractmethod
+    async def note(self, kind: str, message: str, data: Mapping[str, Any] | None = None) -> None: ...
+
+
+@dataclass(slots=True)
+class ActionContext:
+    """What one invocation of an action sees."""
+
+    request: ActionRequest
+    deps: ActionDeps
+    timeline: TimelineWriter
+    log: structlog.typing.FilteringBoundLogger
+    dry_run: bool = False
+    fencing_token: int = 0  # from the target lease; actions that write state may record it
+
+    @property
+    def clock(self) -> Clock:
+        return self.deps.clock
+
+
+class Action(ABC, Generic[P]):
+    """Base class of actions; see the module docstring for the contract."""
+
+    type_name: ClassVar[str]
+    Params: type[P]
+    permissions: ClassVar[tuple[str, ...]] = ()
+    risk: ClassVar[Risk] = Risk.NORMAL
+    # Needs shared limits (rate limits, leases) to run: denied when coordination is unavailable.
+    needs_coordination: ClassVar[bool] = True
+
+    @abstractmethod
+    def target(self, params: P) -> str:
+        """The resource this request acts on: the key of cooldowns, leases and protected lists."""
+
+    async def precheck(self, params: P, ctx: ActionContext) -> str | None:
+        """Live preconditions. Return None when the action may run, else why it must not."""
+        return None
+
+    @abstractmethod
+    async def plan_calls(self, params: P, ctx: ActionContext) -> Sequence[PlannedCall]:
+        """Exactly what `run` would call, with which arguments (read-only calls allowed)."""
+
+    @abstractmethod
+    async def run(self, params: P, ctx: ActionContext) -> Execution:
+        """Do it. Expected failures come back as a failed Execution, never as an exception."""
+
+    async def verify(self, params: P, ctx: ActionContext) -> bool | None:
+        """Has the target recovered? None: this action has no condition of its own."""
+        return None
+
+    @classmethod
+    def example_yaml(cls) -> str:
+        """The YAML example in the class docstring (a ```yaml fence)."""
+        found = re.search(r"```yaml\n(.*?)```", cls.__doc__ or "", re.S)
+        return found.group(1) if found else ""
+
+
+AnyAction = Action[Any]
+
+
+class ActionRegistry:
+    """An explicit set of actions by type name; built by a function, never by import side effects."""
+
+    def __init__(self, actions: Iterable[AnyAction]) -> None:
+        self._by_type: dict[str, AnyAction] = {}
+        for action in actions:
+            if action.type_name in self._by_type:
+                raise ValueError(f"action type {action.type_name!r} registered twice")
+            self._by_type[action.type_name] = action
+
+    def get(self, type_name: str) -> AnyAction | None:
+        return self._by_type.get(type_name)
+
+    def __contains__(self, type_name: object) -> bool:
+        return type_name in self._by_type
+
+    def __iter__(self) -> Iterator[AnyAction]:
+        return iter(sorted(self._by_type.values(), key=lambda a: a.type_name))
+
+    def names(self) -> list[str]:
+        return sorted(self._by_type)
