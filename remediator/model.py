@@ -71,6 +71,7 @@ class DecisionReason(StrEnum):
     UNKNOWN_ACTION = "unknown_action"
     NOT_ACTIONABLE = "not_actionable"
     COORDINATION_UNAVAILABLE = "coordination_unavailable"
+    ERROR = "error"  # the daemon failed while deciding; the audit record says how
 
 
 class Outcome(StrEnum):

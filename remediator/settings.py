@@ -126,6 +126,9 @@ class EngineSettings(Section):
     queue_size: int = Field(10_000, ge=1)
     retry_attempts: int = Field(3, ge=1, le=20)
     retry_deadline: Duration = timedelta(minutes=2)
+    retry_initial_wait: Duration = timedelta(seconds=0.5)
+    alert_lease: Duration = timedelta(minutes=2)
+    timer_interval: Duration = timedelta(seconds=1)
     action_timeout: Duration = timedelta(minutes=5)
     stop_timeout: Duration = timedelta(seconds=25)
 
@@ -185,7 +188,7 @@ class ApiToken(Section):
 
     name: str = Field(min_length=1)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    roles: list[Literal["viewer", "approver", "admin"]] = ["viewer"]
+    roles: list[Literal["viewer", "approver", "admin"]] = Field(["viewer"], min_length=1)
 
 
 class ApiSettings(Section):

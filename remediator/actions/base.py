@@ -83,6 +83,7 @@ class ActionContext:
     log: structlog.typing.FilteringBoundLogger
     dry_run: bool = False
     fencing_token: int = 0  # from the target lease; actions that write state may record it
+    execution_detail: Mapping[str, Any] = field(default_factory=dict)  # in verify: what run reported
 
     @property
     def clock(self) -> Clock:
@@ -98,6 +99,8 @@ class Action(ABC, Generic[P]):
     risk: ClassVar[Risk] = Risk.NORMAL
     # Needs shared limits (rate limits, leases) to run: denied when coordination is unavailable.
     needs_coordination: ClassVar[bool] = True
+    # Counts against the global action budget (notifications do not: they must get out).
+    budgeted: ClassVar[bool] = True
 
     @abstractmethod
     def target(self, params: P) -> str:

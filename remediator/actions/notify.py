@@ -90,6 +90,7 @@ class NotifyWebhook(Action[NotifyParams]):
     Params = NotifyParams
     permissions = ()
     needs_coordination = False
+    budgeted = False
 
     def target(self, params: NotifyParams) -> str:
         return f"notify:{params.to}"

@@ -1,0 +1,95 @@
+"""`build_app(settings)`: the aiohttp application; its cleanup context owns every resource."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from remediator.actions.base import ActionDeps, ActionRegistry
+from remediator.actions.registry import default_registry
+from remediator.clock import Clock, SystemClock
+from remediator.deps import Deps
+from remediator.engine import Engine
+from remediator.guardrails import default_guardrails
+from remediator.observability import Metrics
+from remediator.policy.loader import load_policies
+from remediator.policy.match import PolicyIndex
+from remediator.settings import Settings
+from remediator.stores.base import Coordination, Store
+from remediator.stores.memory import InProcessCoordination
+from remediator.stores.sqlite import SqliteStore
+from remediator.web import api, health, webhooks
+from remediator.web.keys import DEPS, ENGINE
+
+
+def holder_id() -> str:
+    """This process's name in claims and leases: host, pid and a random part (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def make_store(settings: Settings, holder: str) -> Store:
+    if settings.store.is_sqlite:
+        return SqliteStore(settings.store.sqlite_path, holder=holder, synchronous=settings.store.sqlite_synchronous,
+                           batch_max=settings.store.batch_max)
+    raise NotImplementedError("PostgreSQL store: see README (production mode)")
+
+
+def make_coordination(settings: Settings) -> Coordination:
+    if settings.coordination.url.startswith("memory://"):
+        return InProcessCoordination()
+    raise NotImplementedError("Redis coordination: see README (production mode)")
+
+
+def build_deps(
+    settings: Settings, *, clock: Clock | None = None, registry: ActionRegistry | None = None,
+    store: Store | None = None, coordination: Coordination | None = None,
+) -> Deps:
+    """Everything the engine needs, constructed but not opened (the cleanup context opens it)."""
+    clock = clock or SystemClock()
+    registry = registry or default_registry()
+    policies = PolicyIndex(load_policies(settings.policies_dir, registry))
+    coordination = coordination or make_coordination(settings)
+    return Deps(
+        settings=settings, clock=clock, store=store or make_store(settings, holder_id()),
+        coordination=coordination, registry=registry, policies=policies,
+        guardrails=default_guardrails(settings.guardrails, coordination),
+        metrics=Metrics(registry.names()), actions=ActionDeps(settings, clock),
+    )
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    deps, engine = app[DEPS], app[ENGINE]
+    await deps.store.open()
+    await deps.coordination.open()
+    deps.actions.http = aiohttp.ClientSession()
+    await engine.start()
+    try:
+        yield
+    finally:
+        await engine.stop()
+        await deps.actions.http.close()
+        await deps.coordination.close()
+        await deps.store.close()
+
+
+def build_app(settings: Settings, deps: Deps | None = None) -> web.Application:
+    deps = deps or build_deps(settings)
+    app = web.Application(client_max_size=settings.max_body_bytes + 1)
+    app[DEPS] = deps
+    app[ENGINE] = Engine(deps)
+    app.cleanup_ctx.append(_resources)
+    app.router.add_post(settings.alertmanager.path, webhooks.alertmanager)
+    app.router.add_get("/api/v1/incidents", api.list_incidents)
+    app.router.add_get("/api/v1/incidents/{id}", api.get_incident)
+    app.router.add_get("/api/v1/audit", api.list_audit)
+    app.router.add_get("/api/v1/killswitch", api.get_killswitch)
+    app.router.add_post("/api/v1/killswitch", api.set_killswitch)
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/metrics", health.metrics)
+    return app

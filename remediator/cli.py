@@ -1,0 +1,152 @@
+"""The `remediator` command: serve | check | simulate | incidents | audit | token."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from remediator.actions.registry import default_registry
+from remediator.app import make_store
+from remediator.errors import PolicyError, SettingsError, StoreUnavailable
+from remediator.model import IncidentStatus
+from remediator.observability import configure_logging
+from remediator.policy.loader import load_policies
+from remediator.serve import serve
+from remediator.settings import Settings, load_settings, token_digest
+from remediator.simulate import render_plan, simulate
+from remediator.web.views import audit_view, event_view, incident_view
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(Path(args.config) if args.config else None)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    configure_logging(settings.log.level, settings.log.format)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    directory = Path(args.directory)
+    policies = load_policies(directory, default_registry())
+    print(f"{directory}: {len(policies)} policies OK")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    configure_logging("warning", "console")
+    plan = asyncio.run(simulate(settings, Path(args.payload).read_bytes()))
+    if args.json:
+        sys.stdout.write(orjson.dumps(plan, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write(render_plan(plan))
+    return 0
+
+
+async def _with_store(settings: Settings, use: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
+    store = make_store(settings, "cli")
+    await store.open()
+    try:
+        return await use(store)
+    finally:
+        await store.close()
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+
+
+def cmd_incidents(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def run(store: Any) -> int:
+        if args.action == "show":
+            incident = await store.get_incident(args.id)
+            if incident is None:
+                print(f"no incident {args.id}", file=sys.stderr)
+                return 1
+            _print_json({**incident_view(incident), "timeline": [event_view(e) for e in await store.timeline(args.id)],
+                         "audit": [audit_view(a) for a in reversed(await store.list_audit(args.id, 1000))]})
+            return 0
+        status = IncidentStatus(args.status) if args.status else None
+        for incident in await store.list_incidents(status, args.limit):
+            print(f"{incident.id}  {incident.severity.value}  {incident.status.value:<8}  {incident.phase.value:<7}  "
+                  f"{incident.opened_at:%Y-%m-%d %H:%M}  {incident.title}")
+        return 0
+
+    result: int = asyncio.run(_with_store(settings, run))
+    return result
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def run(store: Any) -> None:
+        _print_json([audit_view(a) for a in await store.list_audit(args.incident, args.limit)])
+
+    asyncio.run(_with_store(settings, run))
+    return 0
+
+
+def cmd_token_hash(args: argparse.Namespace) -> int:
+    token = args.token if args.token else getpass.getpass("token: ")
+    print(token_digest(token))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="remediator", description="Alert-driven auto-remediation daemon.")
+    main.add_argument("--config", "-c", help="settings YAML (default: $REMEDIATOR_CONFIG, else built-in defaults)")
+    sub = main.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the daemon").set_defaults(func=cmd_serve)
+    check = sub.add_parser("check", help="validate a policy directory; every problem is reported")
+    check.add_argument("directory")
+    check.set_defaults(func=cmd_check)
+    simulate = sub.add_parser("simulate", help="run a payload through the pipeline in dry-run and print the plan")
+    simulate.add_argument("payload", help="an Alertmanager webhook body (JSON file)")
+    simulate.add_argument("--json", action="store_true", help="print the plan as JSON")
+    simulate.set_defaults(func=cmd_simulate)
+    incidents = sub.add_parser("incidents", help="read incidents from the store")
+    inc_sub = incidents.add_subparsers(dest="action", required=True)
+    listing = inc_sub.add_parser("list")
+    listing.add_argument("--status", choices=[s.value for s in IncidentStatus])
+    listing.add_argument("--limit", type=int, default=50)
+    show = inc_sub.add_parser("show")
+    show.add_argument("id")
+    incidents.set_defaults(func=cmd_incidents)
+    audit = sub.add_parser("audit", help="read the audit trail")
+    audit.add_argument("--incident")
+    audit.add_argument("--limit", type=int, default=50)
+    audit.set_defaults(func=cmd_audit)
+    token = sub.add_parser("token", help="API token helpers")
+    token_sub = token.add_subparsers(dest="action", required=True)
+    hashing = token_sub.add_parser("hash", help="print the SHA-256 form to put under api.tokens")
+    hashing.add_argument("token", nargs="?", help="the token (prompted for when omitted)")
+    token.set_defaults(func=cmd_token_hash)
+    return main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except (SettingsError, PolicyError) as exc:
+        print(f"remediator: {exc}", file=sys.stderr)
+        return 2
+    except StoreUnavailable as exc:
+        print(f"remediator: the store is unavailable: {exc}", file=sys.stderr)
+        return 3
+    except FileNotFoundError as exc:
+        print(f"remediator: {exc.filename}: no such file", file=sys.stderr)
+        return 2
+    return code

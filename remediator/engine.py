@@ -1,0 +1,269 @@
+"""The engine: recorded alerts in, incidents, decisions and actions out (DESIGN.md §1).
+
+`process` is the whole pipeline for one alert and reads top to bottom. Around it: a bounded
+queue, a fixed number of workers, a backlog feeder that reads what the queue could not hold (and
+what a previous process left unprocessed) back from the store, durable timers, and `drain()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from datetime import timedelta
+
+import structlog
+
+from remediator.actions.base import ActionContext
+from remediator.deps import Deps
+from remediator.errors import CoordinationUnavailable, StoreUnavailable
+from remediator.execution import Executor, HoldHandler, IncidentNotes
+from remediator.model import Alert, AuditRecord, Incident, IncidentStatus, Outcome, Phase, TimelineEvent
+from remediator.observability import get_logger
+from remediator.policy.match import Match, incident_severity
+from remediator.policy.plan import plan_step
+from remediator.stores.base import Timer
+from remediator.timers import TimerLoop
+
+log = get_logger("remediator.engine")
+
+MAX_ATTEMPTS = 3  # an alert whose processing failed this often is set aside, with a log line
+
+
+class Engine:
+    """Workers over a bounded queue of recorded alerts."""
+
+    def __init__(self, deps: Deps, on_hold: HoldHandler | None = None) -> None:
+        self.deps = deps
+        self.executor = Executor(deps, on_hold)
+        self.timers = TimerLoop(deps)
+        self.timers.register("verify", self.on_verify)
+        self.queue: asyncio.Queue[Alert] = asyncio.Queue(deps.settings.engine.queue_size)
+        self._queued: set[str] = set()
+        self._failures: dict[str, int] = {}
+        self._more_backlog = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._busy = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._overflow: list[str] = []
+        self.accepting = False
+
+    # -- the pipeline -----------------------------------------------------------------------------
+    async def process(self, alert: Alert) -> None:
+        """One alert: correlate into an incident, match policies, respond to each match."""
+        now = self.deps.clock.now()
+        matches = self.deps.policies.match(alert) if alert.actionable else []
+        correlation = await self.deps.store.correlate(alert, incident_severity(matches, alert), now)
+        incident = correlation.incident
+        if correlation.opened and incident is not None:
+            self.deps.metrics.incidents_opened.labels(incident.severity.value).inc()
+        if incident is not None and matches and not correlation.stale:
+            flaps = await self._flap_count(alert)
+            await self._note_matches(incident, alert, matches)
+            for match in matches:
+                await self.respond(match, incident, flaps)
+        await self.deps.store.mark_processed([alert.id], self.deps.clock.now())
+
+    async def respond(self, match: Match, incident: Incident, flap_count: int) -> None:
+        """Run a policy's steps: all in order, or one at a time when the policy verifies."""
+        policy = match.policy
+        steps = range(1) if policy.verify else range(len(policy.actions))
+        for index in steps:
+            await self.run_step(match, index, incident, flap_count)
+
+    async def run_step(self, match: Match, index: int, incident: Incident, flap_count: int = 0) -> AuditRecord | None:
+        planned = plan_step(match, index, incident, self.deps.registry, self.deps.clock.now())
+        record = await self.executor.respond(planned, match.alert, flap_count)
+        if record is None:
+            return None
+        if record.outcome is Outcome.SUCCEEDED:
+            await self.deps.store.update_phase(incident.id, Phase.CONTAIN, record.at)
+        verify = match.policy.verify
+        if verify and record.outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN):
+            await self.deps.store.schedule_timer(Timer(
+                f"verify:{record.request_id}", "verify", record.at + verify.after,
+                {"request_id": record.request_id, "alert_id": match.alert.id, "incident_id": incident.id,
+                 "policy": match.policy.name, "step": index}))
+        return record
+
+    async def _flap_count(self, alert: Alert) -> int:
+        flap = self.deps.settings.guardrails.flap
+        try:
+            return await self.deps.coordination.record_change(f"flap:{alert.fingerprint}", flap.window,
+                                                             self.deps.clock.now())
+        except CoordinationUnavailable:
+            self.deps.metrics.coordination_errors.inc()
+            return 0  # the quotas will deny what needs coordination
+
+    async def _note_matches(self, incident: Incident, alert: Alert, matches: Sequence[Match]) -> None:
+        names = [m.policy.name for m in matches]
+        event = TimelineEvent(incident.id, self.deps.clock.now(), "matched", f"matched {', '.join(names)}",
+                              alert_id=alert.id, data={"policies": names})
+        await self.deps.store.update_phase(incident.id, Phase.TRIAGE, event.at, [event])
+
+    # -- verification ---------------------------------------------------------------------------
+    async def on_verify(self, timer: Timer) -> None:
+        """After a step: recovered → verified; otherwise the policy's next step, or escalation."""
+        p = timer.payload
+        store, now = self.deps.store, self.deps.clock.now()
+        incident = await store.get_incident(p["incident_id"])
+        if incident is None:
+            return
+        recovered = incident.status is not IncidentStatus.OPEN or await self._action_recovered(p["request_id"])
+        if recovered:
+            self.deps.metrics.verifications.labels("recovered").inc()
+            event = TimelineEvent(incident.id, now, "verified", f"recovered after {p['policy']} step {p['step'] + 1}",
+                                  request_id=p["request_id"])
+            await store.update_phase(incident.id, Phase.VERIFY, now, [event])
+            return
+        policy = self.deps.policies.by_name(p["policy"])
+        alert = await store.get_alert(p["alert_id"])
+        next_step = p["step"] + 1
+        if policy is not None and alert is not None and next_step < len(policy.actions):
+            self.deps.metrics.verifications.labels("next_step").inc()
+            await store.add_events([TimelineEvent(incident.id, now, "not_recovered",
+                                                  f"not recovered; running step {next_step + 1} of {policy.name}",
+                                                  request_id=p["request_id"])])
+            await self.run_step(Match(policy, alert), next_step, incident)
+            return
+        self.deps.metrics.verifications.labels("escalated").inc()
+        await self.escalate(incident.id, f"not recovered after the last step of {p['policy']}")
+
+    async def _action_recovered(self, request_id: str) -> bool:
+        stored = await self.deps.store.get_request(request_id)
+        action = self.deps.registry.get(stored.request.action) if stored else None
+        if stored is None or action is None:
+            return False
+        audit = await self.deps.store.get_audit(request_id)
+        ctx = ActionContext(stored.request, self.deps.actions, IncidentNotes(self.deps, stored.request),
+                            log.bind(request_id=request_id), self.deps.dry_run,
+                            execution_detail=audit.detail if audit else {})
+        try:
+            params = action.Params.model_validate(stored.request.params)
+            async with asyncio.timeout(self.deps.settings.engine.action_timeout.total_seconds()):
+                return await action.verify(params, ctx) is True
+        except Exception:
+            log.exception("verify_failed", request_id=request_id)
+            return False
+
+    async def escalate(self, incident_id: str, reason: str) -> None:
+        """Tell people: a timeline event and an error log line (the escalation matrix builds on this)."""
+        log.error("escalated", incident_id=incident_id, reason=reason)
+        await self.deps.store.add_events([TimelineEvent(incident_id, self.deps.clock.now(), "escalated", reason)])
+
+    # -- intake and workers -----------------------------------------------------------------------
+    def submit(self, alerts: Sequence[Alert]) -> None:
+        """Queue freshly recorded alerts; what does not fit stays in the store for the backlog feeder."""
+        for index, alert in enumerate(alerts):
+            if alert.id in self._queued:
+                continue
+            try:
+                self.queue.put_nowait(alert)
+            except asyncio.QueueFull:
+                # Claimed by us at ingest: hand them back so the feeder (or another replica) takes them.
+                self._overflow += [a.id for a in alerts[index:]]
+                self._more_backlog.set()
+                break
+            self._queued.add(alert.id)
+        self.deps.metrics.queue_depth.set(self.queue.qsize())
+
+    async def start(self) -> None:
+        now = self.deps.clock.now()
+        for orphan in await self.deps.store.reconcile_running(now):
+            request = orphan.request
+            self.deps.metrics.actions.labels(request.action, Outcome.UNKNOWN.value).inc()
+            await self.escalate(request.incident_id, f"{request.action} on {request.target} was running when "
+                                f"{orphan.holder} stopped; its outcome is unknown and it will not be re-run")
+        self.accepting = True
+        self._tasks = [asyncio.create_task(self._worker(i), name=f"engine-worker-{i}")
+                       for i in range(self.deps.settings.engine.workers)]
+        self._tasks.append(asyncio.create_task(self._feed_backlog(), name="engine-backlog"))
+        self._tasks.append(asyncio.create_task(self.timers.run(), name="engine-timers"))
+        self._more_backlog.set()
+
+    async def _worker(self, number: int) -> None:
+        while True:
+            alert = await self.queue.get()
+            self._busy += 1
+            self._idle.clear()
+            try:
+                await self._process_one(alert)
+            finally:
+                self._busy -= 1
+                if not self._busy:
+                    self._idle.set()
+                self._queued.discard(alert.id)
+                self.queue.task_done()
+
+    async def _process_one(self, alert: Alert) -> None:
+        structlog.contextvars.bind_contextvars(alert_id=alert.id)
+        try:
+            await self.process(alert)
+            self.deps.metrics.alerts_processed.inc()
+            self._failures.pop(alert.id, None)
+        except StoreUnavailable as exc:
+            log.warning("alert_deferred", error=str(exc))  # still recorded: the backlog retries it
+        except Exception:
+            self.deps.metrics.pipeline_errors.inc()
+            failures = self._failures[alert.id] = self._failures.get(alert.id, 0) + 1
+            log.exception("alert_failed", attempt=failures)
+            if failures >= MAX_ATTEMPTS:
+                self._failures.pop(alert.id, None)
+                with contextlib.suppress(StoreUnavailable):
+                    await self.deps.store.mark_processed([alert.id], self.deps.clock.now())
+                log.error("alert_set_aside", attempts=failures)
+        finally:
+            structlog.contextvars.unbind_contextvars("alert_id")
+
+    async def _feed_backlog(self) -> None:
+        """Read back what is recorded but not processed: after a restart, an overflow or a dead replica."""
+        interval = 1.0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._more_backlog.wait(), interval)
+            self._more_backlog.clear()
+            room = self.queue.maxsize - self.queue.qsize()
+            if room <= 0:
+                continue
+            now = self.deps.clock.now()
+            lease = now + self.deps.settings.engine.alert_lease
+            try:
+                if self._overflow:
+                    overflow, self._overflow = self._overflow, []
+                    await self.deps.store.release_alerts(overflow)
+                alerts = await self.deps.store.claim_backlog(now, lease, min(room, 1000), self._queued)
+            except StoreUnavailable as exc:
+                log.warning("backlog_store_unavailable", error=str(exc))
+                continue
+            self.submit(alerts)
+            if len(alerts) == min(room, 1000):
+                self._more_backlog.set()
+
+    async def drain(self, poll: timedelta = timedelta(milliseconds=20)) -> None:
+        """Return once every recorded alert has been processed (tests, `simulate`)."""
+        while True:
+            await self.queue.join()
+            if not self._queued and await self.deps.store.count_unprocessed() == 0:
+                return
+            self._more_backlog.set()
+            await asyncio.sleep(poll.total_seconds())
+
+    async def stop(self) -> None:
+        """Stop intake, let in-flight alerts finish (bounded), hand the rest back to the store."""
+        self.accepting = False
+        handed_back = []
+        while not self.queue.empty():
+            handed_back.append(self.queue.get_nowait().id)
+            self.queue.task_done()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.deps.settings.engine.stop_timeout.total_seconds()):
+                await self._idle.wait()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if handed_back:
+            with contextlib.suppress(StoreUnavailable):
+                await self.deps.store.release_alerts(handed_back)
+        log.info("engine_stopped", handed_back=len(handed_back), unfinished=self._busy)

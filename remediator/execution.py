@@ -1,0 +1,242 @@
+"""One action request from claim to audit record: claim → decide → execute → audit.
+
+The claim (a unique row in the store) comes first, so whichever replica received the alert and
+however often it was delivered, exactly one replica decides and at most one executes. The audit
+record is written in `finally`: exactly one per request, whatever happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+import structlog
+from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, stop_after_delay, wait_exponential_jitter
+
+from remediator.actions.base import ActionContext, ActionParams, AnyAction, TimelineWriter
+from remediator.deps import Deps
+from remediator.errors import CoordinationUnavailable
+from remediator.guardrails import GuardInput
+from remediator.model import (
+    ActionRequest,
+    Alert,
+    AuditRecord,
+    Decision,
+    DecisionReason,
+    Execution,
+    FailureReason,
+    Outcome,
+    Phase,
+    TimelineEvent,
+    Verdict,
+)
+from remediator.observability import get_logger
+from remediator.policy.plan import PlannedStep
+from remediator.stores.base import Lease
+
+log = get_logger("remediator.execution")
+
+HoldHandler = Callable[[PlannedStep, Decision], Awaitable[None]]
+
+
+class IncidentNotes(TimelineWriter):
+    """What actions write onto their incident's timeline."""
+
+    def __init__(self, deps: Deps, request: ActionRequest) -> None:
+        self.deps, self.request = deps, request
+
+    async def note(self, kind: str, message: str, data: Mapping[str, Any] | None = None) -> None:
+        event = TimelineEvent(self.request.incident_id, self.deps.clock.now(), kind, message,
+                              request_id=self.request.id, data=dict(data or {}))
+        await self.deps.store.add_events([event])
+
+
+class Executor:
+    """Runs planned requests through guardrails and actions, and records each exactly once."""
+
+    def __init__(self, deps: Deps, on_hold: HoldHandler | None = None) -> None:
+        self.deps = deps
+        self.on_hold = on_hold
+
+    async def respond(self, planned: PlannedStep, alert: Alert, flap_count: int = 0) -> AuditRecord | None:
+        """Claim, decide, execute, audit. None when another replica (or an earlier run) owns it."""
+        request = planned.request
+        store, clock = self.deps.store, self.deps.clock
+        if not await store.claim_request(request, clock.now()):
+            self.deps.metrics.duplicates.labels("request").inc()
+            return None
+        bound = log.bind(request_id=request.id, incident_id=request.incident_id, alert_id=request.alert_id,
+                         policy=request.policy, action=request.action, target=request.target)
+        started = time.monotonic()
+        decision: Decision | None = None
+        execution: Execution | None = None
+        try:
+            decision = await self.decide(planned, alert, flap_count)
+            decision, execution = await self.execute(planned, decision, bound)
+        except asyncio.CancelledError:
+            execution = Execution.failed(FailureReason.CRASHED, "stopped while handling the request")
+            raise
+        except Exception as exc:
+            bound.exception("request_failed")
+            execution = Execution.failed(FailureReason.INTERNAL, f"{type(exc).__name__}: {exc}")
+        finally:
+            record = self._audit(request, decision, execution, time.monotonic() - started)
+            await store.finish_request(record, _events(request, record))
+            self._count(record, bound)
+        if decision is not None and decision.verdict is Verdict.HOLD and self.on_hold is not None:
+            await self.on_hold(planned, decision)
+        return record
+
+    async def decide(self, planned: PlannedStep, alert: Alert, flap_count: int) -> Decision:
+        if planned.error:
+            reason = DecisionReason.UNKNOWN_ACTION if planned.params is None and \
+                self.deps.registry.get(planned.request.action) is None else DecisionReason.INVALID_PARAMS
+            return Decision.deny(reason, planned.error, "plan")
+        action = self.deps.registry.get(planned.request.action)
+        given = GuardInput(planned.request, planned.step.guardrails, alert, action, self.deps.clock.now(), flap_count)
+        decision = await self.deps.guardrails.evaluate(given)
+        if decision.verdict is Verdict.ALLOW and planned.request.origin.startswith("approval:"):
+            return Decision(Verdict.ALLOW, DecisionReason.APPROVED, decision.detail or "approved by people")
+        return decision
+
+    async def execute(
+        self, planned: PlannedStep, decision: Decision, bound: structlog.typing.FilteringBoundLogger
+    ) -> tuple[Decision, Execution]:
+        if decision.verdict is not Verdict.ALLOW:
+            return decision, Execution(Outcome.NOT_RUN)
+        request = planned.request
+        action = self.deps.registry.get(request.action)
+        assert action is not None and planned.params is not None  # planning guarantees both for an ALLOW
+        dry_run = self.deps.dry_run or planned.step.guardrails.dry_run
+        ctx = ActionContext(request, self.deps.actions, IncidentNotes(self.deps, request), bound, dry_run)
+        if dry_run:
+            calls = await action.plan_calls(planned.params, ctx)
+            return decision, Execution(Outcome.DRY_RUN, detail={"would_call": [c.as_dict() for c in calls]})
+        try:
+            lease = await self._lease(request, action)
+        except CoordinationUnavailable as exc:
+            return Decision.deny(DecisionReason.COORDINATION_UNAVAILABLE, f"no target lease: {exc}", "lease"), \
+                Execution(Outcome.NOT_RUN)
+        if lease is False:
+            return Decision.deny(DecisionReason.TARGET_BUSY, f"another action holds {request.target}", "lease"), \
+                Execution(Outcome.NOT_RUN)
+        try:
+            if isinstance(lease, Lease):
+                ctx.fencing_token = lease.token
+            reason = await action.precheck(planned.params, ctx)
+            if reason:
+                return decision, Execution.failed(FailureReason.PRECHECK_FAILED, reason)
+            await self.deps.store.start_execution(request.id, self.deps.clock.now())
+            return decision, await self.run(action, planned.params, ctx)
+        finally:
+            if isinstance(lease, Lease):
+                await self._release(lease)
+
+    async def _lease(self, request: ActionRequest, action: AnyAction) -> Lease | bool | None:
+        """The target's lease; None when the action needs none and coordination is down; False when busy."""
+        coordination, settings = self.deps.coordination, self.deps.settings
+        try:
+            lease = await coordination.acquire_lease(f"target:{request.target}", self.deps.holder,
+                                                     settings.coordination.lease_ttl, self.deps.clock.now())
+        except CoordinationUnavailable:
+            self.deps.metrics.coordination_errors.inc()
+            if action.needs_coordination:
+                raise
+            return None
+        return lease if lease is not None else False
+
+    async def _release(self, lease: Lease) -> None:
+        try:
+            await self.deps.coordination.release_lease(lease)
+        except CoordinationUnavailable:
+            self.deps.metrics.coordination_errors.inc()  # the lease expires on its own
+
+    async def run(self, action: AnyAction, params: ActionParams, ctx: ActionContext) -> Execution:
+        """`action.run` with a timeout per attempt, retried (jitter, deadline) while retryable."""
+        engine = self.deps.settings.engine
+
+        def note_retry(state: Any) -> None:
+            self.deps.metrics.action_retries.labels(action.type_name).inc()
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(engine.retry_attempts) | stop_after_delay(engine.retry_deadline.total_seconds()),
+            wait=wait_exponential_jitter(initial=engine.retry_initial_wait.total_seconds(), max=30),
+            retry=retry_if_result(lambda e: e.outcome is Outcome.FAILED and e.retryable),
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+            before_sleep=note_retry,
+        )
+        execution: Execution = await retrying(self._attempt, action, params, ctx)
+        return replace(execution, attempts=retrying.statistics.get("attempt_number", 1))
+
+    async def _attempt(self, action: AnyAction, params: ActionParams, ctx: ActionContext) -> Execution:
+        timeout = self.deps.settings.engine.action_timeout.total_seconds()
+        try:
+            async with asyncio.timeout(timeout):
+                return await action.run(params, ctx)
+        except TimeoutError:
+            # Not retried: the action may have taken effect before the deadline.
+            return Execution.failed(FailureReason.TIMEOUT, f"no result within {timeout:.0f}s; the action may have "
+                                    "taken effect, check the target")
+        except Exception as exc:
+            ctx.log.exception("action_raised")
+            return Execution.failed(FailureReason.INTERNAL, f"{type(exc).__name__}: {exc}")
+
+    def _audit(
+        self, request: ActionRequest, decision: Decision | None, execution: Execution | None, seconds: float
+    ) -> AuditRecord:
+        decision = decision or Decision.deny(DecisionReason.ERROR, "no decision was reached", "engine")
+        execution = execution or Execution(Outcome.NOT_RUN)
+        dry_run = execution.outcome is Outcome.DRY_RUN
+        return AuditRecord(
+            request_id=request.id, at=self.deps.clock.now(), incident_id=request.incident_id,
+            alert_id=request.alert_id, policy=request.policy, action=request.action, target=request.target,
+            params=request.params, plan_hash=request.plan_hash,
+            mode="dry-run" if dry_run or self.deps.dry_run else "enforce",
+            verdict=decision.verdict, decision_reason=decision.reason, decision_detail=decision.detail,
+            outcome=execution.outcome, failure_reason=execution.reason,
+            detail={**execution.detail, "attempts": execution.attempts} if execution.outcome in (
+                Outcome.SUCCEEDED, Outcome.FAILED) else dict(execution.detail),
+            duration_ms=round(seconds * 1000, 3), origin=request.origin,
+        )
+
+    def _count(self, record: AuditRecord, bound: structlog.typing.FilteringBoundLogger) -> None:
+        metrics = self.deps.metrics
+        metrics.decisions.labels(record.verdict.value, record.decision_reason.value).inc()
+        metrics.actions.labels(record.action, record.outcome.value).inc()
+        if record.failure_reason is not None:
+            metrics.action_failures.labels(record.action, record.failure_reason.value).inc()
+        if record.outcome in (Outcome.SUCCEEDED, Outcome.FAILED):
+            metrics.action_duration.labels(record.action).observe(record.duration_ms / 1000)
+        level = bound.warning if record.outcome is Outcome.FAILED else bound.info
+        level("action_request", verdict=record.verdict.value, reason=record.decision_reason.value,
+              outcome=record.outcome.value, failure=record.failure_reason.value if record.failure_reason else None,
+              detail=record.decision_detail, mode=record.mode)
+
+
+def _events(request: ActionRequest, record: AuditRecord) -> list[TimelineEvent]:
+    decided = TimelineEvent(
+        request.incident_id, record.at, "decided",
+        f"{request.action} on {request.target or '?'}: {record.verdict.value} ({record.decision_reason.value})"
+        + (f" — {record.decision_detail}" if record.decision_detail else ""),
+        alert_id=request.alert_id, request_id=request.id,
+        data={"policy": request.policy, "step": request.step, "verdict": record.verdict.value,
+              "reason": record.decision_reason.value, "plan_hash": request.plan_hash},
+    )
+    if record.outcome is Outcome.NOT_RUN:
+        return [decided]
+    executed = TimelineEvent(
+        request.incident_id, record.at, "executed",
+        f"{request.action} on {request.target}: {record.outcome.value}"
+        + (f" ({record.failure_reason.value})" if record.failure_reason else ""),
+        alert_id=request.alert_id, request_id=request.id,
+        data={"outcome": record.outcome.value, "detail": dict(record.detail)},
+    )
+    return [decided, executed]
+
+
+def contained_phase(record: AuditRecord) -> Phase | None:
+    """A first successful action contains the incident."""
+    return Phase.CONTAIN if record.outcome is Outcome.SUCCEEDED else None

@@ -1,0 +1,30 @@
+"""Approval: P1 requests (by settings) and high-risk actions wait for people."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from remediator.guardrails.base import GuardInput
+from remediator.model import Decision, Risk, Severity
+
+
+class ApprovalGuard:
+    name = "approval"
+
+    def __init__(self, hold_severities: Collection[Severity]) -> None:
+        self.hold_severities = frozenset(hold_severities)
+
+    async def check(self, given: GuardInput) -> Decision | None:
+        request = given.request
+        if request.origin.startswith("approval:"):
+            return None  # people approved this very plan; the other rules still apply
+        reasons = []
+        if request.severity in self.hold_severities:
+            reasons.append(f"{request.severity.value} policy")
+        if request.risk is Risk.HIGH:
+            reasons.append(f"{request.action} is a high-risk action")
+        if given.step.require_approval:
+            reasons.append("the policy requires approval")
+        if reasons:
+            return Decision.hold("; ".join(reasons) + ": held for approval", self.name)
+        return None

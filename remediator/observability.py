@@ -1,0 +1,113 @@
+"""Prometheus metrics (every bounded label set pre-initialised) and structlog JSON logs."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from remediator.model import DecisionReason, FailureReason, Outcome, Severity, Verdict
+
+SOURCES = ("alertmanager", "sns")
+INGEST_RESULTS = ("accepted", "duplicate", "bad_request", "unauthorized", "too_large", "store_unavailable")
+DECISION_PAIRS = [(Verdict.ALLOW, DecisionReason.ALLOWED), (Verdict.ALLOW, DecisionReason.APPROVED),
+                  (Verdict.HOLD, DecisionReason.APPROVAL_REQUIRED)] + [
+    (Verdict.DENY, r) for r in DecisionReason if r not in (DecisionReason.ALLOWED, DecisionReason.APPROVED,
+                                                          DecisionReason.APPROVAL_REQUIRED)]
+
+
+class Metrics:
+    """The daemon's metrics, on a registry of its own (several apps can live in one test process)."""
+
+    def __init__(self, action_types: Iterable[str] = ()) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.alerts_received = Counter("remediator_alerts_received_total",
+                                       "Alerts received, by source and what became of them", ["source", "result"],
+                                       registry=r)
+        self.requests_rejected = Counter("remediator_webhook_rejected_total",
+                                         "Webhook requests refused before any alert was recorded", ["source", "reason"],
+                                         registry=r)
+        self.duplicates = Counter("remediator_duplicates_total",
+                                  "Deliveries and requests recognised as already seen", ["kind"], registry=r)
+        self.decisions = Counter("remediator_decisions_total", "Guardrail decisions, by verdict and reason",
+                                 ["verdict", "reason"], registry=r)
+        self.actions = Counter("remediator_actions_total", "Action requests by type and outcome",
+                               ["action", "outcome"], registry=r)
+        self.action_failures = Counter("remediator_action_failures_total", "Failed executions by reason",
+                                       ["action", "reason"], registry=r)
+        self.action_duration = Histogram("remediator_action_duration_seconds", "Time an action took to run",
+                                         ["action"], registry=r,
+                                         buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
+        self.action_retries = Counter("remediator_action_retries_total", "Retries of retryable failures",
+                                      ["action"], registry=r)
+        self.queue_depth = Gauge("remediator_queue_depth", "Alerts waiting for an engine worker", registry=r)
+        self.backlog = Gauge("remediator_backlog", "Recorded alerts not yet processed (last count)", registry=r)
+        self.alerts_processed = Counter("remediator_alerts_processed_total", "Alerts through the pipeline",
+                                        registry=r)
+        self.pipeline_errors = Counter("remediator_pipeline_errors_total", "Alerts whose processing failed",
+                                       registry=r)
+        self.open_incidents = Gauge("remediator_open_incidents", "Open incidents by severity", ["severity"],
+                                    registry=r)
+        self.incidents_opened = Counter("remediator_incidents_opened_total", "Incidents opened", ["severity"],
+                                        registry=r)
+        self.timers_fired = Counter("remediator_timers_fired_total", "Durable timers fired", ["kind"], registry=r)
+        self.verifications = Counter("remediator_verifications_total", "Verification results", ["result"],
+                                     registry=r)
+        self.coordination_errors = Counter("remediator_coordination_errors_total",
+                                           "Calls to the coordination backend that failed", registry=r)
+        self._initialise(action_types)
+
+    def _initialise(self, action_types: Iterable[str]) -> None:
+        for source in SOURCES:
+            for result in INGEST_RESULTS:
+                self.alerts_received.labels(source, result)
+        for kind in ("delivery", "request"):
+            self.duplicates.labels(kind)
+        for verdict, reason in DECISION_PAIRS:
+            self.decisions.labels(verdict.value, reason.value)
+        for action in action_types:
+            self.add_action_type(action)
+        for severity in Severity:
+            self.open_incidents.labels(severity.value)
+            self.incidents_opened.labels(severity.value)
+        for result in ("recovered", "not_recovered", "next_step", "escalated"):
+            self.verifications.labels(result)
+
+    def add_action_type(self, action: str) -> None:
+        for outcome in Outcome:
+            self.actions.labels(action, outcome.value)
+        for reason in FailureReason:
+            self.action_failures.labels(action, reason.value)
+        self.action_duration.labels(action)
+        self.action_retries.labels(action)
+
+
+def configure_logging(level: str = "info", fmt: str = "json") -> None:
+    """structlog to stdout: JSON lines by default, context variables (incident_id ...) merged in."""
+    numeric = getattr(logging, level.upper())
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr,
+                        format="%(levelname)s %(name)s %(message)s")
+
+
+def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
+    return logger

@@ -1,0 +1,1 @@
+"""Policies: schema, loader, matching and planning."""

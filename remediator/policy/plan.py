@@ -1,0 +1,93 @@
+"""From a match to typed action requests: fill templates, validate into the action's Params."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from remediator.actions.base import ActionParams, ActionRegistry
+from remediator.errors import TemplateError
+from remediator.model import ActionRequest, Alert, Incident, Risk, stable_id
+from remediator.policy import template
+from remediator.policy.match import Match
+from remediator.policy.model import ActionStep
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedStep:
+    """One step of a matched policy: a request ready for guardrails, or why it could not be planned."""
+
+    request: ActionRequest
+    step: ActionStep
+    params: ActionParams | None
+    error: str = ""
+
+
+def plan_hash(action: str, target: str, params: Mapping[str, Any]) -> str:
+    """What an approver approves: the action, its target and its validated parameters."""
+    canonical = orjson.dumps({"action": action, "target": target, "params": params}, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def request_id(alert: Alert, policy: str, step: int) -> str:
+    """Deterministic: the same occurrence planned by any replica, at any time, gets the same id."""
+    return stable_id(alert.id, policy, str(step))
+
+
+def template_scope(alert: Alert, incident_id: str, policy: str) -> dict[str, Mapping[str, str]]:
+    return {
+        "labels": alert.labels,
+        "annotations": alert.annotations,
+        "alert": {"name": alert.name, "source": alert.source, "status": alert.status.value,
+                  "fingerprint": alert.fingerprint},
+        "incident": {"id": incident_id},
+        "policy": {"name": policy},
+    }
+
+
+def plan_step(
+    match: Match, index: int, incident: Incident, registry: ActionRegistry, now: datetime
+) -> PlannedStep:
+    policy, alert = match.policy, match.alert
+    step = policy.actions[index]
+    action = registry.get(step.type)
+    risk = action.risk if action else Risk.NORMAL
+    params: ActionParams | None = None
+    error = ""
+    target = ""
+    rendered: dict[str, Any] = dict(step.params)
+    try:
+        rendered = template.render(step.params, template_scope(alert, incident.id, policy.name))
+        if action is None:
+            error = f"unknown action {step.type!r}"
+        else:
+            params = action.Params.model_validate(rendered)
+            target = action.target(params)
+            rendered = params.model_dump(mode="json")
+    except TemplateError as exc:
+        error = str(exc)
+    except ValidationError as exc:
+        error = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors()
+        )
+    request = ActionRequest(
+        id=request_id(alert, policy.name, index),
+        alert_id=alert.id,
+        incident_id=incident.id,
+        policy=policy.name,
+        step=index,
+        action=step.type,
+        target=target,
+        params=rendered,
+        severity=policy.severity,
+        risk=risk,
+        plan_hash=plan_hash(step.type, target, rendered),
+        created_at=now,
+    )
+    return PlannedStep(request, step, params, error)

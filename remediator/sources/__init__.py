@@ -1,0 +1,1 @@
+"""Sources: turn requests from senders into alerts."""

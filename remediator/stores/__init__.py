@@ -1,0 +1,1 @@
+"""Stores: the durable record (SQLite, PostgreSQL) and coordination (in-process, Redis)."""

@@ -1,0 +1,104 @@
+"""In-process coordination: the embedded default for a single daemon process.
+
+Every operation runs without awaiting, so on one event loop it is atomic by construction.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from remediator.stores.base import Admission, KillSwitch, Lease, Quota
+
+
+class InProcessCoordination:
+    """Sliding windows, leases and the kill switch in dictionaries."""
+
+    def __init__(self) -> None:
+        self._windows: dict[str, deque[datetime]] = {}
+        self._members: dict[str, dict[str, datetime]] = {}
+        self._changes: dict[str, deque[datetime]] = {}
+        self._leases: dict[str, Lease] = {}
+        self._tokens: dict[str, int] = {}
+        self._kill = KillSwitch(False)
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def ping(self) -> None:
+        return None
+
+    def _window(self, key: str, window: timedelta, now: datetime) -> deque[datetime]:
+        times = self._windows.setdefault(key, deque())
+        while times and times[0] <= now - window:
+            times.popleft()
+        return times
+
+    def _members_in(self, key: str, window: timedelta, now: datetime) -> dict[str, datetime]:
+        members = self._members.setdefault(key, {})
+        for member in [m for m, at in members.items() if at <= now - window]:
+            del members[member]
+        return members
+
+    def _denial(self, quota: Quota, now: datetime) -> Admission | None:
+        if quota.member is not None:
+            members = self._members_in(quota.key, quota.window, now)
+            if quota.member in members or len(members) < quota.limit:
+                return None
+            oldest = min(members.values())
+        else:
+            times = self._window(quota.key, quota.window, now)
+            if len(times) < quota.limit:
+                return None
+            oldest = times[0] if times else now
+        retry = (oldest + quota.window - now).total_seconds()
+        return Admission(False, quota, max(retry, 0.0))
+
+    async def admit(self, quotas: Sequence[Quota], now: datetime) -> Admission:
+        for quota in quotas:
+            denial = self._denial(quota, now)
+            if denial is not None:
+                return denial
+        for quota in quotas:
+            if quota.member is not None:
+                self._members[quota.key][quota.member] = now
+            else:
+                self._windows[quota.key].append(now)
+        return Admission(True)
+
+    async def kill_switch(self) -> KillSwitch:
+        return self._kill
+
+    async def set_kill_switch(self, state: KillSwitch) -> None:
+        self._kill = state
+
+    async def record_change(self, key: str, window: timedelta, now: datetime) -> int:
+        times = self._changes.setdefault(key, deque())
+        times.append(now)
+        while times and times[0] <= now - window:
+            times.popleft()
+        return len(times)
+
+    async def acquire_lease(self, key: str, holder: str, ttl: timedelta, now: datetime) -> Lease | None:
+        current = self._leases.get(key)
+        if current is not None and current.expires_at > now and current.holder != holder:
+            return None
+        token = self._tokens.get(key, 0) + 1
+        self._tokens[key] = token
+        lease = Lease(key, holder, token, now + ttl)
+        self._leases[key] = lease
+        return lease
+
+    async def release_lease(self, lease: Lease) -> bool:
+        current = self._leases.get(lease.key)
+        if current is None or current.token != lease.token:
+            return False
+        del self._leases[lease.key]
+        return True
+
+    async def held_leases(self, now: datetime) -> list[Lease]:
+        return [lease for lease in self._leases.values() if lease.expires_at > now]

@@ -1,0 +1,471 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+All writes go through one writer thread that commits whatever has queued up together in one
+transaction (group commit), each write inside its own savepoint so one failing write does not
+take the others with it. A coroutine awaiting a write resumes only after the COMMIT, so "acked"
+means "on disk" (synchronous=NORMAL survives a crash of the process; FULL also a power loss).
+Reads use their own connections on a small thread pool and see committed data only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from remediator import incidents
+from remediator.errors import StoreUnavailable
+from remediator.model import (
+    ActionRequest,
+    Alert,
+    AuditRecord,
+    DecisionReason,
+    FailureReason,
+    Incident,
+    IncidentStatus,
+    Outcome,
+    Phase,
+    Severity,
+    TimelineEvent,
+    Verdict,
+)
+from remediator.stores import rows
+from remediator.stores.base import Correlation, RequestState, StoredRequest, Timer
+
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], Any]
+_STOP = object()
+
+
+def migrations(dialect: str) -> list[tuple[int, str]]:
+    """Versioned SQL files shipped with the package, in order."""
+    folder = resources.files("remediator.stores").joinpath("migrations").joinpath(dialect)
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+class _Writer(threading.Thread):
+    """The one thread that writes; it commits everything that queued up together."""
+
+    def __init__(self, path: str, synchronous: str, batch_max: int, busy_timeout_ms: int) -> None:
+        super().__init__(name="sqlite-writer", daemon=True)
+        self.path, self.synchronous, self.batch_max = path, synchronous, batch_max
+        self.busy_timeout_ms = busy_timeout_ms
+        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.ready = threading.Event()
+        self.failure: BaseException | None = None
+        self.batches = 0
+
+    def run(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+            conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
+        except sqlite3.Error as exc:
+            self.failure = exc
+            self.ready.set()
+            return
+        self.ready.set()
+        stopping = False
+        while not stopping:
+            batch = [self.jobs.get()]
+            while len(batch) < self.batch_max:
+                try:
+                    batch.append(self.jobs.get_nowait())
+                except queue.Empty:
+                    break
+            if _STOP in batch:
+                stopping = True
+                batch = [job for job in batch if job is not _STOP]
+            if batch:
+                self._commit(conn, batch)
+        conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
+        results: list[tuple[Any, Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op, loop, future in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    value = op(conn)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    failure = StoreUnavailable(str(exc)) if isinstance(exc, sqlite3.OperationalError) else exc
+                    results.append((loop, future, failure))
+                    continue
+                conn.execute("RELEASE op")
+                results.append((loop, future, value))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            failure = StoreUnavailable(f"sqlite: {exc}")
+            results = [(loop, future, failure) for _, loop, future in batch]
+        self.batches += 1
+        by_loop: dict[Any, list[tuple[Any, Any]]] = {}
+        for loop, future, outcome in results:
+            by_loop.setdefault(loop, []).append((future, outcome))
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_settle, settled)
+
+
+def _settle(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, outcome in settled:
+        if future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+
+class SqliteStore:
+    """`Store` on one SQLite file."""
+
+    def __init__(
+        self, path: Path | str, *, holder: str, synchronous: str = "normal", batch_max: int = 512,
+        busy_timeout_ms: int = 2000,
+    ) -> None:
+        self.path = str(path)
+        self.holder = holder
+        self._writer = _Writer(self.path, synchronous, batch_max, busy_timeout_ms)
+        self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-reader")
+        self._local = threading.local()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._writer.start()
+        await asyncio.to_thread(self._writer.ready.wait)
+        if self._writer.failure is not None:
+            raise StoreUnavailable(f"cannot open {self.path}: {self._writer.failure}")
+        await self._write(self._migrate)
+        # Claims by earlier processes on this file are void: only one process uses it.
+        await self._write(lambda c: c.execute(
+            "UPDATE alerts SET claimed_by = NULL, claimed_until = NULL WHERE processed_at IS NULL"))
+
+    async def close(self) -> None:
+        if self._writer.is_alive():
+            self._writer.jobs.put(_STOP)
+            await asyncio.to_thread(self._writer.join, 10)
+        self._readers.shutdown(wait=False)
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
+        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        for version, sql in migrations("sqlite"):
+            if version in done:
+                continue
+            for statement in (s.strip() for s in sql.split(";")):
+                if statement and not all(line.startswith("--") for line in statement.splitlines()):
+                    conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, datetime('now'))", (version,))
+
+    async def ping(self) -> None:
+        await self._write(lambda c: c.execute("UPDATE counters SET value = value WHERE name = 'ping'"))
+
+    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        if not self._writer.is_alive():
+            raise StoreUnavailable("the store's writer is not running")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._writer.jobs.put((op, loop, future))
+        return await future
+
+    async def _read(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        def run() -> T:
+            conn = getattr(self._local, "conn", None)
+            if conn is None:
+                conn = sqlite3.connect(self.path, check_same_thread=False)
+                conn.execute("PRAGMA query_only = ON")
+                self._local.conn = conn
+            return op(conn)
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"sqlite: {exc}") from exc
+
+    @property
+    def batches(self) -> int:
+        return self._writer.batches
+
+    # -- alerts -----------------------------------------------------------------------------------
+    async def record_alerts(self, alerts: Sequence[Alert], lease_until: datetime) -> list[bool]:
+        prepared = [(a, rows.alert_row(a)) for a in alerts]
+        claim = (self.holder, rows.ts(lease_until))
+
+        def op(conn: sqlite3.Connection) -> list[bool]:
+            results = []
+            for alert, row in prepared:
+                new = True
+                for key in alert.dedup_keys:
+                    cursor = conn.execute("INSERT OR IGNORE INTO alert_keys (key, alert_id) VALUES (?, ?)",
+                                          (key, alert.id))
+                    new = new and cursor.rowcount == 1
+                if new:
+                    conn.execute(rows.INSERT_ALERT, (*row, *claim))
+                results.append(new)
+            return results
+
+        return await self._write(op)
+
+    async def claim_backlog(
+        self, now: datetime, lease_until: datetime, limit: int, exclude: Collection[str] = ()
+    ) -> list[Alert]:
+        skip = set(exclude)
+
+        def op(conn: sqlite3.Connection) -> list[Alert]:
+            found = conn.execute(
+                f"SELECT {rows.ALERT_COLUMNS} FROM alerts WHERE processed_at IS NULL "
+                "AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY seq LIMIT ?",
+                (rows.ts(now), limit + len(skip)),
+            ).fetchall()
+            alerts = [rows.alert_from_row(r) for r in found if r[0] not in skip][:limit]
+            conn.executemany("UPDATE alerts SET claimed_by = ?, claimed_until = ? WHERE id = ?",
+                             [(self.holder, rows.ts(lease_until), a.id) for a in alerts])
+            return alerts
+
+        return await self._write(op)
+
+    async def mark_processed(self, alert_ids: Sequence[str], now: datetime) -> None:
+        stamp = rows.ts(now)
+        await self._write(lambda c: c.executemany(
+            "UPDATE alerts SET processed_at = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ?",
+            [(stamp, i) for i in alert_ids]))
+
+    async def release_alerts(self, alert_ids: Sequence[str]) -> None:
+        await self._write(lambda c: c.executemany(
+            "UPDATE alerts SET claimed_by = NULL, claimed_until = NULL WHERE id = ? AND processed_at IS NULL",
+            [(i,) for i in alert_ids]))
+
+    async def get_alert(self, alert_id: str) -> Alert | None:
+        def op(conn: sqlite3.Connection) -> Alert | None:
+            row = conn.execute(f"SELECT {rows.ALERT_COLUMNS} FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+            return rows.alert_from_row(row) if row else None
+
+        return await self._read(op)
+
+    async def count_unprocessed(self) -> int:
+        return int(await self._read(
+            lambda c: c.execute("SELECT count(*) FROM alerts WHERE processed_at IS NULL").fetchone()[0]))
+
+    # -- incidents --------------------------------------------------------------------------------
+    async def correlate(self, alert: Alert, severity: Severity, now: datetime) -> Correlation:
+        return await self._write(lambda conn: self._correlate(conn, alert, severity, now))
+
+    def _correlate(self, conn: sqlite3.Connection, alert: Alert, severity: Severity, now: datetime) -> Correlation:
+        done = conn.execute("SELECT correlated, incident_id FROM alerts WHERE id = ?", (alert.id,)).fetchone()
+        if done is not None and done[0]:
+            return Correlation(self._incident(conn, done[1]) if done[1] else None)
+        current = self._open_incident(conn, alert.group_key)
+        if alert.status.value == "firing" and self._is_stale(conn, alert):
+            return Correlation(current, stale=True)
+        effect = incidents.apply_alert(current, alert, severity, now, lambda: self._next_incident_id(conn, now))
+        if effect.incident is not None:
+            conn.execute(rows.UPSERT_INCIDENT, rows.incident_row(effect.incident))
+        self._insert_events(conn, effect.events)
+        conn.execute("UPDATE alerts SET correlated = 1, incident_id = ? WHERE id = ?",
+                     (effect.incident.id if effect.incident else None, alert.id))
+        return Correlation(effect.incident, effect.opened, effect.resolved, False, effect.severity_raised)
+
+    @staticmethod
+    def _is_stale(conn: sqlite3.Connection, alert: Alert) -> bool:
+        """A firing occurrence older than a resolution already seen for the same alert."""
+        return conn.execute(
+            "SELECT 1 FROM alerts WHERE fingerprint = ? AND status = 'resolved' AND starts_at >= ? LIMIT 1",
+            (alert.fingerprint, rows.ts(alert.starts_at)),
+        ).fetchone() is not None
+
+    @staticmethod
+    def _open_incident(conn: sqlite3.Connection, key: str) -> Incident | None:
+        row = conn.execute(f"SELECT {rows.INCIDENT_COLUMNS} FROM incidents WHERE correlation_key = ? "
+                           "AND status = 'open'", (key,)).fetchone()
+        return rows.incident_from_row(row) if row else None
+
+    @staticmethod
+    def _incident(conn: sqlite3.Connection, incident_id: str) -> Incident | None:
+        row = conn.execute(f"SELECT {rows.INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+        return rows.incident_from_row(row) if row else None
+
+    @staticmethod
+    def _next_incident_id(conn: sqlite3.Connection, now: datetime) -> str:
+        name = f"incident-{now.year}"
+        value = conn.execute(
+            "INSERT INTO counters (name, value) VALUES (?, 1) "
+            "ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value", (name,),
+        ).fetchone()[0]
+        return rows.incident_id(now.year, int(value))
+
+    @staticmethod
+    def _insert_events(conn: sqlite3.Connection, events: Sequence[TimelineEvent]) -> None:
+        if events:
+            conn.executemany(rows.INSERT_EVENT, [rows.event_row(e) for e in events])
+
+    async def add_events(self, events: Sequence[TimelineEvent]) -> None:
+        await self._write(lambda conn: self._insert_events(conn, events))
+
+    async def get_incident(self, incident_id: str) -> Incident | None:
+        return await self._read(lambda conn: self._incident(conn, incident_id))
+
+    async def list_incidents(self, status: IncidentStatus | None = None, limit: int = 100) -> list[Incident]:
+        where, args = ("WHERE status = ?", [status.value]) if status else ("", [])
+
+        def op(conn: sqlite3.Connection) -> list[Incident]:
+            found = conn.execute(f"SELECT {rows.INCIDENT_COLUMNS} FROM incidents {where} "
+                                 "ORDER BY opened_at DESC, id DESC LIMIT ?", (*args, limit)).fetchall()
+            return [rows.incident_from_row(r) for r in found]
+
+        return await self._read(op)
+
+    async def timeline(self, incident_id: str) -> list[TimelineEvent]:
+        def op(conn: sqlite3.Connection) -> list[TimelineEvent]:
+            found = conn.execute(f"SELECT {rows.EVENT_COLUMNS} FROM timeline WHERE incident_id = ? ORDER BY seq",
+                                 (incident_id,)).fetchall()
+            return [rows.event_from_row(r) for r in found]
+
+        return await self._read(op)
+
+    async def open_incident_counts(self) -> dict[Severity, int]:
+        def op(conn: sqlite3.Connection) -> dict[Severity, int]:
+            found = conn.execute("SELECT severity, count(*) FROM incidents WHERE status = 'open' GROUP BY severity")
+            counts = dict.fromkeys(Severity, 0)
+            counts.update({Severity(s): n for s, n in found})
+            return counts
+
+        return await self._read(op)
+
+    async def update_phase(
+        self, incident_id: str, phase: Phase, at: datetime, events: Sequence[TimelineEvent] = ()
+    ) -> Incident | None:
+        def op(conn: sqlite3.Connection) -> Incident | None:
+            current = self._incident(conn, incident_id)
+            if current is None:
+                return None
+            moved = incidents.move_phase(current, phase, at)
+            if moved is not current:
+                conn.execute(rows.UPSERT_INCIDENT, rows.incident_row(moved))
+            self._insert_events(conn, events)
+            return moved
+
+        return await self._write(op)
+
+    # -- requests, executions, audit --------------------------------------------------------------
+    async def claim_request(self, request: ActionRequest, now: datetime) -> bool:
+        row = (*rows.request_row(request), RequestState.CLAIMED.value, self.holder, rows.ts(now))
+        inserted = await self._write(lambda c: c.execute(rows.CLAIM_REQUEST, row).rowcount)
+        return inserted == 1
+
+    async def start_execution(self, request_id: str, now: datetime) -> None:
+        await self._write(lambda c: c.execute(
+            "UPDATE requests SET state = 'running', started_at = ? WHERE id = ?", (rows.ts(now), request_id)))
+
+    async def finish_request(self, record: AuditRecord, events: Sequence[TimelineEvent] = ()) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(rows.INSERT_AUDIT, rows.audit_row(record))
+            conn.execute("UPDATE requests SET state = 'done', finished_at = ? WHERE id = ?",
+                         (rows.ts(record.at), record.request_id))
+            self._insert_events(conn, events)
+
+        await self._write(op)
+
+    async def reconcile_running(self, now: datetime) -> list[StoredRequest]:
+        def op(conn: sqlite3.Connection) -> list[StoredRequest]:
+            found = conn.execute(
+                f"SELECT {rows.REQUEST_COLUMNS} FROM requests WHERE state = 'running' AND holder != ?",
+                (self.holder,),
+            ).fetchall()
+            stored = [rows.stored_request_from_row(r) for r in found]
+            for item in stored:
+                conn.execute("UPDATE requests SET state = 'unknown', finished_at = ? WHERE id = ?",
+                             (rows.ts(now), item.request.id))
+                conn.execute(rows.INSERT_AUDIT, rows.audit_row(unknown_audit(item, now)))
+            return stored
+
+        return await self._write(op)
+
+    async def get_request(self, request_id: str) -> StoredRequest | None:
+        def op(conn: sqlite3.Connection) -> StoredRequest | None:
+            row = conn.execute(f"SELECT {rows.REQUEST_COLUMNS} FROM requests WHERE id = ?", (request_id,)).fetchone()
+            return rows.stored_request_from_row(row) if row else None
+
+        return await self._read(op)
+
+    async def get_audit(self, request_id: str) -> AuditRecord | None:
+        def op(conn: sqlite3.Connection) -> AuditRecord | None:
+            row = conn.execute(f"SELECT {rows.AUDIT_COLUMNS} FROM audit WHERE request_id = ?", (request_id,)).fetchone()
+            return rows.audit_from_row(row) if row else None
+
+        return await self._read(op)
+
+    async def list_audit(self, incident_id: str | None = None, limit: int = 100) -> list[AuditRecord]:
+        where, args = ("WHERE incident_id = ?", [incident_id]) if incident_id else ("", [])
+
+        def op(conn: sqlite3.Connection) -> list[AuditRecord]:
+            found = conn.execute(f"SELECT {rows.AUDIT_COLUMNS} FROM audit {where} ORDER BY seq DESC LIMIT ?",
+                                 (*args, limit)).fetchall()
+            return [rows.audit_from_row(r) for r in found]
+
+        return await self._read(op)
+
+    # -- timers -----------------------------------------------------------------------------------
+    async def schedule_timer(self, timer: Timer) -> bool:
+        inserted = await self._write(lambda c: c.execute(
+            "INSERT OR IGNORE INTO timers (id, kind, due_at, payload, state) VALUES (?, ?, ?, ?, 'pending')",
+            (timer.id, timer.kind, rows.ts(timer.due_at), rows.dumps(timer.payload))).rowcount)
+        return inserted == 1
+
+    async def claim_due_timers(self, now: datetime, lease_until: datetime, limit: int) -> list[Timer]:
+        def op(conn: sqlite3.Connection) -> list[Timer]:
+            found = conn.execute(
+                "UPDATE timers SET claimed_by = ?, claimed_until = ? WHERE id IN ("
+                " SELECT id FROM timers WHERE state = 'pending' AND due_at <= ?"
+                " AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY due_at LIMIT ?)"
+                " RETURNING id, kind, due_at, payload",
+                (self.holder, rows.ts(lease_until), rows.ts(now), rows.ts(now), limit),
+            ).fetchall()
+            return sorted((rows.timer_from_row(r) for r in found), key=lambda t: (t.due_at, t.id))
+
+        return await self._write(op)
+
+    async def complete_timer(self, timer_id: str, now: datetime) -> None:
+        await self._write(lambda c: c.execute(
+            "UPDATE timers SET state = 'fired', fired_at = ? WHERE id = ?", (rows.ts(now), timer_id)))
+
+    async def cancel_timers(self, prefix: str) -> int:
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        cancelled = await self._write(lambda c: c.execute(
+            "UPDATE timers SET state = 'cancelled' WHERE state = 'pending' AND id LIKE ? ESCAPE '\\'",
+            (pattern,)).rowcount)
+        return int(cancelled)
+
+
+def unknown_audit(item: StoredRequest, now: datetime) -> AuditRecord:
+    """The audit record of a request whose process died while it ran."""
+    request = item.request
+    return AuditRecord(
+        request_id=request.id, at=now, incident_id=request.incident_id, alert_id=request.alert_id,
+        policy=request.policy, action=request.action, target=request.target, params=request.params,
+        plan_hash=request.plan_hash, mode="enforce", verdict=Verdict.ALLOW, decision_reason=DecisionReason.ALLOWED,
+        decision_detail="allowed before the process stopped", outcome=Outcome.UNKNOWN,
+        failure_reason=FailureReason.CRASHED,
+        detail={"error": f"{item.holder} stopped while the action was running; check the target by hand"},
+        origin=request.origin,
+    )

@@ -1,0 +1,1 @@
+"""HTTP handlers only: they verify, parse, record and answer; the engine does the rest."""

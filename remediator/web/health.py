@@ -1,0 +1,51 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from remediator.errors import CoordinationUnavailable, StoreUnavailable
+from remediator.web.common import json_response
+from remediator.web.keys import DEPS, ENGINE
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process answers: nothing else is checked (ECS restarts the task when this fails)."""
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready to take alerts: the store is writable, policies are loaded, the engine is running."""
+    deps, engine = request.app[DEPS], request.app[ENGINE]
+    checks: dict[str, str] = {"policies": f"{len(deps.policies)} loaded", "engine": "running"}
+    ready = True
+    try:
+        await deps.store.ping()
+        checks["store"] = "writable"
+    except StoreUnavailable as exc:
+        checks["store"] = f"unavailable: {exc}"
+        ready = False
+    if not engine.accepting:
+        checks["engine"] = "stopping"
+        ready = False
+    try:
+        await deps.coordination.ping()
+        checks["coordination"] = "ok"
+    except CoordinationUnavailable as exc:
+        # Not a readiness failure: intake goes on; actions needing shared limits are denied.
+        checks["coordination"] = f"degraded: {exc}"
+    return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    deps, engine = request.app[DEPS], request.app[ENGINE]
+    m = deps.metrics
+    m.queue_depth.set(engine.queue.qsize())
+    try:
+        for severity, count in (await deps.store.open_incident_counts()).items():
+            m.open_incidents.labels(severity.value).set(count)
+        m.backlog.set(await deps.store.count_unprocessed())
+    except StoreUnavailable:
+        pass  # the last known values stay; /readyz says what is wrong
+    return web.Response(body=generate_latest(m.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
