@@ -63,6 +63,7 @@ def parse_duration(value: object) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+IDENTIFIER_RE = r"^[a-z_][a-z0-9_]{0,62}$"  # a lower-case SQL identifier that needs no quoting
 
 
 class Section(BaseModel):
@@ -88,6 +89,11 @@ class StoreSettings(Section):
     # SQLite: NORMAL is durable against a crash of the process (WAL); FULL also against power loss.
     sqlite_synchronous: Literal["normal", "full"] = "normal"
     batch_max: int = Field(512, ge=1, description="writes committed together at most")
+    # PostgreSQL: the schema the daemon's tables live in (created if missing), and the bounds on
+    # every connection attempt and every statement, so an unreachable server answers 503, not a hang.
+    schema_name: str = Field("public", pattern=IDENTIFIER_RE)
+    connect_timeout: Duration = timedelta(seconds=5)
+    command_timeout: Duration = timedelta(seconds=10)
 
     @field_validator("url")
     @classmethod
@@ -131,6 +137,8 @@ class EngineSettings(Section):
     timer_interval: Duration = timedelta(seconds=1)
     action_timeout: Duration = timedelta(minutes=5)
     stop_timeout: Duration = timedelta(seconds=25)
+    # How often each replica looks for requests left running by a replica that died (also at start).
+    reconcile_interval: Duration = timedelta(seconds=30)
 
 
 class BasicCredential(Section):
@@ -205,6 +213,46 @@ class AwsSettings(Section):
     read_timeout: Duration = timedelta(seconds=10)
 
 
+class PostgresTarget(Section):
+    """A PostgreSQL database the postgres.* actions may act on; policies name it, never carry the DSN."""
+
+    dsn_env: str = Field("", pattern=r"^([A-Z_][A-Z0-9_]*)?$", description="environment variable holding the DSN")
+    dsn: SecretStr | None = None  # in the settings file instead (tests, local use)
+    statement_timeout: Duration = timedelta(seconds=5)
+    connect_timeout: Duration = timedelta(seconds=5)
+    pool_max: int = Field(2, ge=1, le=10)
+    # Sessions of these users / application_names are never signalled, whatever a policy says.
+    protected_users: list[str] = []
+    protected_applications: list[str] = []
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PostgresTarget:
+        if not self.dsn_env and self.dsn is None:
+            raise ValueError("give dsn_env (preferred) or dsn")
+        return self
+
+
+class RedisTarget(Section):
+    """A Redis the redis.* actions may act on; policies name it, never carry the URL."""
+
+    url_env: str = Field("", pattern=r"^([A-Z_][A-Z0-9_]*)?$", description="environment variable holding the URL")
+    url: SecretStr | None = None
+    timeout: Duration = timedelta(seconds=2)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RedisTarget:
+        if not self.url_env and self.url is None:
+            raise ValueError("give url_env (preferred) or url")
+        return self
+
+
+class TargetSettings(Section):
+    """Databases and caches actions may touch, by name."""
+
+    postgres: dict[str, PostgresTarget] = {}
+    redis: dict[str, RedisTarget] = {}
+
+
 class LogSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "json"
@@ -226,6 +274,7 @@ class Settings(Section):
     notify: dict[str, NotifyTarget] = {}
     api: ApiSettings = ApiSettings()
     aws: AwsSettings = AwsSettings()
+    targets: TargetSettings = TargetSettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")
