@@ -43,3 +43,7 @@ class CoordinationUnavailable(RemediatorError):
 
 class TemplateError(RemediatorError):
     """An action parameter template could not be filled from the alert."""
+
+
+class ClaimLost(RemediatorError):
+    """This process no longer owns the request it was about to run (it was presumed dead): never run it."""

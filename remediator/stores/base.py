@@ -117,16 +117,37 @@ class Store(Protocol):
 
     # -- requests, executions, audit --------------------------------------------------------------
     async def claim_request(self, request: ActionRequest, now: datetime) -> bool:
-        """Take ownership of a request; False when any replica has it already (never act twice)."""
+        """Take ownership of a request by inserting its unique key; False when a replica has it already.
+
+        A claim that is still CLAIMED (nothing ran under it) may be taken again by the same holder,
+        and by anyone once reconcile released it because its holder died (never act twice, never
+        leave a request without an owner).
+        """
 
     async def start_execution(self, request_id: str, now: datetime) -> None:
-        """Mark a claimed request as running: from here a crash leaves it UNKNOWN."""
+        """Mark a claimed request as running: from here a crash leaves it UNKNOWN.
+
+        Raise ClaimLost unless this holder still owns the claim and is alive in the store's eyes:
+        a process that was presumed dead must not act.
+        """
 
     async def finish_request(self, record: AuditRecord, events: Sequence[TimelineEvent] = ()) -> None:
-        """Write the request's one audit record and its timeline events, and mark it done."""
+        """Write the request's one audit record and its timeline events, and mark it done.
+
+        Only the holder of an open (claimed or running) claim writes the record; a request already
+        finished or reconciled as UNKNOWN keeps its record, and the events are added regardless.
+        """
 
     async def reconcile_running(self, now: datetime) -> list[StoredRequest]:
-        """Requests left RUNNING by a dead process: mark them UNKNOWN (with their audit record)."""
+        """Requests of dead holders: RUNNING ones become UNKNOWN (with their audit record), returned.
+
+        A holder is dead when its liveness lock is free: every open store holds one for its whole
+        life (PostgreSQL: an advisory lock on a dedicated session; SQLite: flock on a file), and it
+        vanishes when the process exits or is killed, never while the process lives. So a live
+        replica's long-running action is never marked UNKNOWN, however long it runs, and no clock
+        is involved. CLAIMED requests of dead holders (nothing ran) are released for any holder to
+        claim. Never marks this holder's own requests. Safe to call from several replicas at once.
+        """
 
     async def get_request(self, request_id: str) -> StoredRequest | None: ...
 

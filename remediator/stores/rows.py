@@ -132,10 +132,11 @@ def event_from_row(r: Sequence[Any]) -> TimelineEvent:
 REQUEST_COLUMNS = ("id, alert_id, incident_id, policy, step, action, target, params, severity, risk, plan_hash, "
                    "origin, created_at, state, holder, claimed_at")
 # A claim left in state 'claimed' by this same holder (its outcome was never recorded, e.g. the
-# store failed mid-way) may be taken again: nothing ran under it.
+# store failed mid-way), or released by reconcile because its holder died before running anything,
+# may be taken again: nothing ran under it.
 CLAIM_REQUEST = (f"INSERT INTO requests ({REQUEST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                 "ON CONFLICT (id) DO UPDATE SET claimed_at = excluded.claimed_at "
-                 "WHERE requests.state = 'claimed' AND requests.holder = excluded.holder")
+                 "ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, claimed_at = excluded.claimed_at "
+                 "WHERE requests.state = 'claimed' AND requests.holder IN (excluded.holder, '')")
 
 
 def request_row(q: ActionRequest) -> tuple[Any, ...]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from remediator import incidents
-from remediator.errors import StoreUnavailable
+from remediator.errors import ClaimLost, StoreUnavailable
 from remediator.model import (
     ActionRequest,
     Alert,
@@ -39,6 +39,7 @@ from remediator.model import (
 )
 from remediator.stores import rows
 from remediator.stores.base import Correlation, RequestState, StoredRequest, Timer
+from remediator.stores.holder_files import HolderFiles
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
@@ -146,6 +147,7 @@ class SqliteStore:
         self._writer = _Writer(self.path, synchronous, batch_max, busy_timeout_ms)
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-reader")
         self._local = threading.local()
+        self._liveness = HolderFiles(self.path)
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -155,6 +157,10 @@ class SqliteStore:
         await asyncio.to_thread(self._writer.ready.wait)
         if self._writer.failure is not None:
             raise StoreUnavailable(f"cannot open {self.path}: {self._writer.failure}")
+        try:
+            self._liveness.take(self.holder)
+        except (OSError, RuntimeError) as exc:
+            raise StoreUnavailable(f"cannot take the liveness lock of {self.holder}: {exc}") from exc
         await self._write(self._migrate)
         # Claims by earlier processes on this file are void: only one process uses it.
         await self._write(lambda c: c.execute(
@@ -165,6 +171,7 @@ class SqliteStore:
             self._writer.jobs.put(_STOP)
             await asyncio.to_thread(self._writer.join, 10)
         self._readers.shutdown(wait=False)
+        self._liveness.release(self.holder)
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
@@ -374,30 +381,42 @@ class SqliteStore:
         return inserted == 1
 
     async def start_execution(self, request_id: str, now: datetime) -> None:
-        await self._write(lambda c: c.execute(
-            "UPDATE requests SET state = 'running', started_at = ? WHERE id = ?", (rows.ts(now), request_id)))
+        started = await self._write(lambda c: c.execute(
+            "UPDATE requests SET state = 'running', started_at = ? WHERE id = ? AND holder = ? AND state = 'claimed'",
+            (rows.ts(now), request_id, self.holder)).rowcount)
+        if started != 1:
+            raise ClaimLost(f"{self.holder} no longer holds request {request_id}: it must not run")
 
     async def finish_request(self, record: AuditRecord, events: Sequence[TimelineEvent] = ()) -> None:
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute(rows.INSERT_AUDIT, rows.audit_row(record))
-            conn.execute("UPDATE requests SET state = 'done', finished_at = ? WHERE id = ?",
-                         (rows.ts(record.at), record.request_id))
+            # Only the holder of an open claim records the outcome: a request reconciled as unknown
+            # keeps that record, and the late result is still on the timeline through `events`.
+            owned = conn.execute(
+                "UPDATE requests SET state = 'done', finished_at = ? WHERE id = ? AND holder = ? "
+                "AND state IN ('claimed', 'running')", (rows.ts(record.at), record.request_id, self.holder)).rowcount
+            if owned == 1:
+                conn.execute(rows.INSERT_AUDIT, rows.audit_row(record))
             self._insert_events(conn, events)
 
         await self._write(op)
 
     async def reconcile_running(self, now: datetime) -> list[StoredRequest]:
         def op(conn: sqlite3.Connection) -> list[StoredRequest]:
-            found = conn.execute(
-                f"SELECT {rows.REQUEST_COLUMNS} FROM requests WHERE state = 'running' AND holder != ?",
-                (self.holder,),
-            ).fetchall()
-            stored = [rows.stored_request_from_row(r) for r in found]
+            holders = [h for (h,) in conn.execute(
+                "SELECT DISTINCT holder FROM requests WHERE state IN ('claimed', 'running') AND holder NOT IN (?, '')",
+                (self.holder,))]
+            dead = [h for h in holders if not self._liveness.alive(h)]
+            stored: list[StoredRequest] = []
+            for holder in dead:
+                conn.execute("UPDATE requests SET holder = '' WHERE holder = ? AND state = 'claimed'", (holder,))
+                found = conn.execute(f"SELECT {rows.REQUEST_COLUMNS} FROM requests WHERE state = 'running' "
+                                     "AND holder = ?", (holder,)).fetchall()
+                stored += [rows.stored_request_from_row(r) for r in found]
             for item in stored:
                 conn.execute("UPDATE requests SET state = 'unknown', finished_at = ? WHERE id = ?",
                              (rows.ts(now), item.request.id))
                 conn.execute(rows.INSERT_AUDIT, rows.audit_row(unknown_audit(item, now)))
-            return stored
+            return sorted(stored, key=lambda s: (s.claimed_at, s.request.id))
 
         return await self._write(op)
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
+from remediator.errors import ClaimLost
 from remediator.model import IncidentStatus, Outcome, Phase, Severity, TimelineEvent
 from remediator.stores.base import RequestState, Store, Timer
 from tests.conftest import T0
@@ -197,6 +200,7 @@ async def test_a_running_request_of_a_dead_replica_becomes_unknown_never_rerun(s
     assert await dead.claim_request(req, T0)
     await dead.start_execution(req.id, T0)
     assert await dead.reconcile_running(T0) == []  # a holder never declares itself dead
+    await dead.close()  # the process is gone: its liveness lock with it
     orphans = await alive.reconcile_running(T0 + timedelta(hours=1))
     assert [o.request.id for o in orphans] == [req.id] and orphans[0].holder == "replica-dead"
     record = await alive.get_audit(req.id)
@@ -205,6 +209,50 @@ async def test_a_running_request_of_a_dead_replica_becomes_unknown_never_rerun(s
     assert stored is not None and stored.state is RequestState.UNKNOWN
     assert not await alive.claim_request(req, T0)
     assert await alive.reconcile_running(T0 + timedelta(hours=2)) == []
+
+
+async def test_a_live_replicas_long_running_request_is_never_marked_unknown(store_factory: StoreFactory) -> None:
+    busy, starting = await store_factory("replica-busy"), await store_factory("replica-starting")
+    req = builders.request()
+    assert await busy.claim_request(req, T0)
+    await busy.start_execution(req.id, T0)
+    # However long the action runs, another replica's start (or periodic reconcile) leaves it alone.
+    assert await starting.reconcile_running(T0 + timedelta(days=2)) == []
+    stored = await starting.get_request(req.id)
+    assert stored is not None and stored.state is RequestState.RUNNING
+    await busy.finish_request(builders.audit(req, outcome=Outcome.SUCCEEDED))
+    record = await starting.get_audit(req.id)
+    assert record is not None and record.outcome is Outcome.SUCCEEDED
+
+
+async def test_a_dead_replicas_unstarted_claim_is_released_to_the_others(store_factory: StoreFactory) -> None:
+    dead, alive = await store_factory("replica-dead"), await store_factory("replica-alive")
+    req = builders.request()
+    assert await dead.claim_request(req, T0)
+    assert not await alive.claim_request(req, T0)  # its holder lives: it is taken
+    await dead.close()
+    assert await alive.reconcile_running(T0) == []  # nothing ran: nothing is unknown
+    assert await alive.claim_request(req, T0)
+    await alive.start_execution(req.id, T0)
+    await alive.finish_request(builders.audit(req, outcome=Outcome.SUCCEEDED))
+    record = await alive.get_audit(req.id)
+    assert record is not None and record.outcome is Outcome.SUCCEEDED
+
+
+async def test_only_the_holder_of_a_claim_starts_it_or_records_its_outcome(store_factory: StoreFactory) -> None:
+    owner, other = await store_factory("replica-a"), await store_factory("replica-b")
+    req = builders.request()
+    assert await owner.claim_request(req, T0)
+    with pytest.raises(ClaimLost):
+        await other.start_execution(req.id, T0)
+    await other.finish_request(builders.audit(req, outcome=Outcome.FAILED))
+    assert await owner.get_audit(req.id) is None
+    await owner.start_execution(req.id, T0)
+    with pytest.raises(ClaimLost):
+        await owner.start_execution(req.id, T0)  # running already: never started twice
+    await owner.finish_request(builders.audit(req, outcome=Outcome.SUCCEEDED))
+    record = await owner.get_audit(req.id)
+    assert record is not None and record.outcome is Outcome.SUCCEEDED
 
 
 async def test_timers_fire_once_when_due_and_can_be_cancelled(store_factory: StoreFactory) -> None:
