@@ -22,6 +22,8 @@ from remediator.policy.match import PolicyIndex
 from remediator.settings import Settings
 from remediator.stores.base import Coordination, Store
 from remediator.stores.memory import InProcessCoordination
+from remediator.stores.postgres import PostgresStore
+from remediator.stores.redis import RedisCoordination
 from remediator.stores.sqlite import SqliteStore
 from remediator.web import api, health, webhooks
 from remediator.web.keys import DEPS, ENGINE
@@ -36,13 +38,13 @@ def make_store(settings: Settings, holder: str) -> Store:
     if settings.store.is_sqlite:
         return SqliteStore(settings.store.sqlite_path, holder=holder, synchronous=settings.store.sqlite_synchronous,
                            batch_max=settings.store.batch_max)
-    raise NotImplementedError("PostgreSQL store: see README (production mode)")
+    return PostgresStore(settings.store, holder=holder)
 
 
 def make_coordination(settings: Settings) -> Coordination:
     if settings.coordination.url.startswith("memory://"):
         return InProcessCoordination()
-    raise NotImplementedError("Redis coordination: see README (production mode)")
+    return RedisCoordination(settings.coordination)
 
 
 def build_deps(

@@ -1,7 +1,8 @@
 """Store and coordination backends for the contract suites.
 
-Each backend is a parameter; a backend that needs a server (PostgreSQL, Redis) is added by the
-module that provides it. Tests receive opened stores and close nothing themselves.
+Each backend is a parameter: SQLite and in-process coordination, PostgreSQL and Redis (real
+servers, see tests/support/servers.py). Tests receive opened stores and close nothing themselves
+except to play a replica that dies.
 """
 
 from __future__ import annotations
@@ -11,20 +12,30 @@ from pathlib import Path
 
 import pytest
 
+from remediator.settings import CoordinationSettings, StoreSettings
 from remediator.stores.base import Coordination, Store
 from remediator.stores.memory import InProcessCoordination
+from remediator.stores.postgres import PostgresStore
+from remediator.stores.redis import RedisCoordination
 from remediator.stores.sqlite import SqliteStore
 
 StoreFactory = Callable[[str], Awaitable[Store]]
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 async def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
     """Opens stores on one shared backend, each with its own holder (as separate replicas would)."""
     opened: list[Store] = []
+    if request.param == "postgres":
+        settings = StoreSettings(url=request.getfixturevalue("pg_dsn"),
+                                 schema_name=request.getfixturevalue("pg_schema"), pool_min=1, pool_max=4)
 
     async def make(holder: str) -> Store:
-        store: Store = SqliteStore(tmp_path / "contract.db", holder=holder)
+        store: Store
+        if request.param == "postgres":
+            store = PostgresStore(settings, holder=holder)
+        else:
+            store = SqliteStore(tmp_path / "contract.db", holder=holder)
         await store.open()
         opened.append(store)
         return store
@@ -39,9 +50,14 @@ async def store(store_factory: StoreFactory) -> Store:
     return await store_factory("replica-a")
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture(params=["memory", "redis"])
 async def coordination(request: pytest.FixtureRequest) -> AsyncIterator[Coordination]:
-    backend = InProcessCoordination()
+    backend: Coordination
+    if request.param == "redis":
+        backend = RedisCoordination(CoordinationSettings(url=request.getfixturevalue("redis_url"),
+                                                         key_prefix=request.getfixturevalue("redis_prefix")))
+    else:
+        backend = InProcessCoordination()
     await backend.open()
     yield backend
     await backend.close()

@@ -1,0 +1,213 @@
+"""Row shapes of the PostgreSQL store: domain objects to bind arguments and back.
+
+Native types throughout: timestamps are timestamptz (aware datetimes both ways), JSON is jsonb
+(encoded with the same `rows.dumps` as SQLite, decoded by the connection's codec), lists of
+names are text[]. Batched writes pass one array per column and `unnest` them server-side, so a
+batch of any size is one statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from remediator.model import (
+    ActionRequest,
+    Alert,
+    AlertStatus,
+    AuditRecord,
+    DecisionReason,
+    FailureReason,
+    Incident,
+    IncidentStatus,
+    Outcome,
+    Phase,
+    Risk,
+    Severity,
+    TimelineEvent,
+    Verdict,
+)
+from remediator.stores import rows
+from remediator.stores.base import RequestState, StoredRequest, Timer
+
+Record = Any  # asyncpg.Record: a read-only mapping by column name
+
+# -- alerts -------------------------------------------------------------------------------------
+ALERT_COLUMNS = ("id, source, name, status, fingerprint, group_key, starts_at, ends_at, received_at, labels, "
+                 "annotations, summary, actionable, severity_hint, dedup_keys")
+
+# New alerts of one batch in one statement. Keys are inserted in key order (so concurrent batches
+# lock them in the same order and cannot deadlock); an alert is new when every one of its keys was
+# inserted by this statement, and only new alerts are written, claimed by the recording holder.
+RECORD_ALERTS = f"""
+WITH k AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::int4[]) AS k(key, alert_id, ord)
+), inserted AS (
+    INSERT INTO alert_keys (key, alert_id) SELECT key, alert_id FROM k ORDER BY key
+    ON CONFLICT (key) DO NOTHING RETURNING key
+), fresh AS (
+    SELECT k.ord FROM k LEFT JOIN inserted i ON i.key = k.key GROUP BY k.ord HAVING bool_and(i.key IS NOT NULL)
+), a AS (
+    SELECT * FROM unnest($4::int4[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                         $11::timestamptz[], $12::timestamptz[], $13::timestamptz[], $14::text[], $15::text[],
+                         $16::text[], $17::bool[], $18::text[], $19::text[], $20::timestamptz[])
+        AS a(ord, {ALERT_COLUMNS}, claimed_until)
+)
+INSERT INTO alerts ({ALERT_COLUMNS}, claimed_by, claimed_until)
+SELECT {ALERT_COLUMNS.replace("labels", "labels::jsonb").replace("annotations", "annotations::jsonb")
+        .replace("dedup_keys", "dedup_keys::jsonb")}, $21::text, claimed_until
+FROM a WHERE a.ord IN (SELECT ord FROM fresh) ORDER BY a.ord
+ON CONFLICT (id) DO NOTHING
+RETURNING id
+"""
+
+
+def record_alerts_args(batch: Sequence[tuple[Alert, datetime]], holder: str) -> tuple[list[Any], list[int]]:
+    """Bind arguments of RECORD_ALERTS and the batch positions of the candidates.
+
+    A key seen earlier in the same batch makes its alert a duplicate here (as SQLite's one-by-one
+    inserts would); its other keys are still recorded, owned by their first alert.
+    """
+    first_owner: dict[str, int] = {}
+    keys: tuple[list[str], list[str], list[int]] = ([], [], [])
+    candidates: list[int] = []
+    for position, (alert, _) in enumerate(batch):
+        owns_all = True
+        for key in alert.dedup_keys:
+            if key in first_owner:
+                owns_all = owns_all and first_owner[key] == position
+                continue
+            first_owner[key] = position
+            keys[0].append(key)
+            keys[1].append(alert.id)
+            keys[2].append(position)
+        if owns_all:
+            candidates.append(position)
+    columns: list[list[Any]] = [[] for _ in range(17)]
+    for position in candidates:
+        alert, lease_until = batch[position]
+        values = (position, alert.id, alert.source, alert.name, alert.status.value, alert.fingerprint,
+                  alert.group_key, alert.starts_at, alert.ends_at, alert.received_at, rows.dumps(alert.labels),
+                  rows.dumps(alert.annotations), alert.summary, alert.actionable,
+                  alert.severity_hint.value if alert.severity_hint else None, rows.dumps(alert.dedup_keys),
+                  lease_until)
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    return [*keys, *columns, holder], candidates
+
+
+def alert_from_record(r: Record) -> Alert:
+    return Alert(
+        source=r["source"], name=r["name"], status=AlertStatus(r["status"]), fingerprint=r["fingerprint"],
+        group_key=r["group_key"], starts_at=r["starts_at"], ends_at=r["ends_at"], received_at=r["received_at"],
+        labels=r["labels"], annotations=r["annotations"], summary=r["summary"], actionable=r["actionable"],
+        severity_hint=Severity(r["severity_hint"]) if r["severity_hint"] else None,
+        dedup_keys=tuple(r["dedup_keys"]),
+    )
+
+
+# -- incidents ----------------------------------------------------------------------------------
+INCIDENT_COLUMNS = rows.INCIDENT_COLUMNS
+UPSERT_INCIDENT = (
+    f"INSERT INTO incidents ({INCIDENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
+    "$14, $15) ON CONFLICT (id) DO UPDATE SET title = excluded.title, severity = excluded.severity, "
+    "status = excluded.status, phase = excluded.phase, updated_at = excluded.updated_at, "
+    "resolved_at = excluded.resolved_at, closed_at = excluded.closed_at, alert_count = excluded.alert_count, "
+    "firing = excluded.firing, phase_times = excluded.phase_times, root_cause = excluded.root_cause, "
+    "acknowledged_by = excluded.acknowledged_by"
+)
+
+
+def incident_args(i: Incident) -> tuple[Any, ...]:
+    return (i.id, i.correlation_key, i.title, i.severity.value, i.status.value, i.phase.value, i.opened_at,
+            i.updated_at, i.resolved_at, i.closed_at, i.alert_count, list(i.firing),
+            {k: rows.ts(v) for k, v in i.phase_times.items()}, i.root_cause, i.acknowledged_by)
+
+
+def incident_from_record(r: Record) -> Incident:
+    return Incident(
+        id=r["id"], correlation_key=r["correlation_key"], title=r["title"], severity=Severity(r["severity"]),
+        status=IncidentStatus(r["status"]), phase=Phase(r["phase"]), opened_at=r["opened_at"],
+        updated_at=r["updated_at"], resolved_at=r["resolved_at"], closed_at=r["closed_at"],
+        alert_count=r["alert_count"], firing=tuple(r["firing"]),
+        phase_times={k: datetime.fromisoformat(v) for k, v in r["phase_times"].items()},
+        root_cause=r["root_cause"], acknowledged_by=r["acknowledged_by"],
+    )
+
+
+# -- timeline -----------------------------------------------------------------------------------
+EVENT_COLUMNS = rows.EVENT_COLUMNS
+_EVENT_TYPES = ("text", "timestamptz", "text", "text", "text", "text", "text")
+
+
+def insert_events_sql(first: int = 1) -> str:
+    """Insert events given as one array per column, bound from parameter `first` on.
+
+    JSON goes in arrays as text (a list inside a jsonb[] would read as a second dimension).
+    """
+    arrays = ", ".join(f"${n}::{t}[]" for n, t in enumerate(_EVENT_TYPES, start=first))
+    return (f"INSERT INTO timeline ({EVENT_COLUMNS}) SELECT incident_id, at, kind, message, alert_id, request_id, "
+            f"data::jsonb FROM unnest({arrays}) AS e({EVENT_COLUMNS})")
+
+
+INSERT_EVENTS = insert_events_sql()
+
+
+def events_args(events: Iterable[TimelineEvent]) -> list[list[Any]]:
+    columns: list[list[Any]] = [[] for _ in range(7)]
+    for e in events:
+        for column, value in zip(columns, (e.incident_id, e.at, e.kind, e.message, e.alert_id, e.request_id,
+                                           rows.dumps(e.data)), strict=True):
+            column.append(value)
+    return columns
+
+
+def event_from_record(r: Record) -> TimelineEvent:
+    return TimelineEvent(r["incident_id"], r["at"], r["kind"], r["message"], r["alert_id"], r["request_id"],
+                         r["data"])
+
+
+# -- requests -----------------------------------------------------------------------------------
+REQUEST_COLUMNS = rows.REQUEST_COLUMNS
+
+
+def request_args(q: ActionRequest) -> tuple[Any, ...]:
+    return (q.id, q.alert_id, q.incident_id, q.policy, q.step, q.action, q.target, dict(q.params),
+            q.severity.value, q.risk.value, q.plan_hash, q.origin, q.created_at)
+
+
+def stored_request_from_record(r: Record) -> StoredRequest:
+    request = ActionRequest(
+        id=r["id"], alert_id=r["alert_id"], incident_id=r["incident_id"], policy=r["policy"], step=r["step"],
+        action=r["action"], target=r["target"], params=r["params"], severity=Severity(r["severity"]),
+        risk=Risk(r["risk"]), plan_hash=r["plan_hash"], origin=r["origin"], created_at=r["created_at"],
+    )
+    return StoredRequest(request, RequestState(r["state"]), r["holder"], r["claimed_at"])
+
+
+# -- audit --------------------------------------------------------------------------------------
+AUDIT_COLUMNS = rows.AUDIT_COLUMNS
+AUDIT_PARAMS = ", ".join(f"${n}" for n in range(1, 19))
+
+
+def audit_args(a: AuditRecord) -> tuple[Any, ...]:
+    return (a.request_id, a.at, a.incident_id, a.alert_id, a.policy, a.action, a.target, dict(a.params),
+            a.plan_hash, a.mode, a.verdict.value, a.decision_reason.value, a.decision_detail, a.outcome.value,
+            a.failure_reason.value if a.failure_reason else None, dict(a.detail), a.duration_ms, a.origin)
+
+
+def audit_from_record(r: Record) -> AuditRecord:
+    return AuditRecord(
+        request_id=r["request_id"], at=r["at"], incident_id=r["incident_id"], alert_id=r["alert_id"],
+        policy=r["policy"], action=r["action"], target=r["target"], params=r["params"], plan_hash=r["plan_hash"],
+        mode=r["mode"], verdict=Verdict(r["verdict"]), decision_reason=DecisionReason(r["decision_reason"]),
+        decision_detail=r["decision_detail"], outcome=Outcome(r["outcome"]),
+        failure_reason=FailureReason(r["failure_reason"]) if r["failure_reason"] else None,
+        detail=r["detail"], duration_ms=r["duration_ms"], origin=r["origin"],
+    )
+
+
+# -- timers -------------------------------------------------------------------------------------
+def timer_from_record(r: Record) -> Timer:
+    return Timer(r["id"], r["kind"], r["due_at"], r["payload"])

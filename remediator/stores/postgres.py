@@ -1,0 +1,365 @@
+"""The production store: PostgreSQL through an asyncpg pool, shared by every replica.
+
+Semantics are SQLite's (one contract suite runs against both); what differs is how they hold
+with several processes writing at once:
+
+- intake is group-committed (`pg_batch`): concurrent webhook requests share one statement;
+- correlation serialises on the correlation key (a transaction-level advisory lock, then the
+  open incident's row lock), so two replicas can neither both open an incident for one key nor
+  lose each other's update, and `incidents.apply_alert` runs inside that transaction;
+- a request is claimed by a unique-key insert, and a holder is dead only when PostgreSQL says its
+  liveness session is gone (`pg_connect.HolderLiveness`);
+- backlog and timer claims skip rows another replica is claiming (`FOR UPDATE SKIP LOCKED`).
+
+Every statement is a prepared statement (asyncpg caches them per connection) and is bounded by
+`store.command_timeout`; connection-level failures surface as StoreUnavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from remediator import incidents
+from remediator.errors import ClaimLost, StoreUnavailable
+from remediator.model import (
+    ActionRequest,
+    Alert,
+    AlertStatus,
+    AuditRecord,
+    Incident,
+    IncidentStatus,
+    Phase,
+    Severity,
+    TimelineEvent,
+)
+from remediator.settings import StoreSettings
+from remediator.stores import pg_rows as pr
+from remediator.stores import rows
+from remediator.stores.base import Correlation, StoredRequest, Timer
+from remediator.stores.pg_batch import AlertBatcher
+from remediator.stores.pg_connect import (
+    HOLDER_ALIVE,
+    NS_INCIDENT,
+    HolderLiveness,
+    create_pool,
+    migrate,
+    unavailable_as_store_error,
+)
+from remediator.stores.sqlite import unknown_audit
+
+_ALERT = f"SELECT seq, {pr.ALERT_COLUMNS} FROM alerts"
+_INCIDENT = f"SELECT {pr.INCIDENT_COLUMNS} FROM incidents"
+_REQUEST = f"SELECT {pr.REQUEST_COLUMNS} FROM requests"
+_AUDIT = f"SELECT {pr.AUDIT_COLUMNS} FROM audit"
+_AUDIT_TYPES = ("text", "timestamptz", "text", "text", "text", "text", "text", "jsonb", "text", "text", "text",
+                "text", "text", "text", "text", "jsonb", "float8", "text")
+_AUDIT_VALUES = ", ".join(f"${n}::{t}" for n, t in enumerate(_AUDIT_TYPES, start=1))
+
+CLAIM_BACKLOG = f"""
+UPDATE alerts SET claimed_by = $1, claimed_until = $2 WHERE seq IN (
+    SELECT seq FROM alerts WHERE processed_at IS NULL AND (claimed_until IS NULL OR claimed_until < $3)
+    AND NOT (id = ANY($5::text[])) ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED)
+RETURNING seq, {pr.ALERT_COLUMNS}
+"""
+CORRELATION_STATE = """
+SELECT coalesce((SELECT correlated FROM alerts WHERE id = $1), false) AS correlated,
+       (SELECT incident_id FROM alerts WHERE id = $1) AS incident_id,
+       EXISTS (SELECT 1 FROM alerts WHERE fingerprint = $2 AND status = 'resolved' AND starts_at >= $3) AS stale
+"""
+# A claim left 'claimed' by this same holder (nothing ran under it), or released by reconcile
+# because its holder died before running anything, may be taken.
+CLAIM_REQUEST = f"""
+INSERT INTO requests ({pr.REQUEST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                                                  $16)
+ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, claimed_at = excluded.claimed_at
+WHERE requests.state = 'claimed' AND requests.holder IN (excluded.holder, '')
+RETURNING 1
+"""
+START_EXECUTION = f"""
+UPDATE requests SET state = 'running', started_at = $2
+WHERE id = $1 AND holder = $3 AND state = 'claimed' AND {HOLDER_ALIVE.format(holder="$3::text")}
+"""
+FINISH_REQUEST = f"""
+WITH done AS (
+    UPDATE requests SET state = 'done', finished_at = $2
+    WHERE id = $1 AND holder = $19 AND state IN ('claimed', 'running') RETURNING id
+), events AS (
+    {pr.insert_events_sql(20)}
+)
+INSERT INTO audit ({pr.AUDIT_COLUMNS}) SELECT {_AUDIT_VALUES} FROM done ON CONFLICT (request_id) DO NOTHING
+"""
+RECONCILE = f"""
+WITH holders AS MATERIALIZED (
+    SELECT DISTINCT holder FROM requests WHERE state IN ('claimed', 'running') AND holder NOT IN ($1, '')
+), dead AS MATERIALIZED (
+    SELECT h.holder FROM holders h WHERE NOT {HOLDER_ALIVE.format(holder="h.holder")}
+), released AS (
+    UPDATE requests r SET holder = '' FROM dead WHERE r.holder = dead.holder AND r.state = 'claimed' RETURNING r.id
+)
+UPDATE requests r SET state = 'unknown', finished_at = $2 FROM dead
+WHERE r.holder = dead.holder AND r.state = 'running'
+RETURNING {", ".join("r." + c.strip() for c in pr.REQUEST_COLUMNS.split(","))}
+"""
+CLAIM_TIMERS = """
+UPDATE timers SET claimed_by = $1, claimed_until = $2 WHERE id IN (
+    SELECT id FROM timers WHERE state = 'pending' AND due_at <= $3 AND (claimed_until IS NULL OR claimed_until < $3)
+    ORDER BY due_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+RETURNING id, kind, due_at, payload
+"""
+
+
+class PostgresStore:
+    """`Store` on PostgreSQL; one per process, its `holder` named in claims."""
+
+    def __init__(self, settings: StoreSettings, *, holder: str) -> None:
+        self.settings, self.holder = settings, holder
+        self._pool: asyncpg.Pool | None = None
+        self._liveness = HolderLiveness(settings, holder)
+        self._batcher = AlertBatcher(self._write_alerts, settings.batch_max)
+        # A bound on a whole operation (a transaction is a few statements), besides each statement's.
+        self._bound = settings.connect_timeout.total_seconds() + 3 * settings.command_timeout.total_seconds()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def open(self) -> None:
+        with unavailable_as_store_error("open"):
+            self._pool = await create_pool(self.settings)
+            await migrate(self._pool, self.settings.schema_name)
+        await self._liveness.start()
+
+    async def close(self) -> None:
+        await self._batcher.close()
+        await self._liveness.stop()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), self.settings.connect_timeout.total_seconds())
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                pool.terminate()
+
+    @contextlib.asynccontextmanager
+    async def _conn(self, what: str) -> AsyncIterator[Any]:
+        if self._pool is None:
+            raise StoreUnavailable("the store is not open")
+        with unavailable_as_store_error(what):
+            async with asyncio.timeout(self._bound), self._pool.acquire() as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def _tx(self, what: str) -> AsyncIterator[Any]:
+        async with self._conn(what) as conn, conn.transaction():
+            yield conn
+
+    async def ping(self) -> None:
+        async with self._conn("ping") as conn:
+            in_recovery = await conn.fetchval("SELECT pg_is_in_recovery()")
+        if in_recovery:
+            raise StoreUnavailable("postgresql is in recovery (a read-only replica): writes would fail")
+        if not self._liveness.alive:
+            raise StoreUnavailable("this replica's liveness session is being re-established")
+
+    @property
+    def batches(self) -> int:
+        return self._batcher.batches
+
+    # -- alerts -----------------------------------------------------------------------------------
+    async def record_alerts(self, alerts: Sequence[Alert], lease_until: datetime) -> list[bool]:
+        return await self._batcher.record(alerts, lease_until)
+
+    async def _write_alerts(self, batch: list[tuple[Alert, datetime]]) -> list[bool]:
+        args, candidates = pr.record_alerts_args(batch, self.holder)
+        async with self._conn("record alerts") as conn:
+            inserted = {r["id"] for r in await conn.fetch(pr.RECORD_ALERTS, *args)}
+        chosen = set(candidates)
+        return [i in chosen and alert.id in inserted for i, (alert, _) in enumerate(batch)]
+
+    async def claim_backlog(
+        self, now: datetime, lease_until: datetime, limit: int, exclude: Collection[str] = ()
+    ) -> list[Alert]:
+        async with self._conn("claim backlog") as conn:
+            found = await conn.fetch(CLAIM_BACKLOG, self.holder, lease_until, now, limit, list(exclude))
+        return [pr.alert_from_record(r) for r in sorted(found, key=lambda r: r["seq"])]
+
+    async def mark_processed(self, alert_ids: Sequence[str], now: datetime) -> None:
+        async with self._conn("mark processed") as conn:
+            await conn.execute("UPDATE alerts SET processed_at = $1, claimed_by = NULL, claimed_until = NULL "
+                               "WHERE id = ANY($2::text[])", now, list(alert_ids))
+
+    async def release_alerts(self, alert_ids: Sequence[str]) -> None:
+        async with self._conn("release alerts") as conn:
+            await conn.execute("UPDATE alerts SET claimed_by = NULL, claimed_until = NULL WHERE id = ANY($1::text[]) "
+                               "AND processed_at IS NULL AND claimed_by = $2", list(alert_ids), self.holder)
+
+    async def get_alert(self, alert_id: str) -> Alert | None:
+        async with self._conn("get alert") as conn:
+            row = await conn.fetchrow(f"{_ALERT} WHERE id = $1", alert_id)
+        return pr.alert_from_record(row) if row else None
+
+    async def count_unprocessed(self) -> int:
+        async with self._conn("count unprocessed") as conn:
+            return int(await conn.fetchval("SELECT count(*) FROM alerts WHERE processed_at IS NULL"))
+
+    # -- incidents --------------------------------------------------------------------------------
+    async def correlate(self, alert: Alert, severity: Severity, now: datetime) -> Correlation:
+        async with self._tx("correlate") as conn:
+            # One correlation key at a time across replicas, including when no incident row exists yet.
+            await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", NS_INCIDENT, alert.group_key)
+            state = await conn.fetchrow(CORRELATION_STATE, alert.id, alert.fingerprint, alert.starts_at)
+            if state["correlated"]:
+                done = state["incident_id"]
+                return Correlation(await self._incident(conn, done) if done else None)
+            found = await conn.fetchrow(f"{_INCIDENT} WHERE correlation_key = $1 AND status = 'open' FOR UPDATE",
+                                        alert.group_key)
+            current = pr.incident_from_record(found) if found else None
+            if alert.status is AlertStatus.FIRING and state["stale"]:
+                return Correlation(current, stale=True)
+            effect = await self._apply(conn, current, alert, severity, now)
+            if effect.incident is not None:
+                await conn.execute(pr.UPSERT_INCIDENT, *pr.incident_args(effect.incident))
+            await self._insert_events(conn, effect.events)
+            await conn.execute("UPDATE alerts SET correlated = true, incident_id = $2 WHERE id = $1", alert.id,
+                               effect.incident.id if effect.incident else None)
+        return Correlation(effect.incident, effect.opened, effect.resolved, False, effect.severity_raised)
+
+    @staticmethod
+    async def _apply(
+        conn: Any, current: Incident | None, alert: Alert, severity: Severity, now: datetime
+    ) -> incidents.AlertEffect:
+        """`apply_alert`, numbering a new incident only when it opens one (the number is a round trip)."""
+        wanted: list[bool] = []
+
+        def probe() -> str:
+            wanted.append(True)
+            return ""
+
+        effect = incidents.apply_alert(current, alert, severity, now, probe)
+        if not wanted:
+            return effect
+        number = await conn.fetchval(
+            "INSERT INTO counters (name, value) VALUES ($1, 1) "
+            "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value", f"incident-{now.year}")
+        return incidents.apply_alert(current, alert, severity, now, lambda: rows.incident_id(now.year, int(number)))
+
+    @staticmethod
+    async def _incident(conn: Any, incident_id: str) -> Incident | None:
+        row = await conn.fetchrow(f"{_INCIDENT} WHERE id = $1", incident_id)
+        return pr.incident_from_record(row) if row else None
+
+    @staticmethod
+    async def _insert_events(conn: Any, events: Sequence[TimelineEvent]) -> None:
+        if events:
+            await conn.execute(pr.INSERT_EVENTS, *pr.events_args(events))
+
+    async def add_events(self, events: Sequence[TimelineEvent]) -> None:
+        if events:
+            async with self._conn("add events") as conn:
+                await self._insert_events(conn, events)
+
+    async def get_incident(self, incident_id: str) -> Incident | None:
+        async with self._conn("get incident") as conn:
+            return await self._incident(conn, incident_id)
+
+    async def list_incidents(self, status: IncidentStatus | None = None, limit: int = 100) -> list[Incident]:
+        async with self._conn("list incidents") as conn:
+            found = await conn.fetch(f"{_INCIDENT} WHERE $1::text IS NULL OR status = $1 "
+                                     "ORDER BY opened_at DESC, id DESC LIMIT $2", status.value if status else None,
+                                     limit)
+        return [pr.incident_from_record(r) for r in found]
+
+    async def timeline(self, incident_id: str) -> list[TimelineEvent]:
+        async with self._conn("timeline") as conn:
+            found = await conn.fetch(f"SELECT {pr.EVENT_COLUMNS} FROM timeline WHERE incident_id = $1 ORDER BY seq",
+                                     incident_id)
+        return [pr.event_from_record(r) for r in found]
+
+    async def open_incident_counts(self) -> dict[Severity, int]:
+        async with self._conn("open incident counts") as conn:
+            found = await conn.fetch("SELECT severity, count(*) AS n FROM incidents WHERE status = 'open' "
+                                     "GROUP BY severity")
+        counts = dict.fromkeys(Severity, 0)
+        counts.update({Severity(r["severity"]): int(r["n"]) for r in found})
+        return counts
+
+    async def update_phase(
+        self, incident_id: str, phase: Phase, at: datetime, events: Sequence[TimelineEvent] = ()
+    ) -> Incident | None:
+        async with self._tx("update phase") as conn:
+            found = await conn.fetchrow(f"{_INCIDENT} WHERE id = $1 FOR UPDATE", incident_id)
+            if found is None:
+                return None
+            current = pr.incident_from_record(found)
+            moved = incidents.move_phase(current, phase, at)
+            if moved is not current:
+                await conn.execute(pr.UPSERT_INCIDENT, *pr.incident_args(moved))
+            await self._insert_events(conn, events)
+        return moved
+
+    # -- requests, executions, audit --------------------------------------------------------------
+    async def claim_request(self, request: ActionRequest, now: datetime) -> bool:
+        async with self._conn("claim request") as conn:
+            claimed = await conn.fetchval(CLAIM_REQUEST, *pr.request_args(request), "claimed", self.holder, now)
+        return claimed is not None
+
+    async def start_execution(self, request_id: str, now: datetime) -> None:
+        async with self._conn("start execution") as conn:
+            status = await conn.execute(START_EXECUTION, request_id, now, self.holder)
+        if status != "UPDATE 1":
+            raise ClaimLost(f"{self.holder} no longer holds request {request_id} (or its liveness session is "
+                            "gone): it must not run")
+
+    async def finish_request(self, record: AuditRecord, events: Sequence[TimelineEvent] = ()) -> None:
+        async with self._conn("finish request") as conn:
+            await conn.execute(FINISH_REQUEST, *pr.audit_args(record), self.holder, *pr.events_args(events))
+
+    async def reconcile_running(self, now: datetime) -> list[StoredRequest]:
+        async with self._tx("reconcile") as conn:
+            found = [pr.stored_request_from_record(r) for r in await conn.fetch(RECONCILE, self.holder, now)]
+            if found:
+                await conn.executemany(f"INSERT INTO audit ({pr.AUDIT_COLUMNS}) VALUES ({_AUDIT_VALUES}) "
+                                       "ON CONFLICT (request_id) DO NOTHING",
+                                       [pr.audit_args(unknown_audit(item, now)) for item in found])
+        return sorted(found, key=lambda s: (s.claimed_at, s.request.id))
+
+    async def get_request(self, request_id: str) -> StoredRequest | None:
+        async with self._conn("get request") as conn:
+            row = await conn.fetchrow(f"{_REQUEST} WHERE id = $1", request_id)
+        return pr.stored_request_from_record(row) if row else None
+
+    async def get_audit(self, request_id: str) -> AuditRecord | None:
+        async with self._conn("get audit") as conn:
+            row = await conn.fetchrow(f"{_AUDIT} WHERE request_id = $1", request_id)
+        return pr.audit_from_record(row) if row else None
+
+    async def list_audit(self, incident_id: str | None = None, limit: int = 100) -> list[AuditRecord]:
+        async with self._conn("list audit") as conn:
+            found = await conn.fetch(f"{_AUDIT} WHERE $1::text IS NULL OR incident_id = $1 ORDER BY seq DESC LIMIT $2",
+                                     incident_id, limit)
+        return [pr.audit_from_record(r) for r in found]
+
+    # -- timers -----------------------------------------------------------------------------------
+    async def schedule_timer(self, timer: Timer) -> bool:
+        async with self._conn("schedule timer") as conn:
+            inserted = await conn.fetchval(
+                "INSERT INTO timers (id, kind, due_at, payload, state) VALUES ($1, $2, $3, $4, 'pending') "
+                "ON CONFLICT (id) DO NOTHING RETURNING 1", timer.id, timer.kind, timer.due_at, dict(timer.payload))
+        return inserted is not None
+
+    async def claim_due_timers(self, now: datetime, lease_until: datetime, limit: int) -> list[Timer]:
+        async with self._conn("claim timers") as conn:
+            found = await conn.fetch(CLAIM_TIMERS, self.holder, lease_until, now, limit)
+        return sorted((pr.timer_from_record(r) for r in found), key=lambda t: (t.due_at, t.id))
+
+    async def complete_timer(self, timer_id: str, now: datetime) -> None:
+        async with self._conn("complete timer") as conn:
+            await conn.execute("UPDATE timers SET state = 'fired', fired_at = $2 WHERE id = $1", timer_id, now)
+
+    async def cancel_timers(self, prefix: str) -> int:
+        async with self._conn("cancel timers") as conn:
+            status = await conn.execute("UPDATE timers SET state = 'cancelled' WHERE state = 'pending' "
+                                        "AND starts_with(id, $1)", prefix)
+        return int(status.split()[-1])
