@@ -169,18 +169,36 @@ class Engine:
         self.deps.metrics.queue_depth.set(self.queue.qsize())
 
     async def start(self) -> None:
-        now = self.deps.clock.now()
-        for orphan in await self.deps.store.reconcile_running(now):
-            request = orphan.request
-            self.deps.metrics.actions.labels(request.action, Outcome.UNKNOWN.value).inc()
-            await self.escalate(request.incident_id, f"{request.action} on {request.target} was running when "
-                                f"{orphan.holder} stopped; its outcome is unknown and it will not be re-run")
+        await self.reconcile()
         self.accepting = True
         self._tasks = [asyncio.create_task(self._worker(i), name=f"engine-worker-{i}")
                        for i in range(self.deps.settings.engine.workers)]
         self._tasks.append(asyncio.create_task(self._feed_backlog(), name="engine-backlog"))
         self._tasks.append(asyncio.create_task(self.timers.run(), name="engine-timers"))
+        self._tasks.append(asyncio.create_task(self._reconcile_periodically(), name="engine-reconcile"))
         self._more_backlog.set()
+
+    async def reconcile(self) -> int:
+        """Requests a dead replica left running: recorded UNKNOWN, escalated, never re-run.
+
+        At start, and then periodically: replicas die while others keep running.
+        """
+        orphans = await self.deps.store.reconcile_running(self.deps.clock.now())
+        for orphan in orphans:
+            request = orphan.request
+            self.deps.metrics.actions.labels(request.action, Outcome.UNKNOWN.value).inc()
+            await self.escalate(request.incident_id, f"{request.action} on {request.target} was running when "
+                                f"{orphan.holder} stopped; its outcome is unknown and it will not be re-run")
+        return len(orphans)
+
+    async def _reconcile_periodically(self) -> None:
+        interval = self.deps.settings.engine.reconcile_interval.total_seconds()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reconcile()
+            except StoreUnavailable as exc:
+                log.warning("reconcile_store_unavailable", error=str(exc))
 
     async def _worker(self, number: int) -> None:
         while True:
@@ -229,6 +247,8 @@ class Engine:
             now = self.deps.clock.now()
             lease = now + self.deps.settings.engine.alert_lease
             try:
+                if self.executor.unrecorded:
+                    await self.executor.flush_unrecorded()
                 if self._overflow:
                     overflow, self._overflow = self._overflow, []
                     await self.deps.store.release_alerts(overflow)
@@ -266,4 +286,8 @@ class Engine:
         if handed_back:
             with contextlib.suppress(StoreUnavailable):
                 await self.deps.store.release_alerts(handed_back)
+        unrecorded = await self.executor.flush_unrecorded()
+        if unrecorded:
+            # Their requests stay open under this holder; once it is gone, reconcile takes over.
+            log.error("audit_records_lost_at_stop", count=unrecorded)
         log.info("engine_stopped", handed_back=len(handed_back), unfinished=self._busy)

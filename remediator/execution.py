@@ -18,7 +18,7 @@ from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, stop_af
 
 from remediator.actions.base import ActionContext, ActionParams, AnyAction, TimelineWriter
 from remediator.deps import Deps
-from remediator.errors import CoordinationUnavailable
+from remediator.errors import ClaimLost, CoordinationUnavailable, StoreUnavailable
 from remediator.guardrails import GuardInput
 from remediator.model import (
     ActionRequest,
@@ -60,12 +60,14 @@ class Executor:
     def __init__(self, deps: Deps, on_hold: HoldHandler | None = None) -> None:
         self.deps = deps
         self.on_hold = on_hold
+        # Audit records the store could not take when their request ended, written as soon as it can.
+        self.unrecorded: dict[str, tuple[AuditRecord, list[TimelineEvent]]] = {}
 
     async def respond(self, planned: PlannedStep, alert: Alert, flap_count: int = 0) -> AuditRecord | None:
         """Claim, decide, execute, audit. None when another replica (or an earlier run) owns it."""
         request = planned.request
         store, clock = self.deps.store, self.deps.clock
-        if not await store.claim_request(request, clock.now()):
+        if request.id in self.unrecorded or not await store.claim_request(request, clock.now()):
             self.deps.metrics.duplicates.labels("request").inc()
             return None
         bound = log.bind(request_id=request.id, incident_id=request.incident_id, alert_id=request.alert_id,
@@ -73,9 +75,15 @@ class Executor:
         started = time.monotonic()
         decision: Decision | None = None
         execution: Execution | None = None
+        lost = False
         try:
             decision = await self.decide(planned, alert, flap_count)
             decision, execution = await self.execute(planned, decision, bound)
+        except ClaimLost as exc:
+            # Presumed dead by another replica, which released or reconciled the claim: whoever
+            # holds it now decides and records; this process neither acts nor writes a record.
+            lost = True
+            bound.warning("claim_lost", error=str(exc))
         except asyncio.CancelledError:
             execution = Execution.failed(FailureReason.CRASHED, "stopped while handling the request")
             raise
@@ -83,12 +91,40 @@ class Executor:
             bound.exception("request_failed")
             execution = Execution.failed(FailureReason.INTERNAL, f"{type(exc).__name__}: {exc}")
         finally:
-            record = self._audit(request, decision, execution, time.monotonic() - started)
-            await store.finish_request(record, _events(request, record))
-            self._count(record, bound)
+            if not lost:
+                record = self._audit(request, decision, execution, time.monotonic() - started)
+                await self._record(record, _events(request, record), bound)
+                self._count(record, bound)
+        if lost:
+            return None
         if decision is not None and decision.verdict is Verdict.HOLD and self.on_hold is not None:
             await self.on_hold(planned, decision)
         return record
+
+    async def _record(
+        self, record: AuditRecord, events: list[TimelineEvent], bound: structlog.typing.FilteringBoundLogger
+    ) -> None:
+        """Write the one audit record; if the store is down, keep it and write it when it returns.
+
+        Losing it would leave the request open (RUNNING or CLAIMED) under a live holder: nobody
+        would ever record what happened, and no other replica may take it over.
+        """
+        try:
+            await self.deps.store.finish_request(record, events)
+        except StoreUnavailable as exc:
+            self.unrecorded[record.request_id] = (record, events)
+            bound.warning("audit_deferred", error=str(exc), waiting=len(self.unrecorded))
+
+    async def flush_unrecorded(self) -> int:
+        """Write the audit records kept while the store was down; how many are still waiting."""
+        for request_id, (record, events) in list(self.unrecorded.items()):
+            try:
+                await self.deps.store.finish_request(record, events)
+            except StoreUnavailable:
+                break
+            del self.unrecorded[request_id]
+            log.info("audit_recorded_late", request_id=request_id)
+        return len(self.unrecorded)
 
     async def decide(self, planned: PlannedStep, alert: Alert, flap_count: int) -> Decision:
         if planned.error:
@@ -116,7 +152,7 @@ class Executor:
             calls = await action.plan_calls(planned.params, ctx)
             return decision, Execution(Outcome.DRY_RUN, detail={"would_call": [c.as_dict() for c in calls]})
         try:
-            lease = await self._lease(request, action)
+            lease = await self._lease(request, action) if action.exclusive else None
         except CoordinationUnavailable as exc:
             return Decision.deny(DecisionReason.COORDINATION_UNAVAILABLE, f"no target lease: {exc}", "lease"), \
                 Execution(Outcome.NOT_RUN)

@@ -101,6 +101,10 @@ class Action(ABC, Generic[P]):
     needs_coordination: ClassVar[bool] = True
     # Counts against the global action budget (notifications do not: they must get out).
     budgeted: ClassVar[bool] = True
+    # Takes the target's lease while it runs, so no two actions work on one resource at once.
+    # Notifications do not: two messages to one channel are not a conflict, and a lease would
+    # turn the second into a TARGET_BUSY denial (a lost page).
+    exclusive: ClassVar[bool] = True
 
     @abstractmethod
     def target(self, params: P) -> str:
