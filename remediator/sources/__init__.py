@@ -1,0 +1,1 @@
+"""Sources: turn what senders deliver into `Alert` objects (DESIGN.md §2)."""
