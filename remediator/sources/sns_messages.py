@@ -51,7 +51,8 @@ def alerts_from_notification(
     insufficient_data: InsufficientData,
 ) -> list[Alert]:
     """The alerts in one verified SNS notification: always exactly one, and never an exception."""
-    delivery = _Delivery(topic_arn, message_id, subject or "", as_utc(received_at), insufficient_data)
+    message, subject = _storable(message), _storable(subject or "")
+    delivery = _Delivery(topic_arn, message_id, subject, as_utc(received_at), insufficient_data)
     try:
         alert = _alert(message, delivery, unwrap_default=True)
     except Exception as error:
@@ -79,6 +80,12 @@ def _alert(message: str, delivery: _Delivery, *, unwrap_default: bool) -> Alert:
         # level only: a `default` inside a `default` is not something AWS produces.
         return _alert(default, delivery, unwrap_default=False)
     return _unparsed(message, delivery)
+
+
+def _storable(text: str) -> str:
+    """`text` with lone surrogates replaced: JSON may escape them ("\\ud800") and decoders pass them
+    through, but they cannot be encoded to UTF-8, so the store could not keep the alert."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _unparsed(message: str, delivery: _Delivery, *, parse_error: str = "") -> Alert:

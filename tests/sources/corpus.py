@@ -75,3 +75,5 @@ def assert_well_formed(alert: Alert) -> None:
     assert alert.received_at.utcoffset() == timedelta(0)
     assert alert.ends_at is None or alert.ends_at.utcoffset() == timedelta(0)
     assert alert.fingerprint and alert.group_key and alert.name
+    texts = [alert.name, alert.summary, *alert.labels.values(), *alert.annotations.values()]
+    assert all(text.encode("utf-8") for text in texts if text)  # storable: no lone surrogates
