@@ -194,8 +194,10 @@ def _status(state: str, insufficient_data: InsufficientData) -> tuple[AlertStatu
         return AlertStatus.FIRING, True
     if state == "OK":
         return AlertStatus.RESOLVED, True
-    if state == "INSUFFICIENT_DATA" and insufficient_data is not InsufficientData.RECORD:
-        return AlertStatus(insufficient_data.value), True
+    if state == "INSUFFICIENT_DATA" and insufficient_data is InsufficientData.FIRING:
+        return AlertStatus.FIRING, True
+    if state == "INSUFFICIENT_DATA" and insufficient_data is InsufficientData.RESOLVED:
+        return AlertStatus.RESOLVED, True
     # INSUFFICIENT_DATA under RECORD, or a state we do not know: keep it on record, act on nothing.
     return AlertStatus.FIRING, False
 
