@@ -95,7 +95,7 @@ def test_firing_and_resolved_occurrences_share_the_fingerprint_but_not_the_dedup
 
 
 def _payload(**changes: Any) -> dict[str, Any]:
-    base = json.loads(corpus_file("am-v0.25-firing-2-alerts.json").read_text())
+    base: dict[str, Any] = json.loads(corpus_file("am-v0.25-firing-2-alerts.json").read_text())
     base.update(changes)
     return base
 
