@@ -68,7 +68,8 @@ def notify_policy(name: str = "notify-each", alertname: str = "Occurrence") -> d
 class Receiver:
     """A notify.webhook target that counts what it receives, by text; it can be made to hang."""
 
-    def __init__(self) -> None:
+    def __init__(self, slow: tuple[str, float] = ("", 0.0)) -> None:
+        self.slow_suffix, self.slow_seconds = slow  # texts ending so take this long to answer
         self.received: Counter[str] = Counter()
         self.gate = asyncio.Event()
         self.gate.set()
@@ -80,6 +81,8 @@ class Receiver:
         body = await request.json()
         self.received[body["text"]] += 1
         self.entered.set()
+        if self.slow_suffix and body["text"].endswith(self.slow_suffix):
+            await asyncio.sleep(self.slow_seconds)
         await self.gate.wait()
         return web.json_response({"ok": True})
 
