@@ -12,6 +12,7 @@ from aiohttp import web
 
 from remediator.actions.base import ActionDeps, ActionRegistry
 from remediator.actions.registry import default_registry
+from remediator.actions.targets import TARGETS_EXTRA, TargetConnections
 from remediator.clock import Clock, SystemClock
 from remediator.deps import Deps
 from remediator.engine import Engine
@@ -69,11 +70,13 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await deps.store.open()
     await deps.coordination.open()
     deps.actions.http = aiohttp.ClientSession()
+    targets = deps.actions.extras[TARGETS_EXTRA] = TargetConnections(deps.settings.targets)
     await engine.start()
     try:
         yield
     finally:
         await engine.stop()
+        await targets.close()
         await deps.actions.http.close()
         await deps.coordination.close()
         await deps.store.close()
