@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from remediator.actions.registry import default_registry
-from remediator.app import make_store
+from remediator.app import holder_id, make_store
 from remediator.errors import PolicyError, SettingsError, StoreUnavailable
 from remediator.model import IncidentStatus
 from remediator.observability import configure_logging
@@ -54,7 +54,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 async def _with_store(settings: Settings, use: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
-    store = make_store(settings, "cli")
+    store = make_store(settings, f"cli:{holder_id()}")  # unique: replicas' stores lock their holder name
     await store.open()
     try:
         return await use(store)

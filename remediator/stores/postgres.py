@@ -127,10 +127,14 @@ class PostgresStore:
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def open(self) -> None:
-        with unavailable_as_store_error("open"):
-            self._pool = await create_pool(self.settings)
-            await migrate(self._pool, self.settings.schema_name)
-        await self._liveness.start()
+        try:
+            with unavailable_as_store_error("open"):
+                self._pool = await create_pool(self.settings)
+                await migrate(self._pool, self.settings.schema_name)
+            await self._liveness.start()
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         await self._batcher.close()
