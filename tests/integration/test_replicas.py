@@ -30,6 +30,13 @@ from tests.support.harness import AM_HEADERS, Receiver, am_alert, am_body, event
 
 pytestmark = pytest.mark.integration
 AM_PATH = "/webhooks/alertmanager"
+# An exclusive action on one target for some occurrences: replicas contend for its lease. The
+# database it sweeps does not exist, so it signals nothing on the shared test server.
+SWEEP_POLICY = {
+    "name": "idle-sweep", "severity": "P3", "match": {"alertname": "Occurrence", "labels": {"sweep": "yes"}},
+    "actions": [{"type": "postgres.terminate_idle_connections", "guardrails": {"cooldown": "0s"},
+                 "params": {"target": "estate", "database": "no_such_database", "idle_for": "1h"}}],
+}
 
 
 @dataclass
@@ -59,12 +66,13 @@ async def estate(
     receiver = Receiver(slow=("-00", 3.0))
     settings: dict[str, Any] = {
         "mode": "enforce",
-        "policies_dir": str(write_policies(tmp_path / "policies", [notify_policy()])),
+        "policies_dir": str(write_policies(tmp_path / "policies", [notify_policy(), SWEEP_POLICY])),
         "store": {"url": pg_dsn, "schema_name": pg_schema, "pool_min": 1, "pool_max": 5},
         "coordination": {"url": redis_url, "key_prefix": redis_prefix},
         "engine": {"workers": 8, "alert_lease": "2s", "reconcile_interval": "1s", "retry_attempts": 1},
         "alertmanager": {"bearer_tokens": ["am-secret"]},
         "notify": {"receiver": {"url": await receiver.start(), "timeout": "60s"}},
+        "targets": {"postgres": {"estate": {"dsn": pg_dsn}}},
         "log": {"level": "warning"},
     }
     store = PostgresStore(StoreSettings(url=pg_dsn, schema_name=pg_schema, pool_min=1, pool_max=2),
@@ -99,7 +107,8 @@ async def _metric(http: aiohttp.ClientSession, daemon: DaemonProcess, name: str)
 
 async def test_three_replicas_execute_each_occurrence_exactly_once(estate: Estate) -> None:
     replicas = await asyncio.gather(*(estate.spawn(f"replica-{i}") for i in range(3)))
-    groups = [[am_alert("Occurrence", f"am-{g:02d}-{i:02d}") for i in range(10)] for g in range(20)]
+    groups = [[am_alert("Occurrence", f"am-{g:02d}-{i:02d}", labels={"sweep": "yes" if i == 5 else "no"})
+               for i in range(10)] for g in range(20)]
     bodies = [am_body(f"group-{g}", alerts) for g, alerts in enumerate(groups)]
     occurrences = {a["fingerprint"] for alerts in groups for a in alerts}
     async with aiohttp.ClientSession() as http:
@@ -110,7 +119,7 @@ async def test_three_replicas_execute_each_occurrence_exactly_once(estate: Estat
 
         async def settled() -> bool:
             return await estate.store.count_unprocessed() == 0 and \
-                len(await estate.store.list_audit(limit=1000)) >= len(occurrences)
+                len(await estate.store.list_audit(limit=1000)) >= len(occurrences) + len(groups)
 
         await eventually(settled, timeout=60, interval=0.1)
         await asyncio.sleep(0.5)  # anything acting twice would show up now
@@ -121,11 +130,19 @@ async def test_three_replicas_execute_each_occurrence_exactly_once(estate: Estat
     assert duplicate_requests >= 1  # the takeovers happened, and were refused at the claim
     assert dict(estate.receiver.received) == dict.fromkeys(occurrences, 1)
     audit = await estate.store.list_audit(limit=1000)
-    assert len(audit) == len(occurrences) and {a.outcome for a in audit} == {Outcome.SUCCEEDED}
+    notified = [a for a in audit if a.action == "notify.webhook"]
+    swept = [a for a in audit if a.action == "postgres.terminate_idle_connections"]
+    assert len(notified) == len(occurrences) and {a.outcome for a in notified} == {Outcome.SUCCEEDED}
+    # One record per sweep request; overlapping sweeps of the one target were refused, never run together.
+    assert len({a.request_id for a in swept}) == len(swept) == len(groups)
+    assert {(a.outcome, a.decision_reason.value) for a in swept} <= {
+        (Outcome.SUCCEEDED, "allowed"), (Outcome.NOT_RUN, "target_busy")}
     assert await estate.coordination.held_leases(SystemClock().now()) == []
+    busy = sum(a.outcome is Outcome.NOT_RUN for a in swept)
     print(f"\nthree replicas: occurrences={len(occurrences)} deliveries={len(answers) * 10} "
           f"executions={sum(estate.receiver.received.values())} duplicate deliveries suppressed="
-          f"{duplicate_deliveries} duplicate requests suppressed={duplicate_requests:.0f}")
+          f"{duplicate_deliveries} duplicate requests suppressed={duplicate_requests:.0f}; "
+          f"exclusive sweeps: {len(swept) - busy} ran, {busy} refused as target_busy, leases left held: 0")
     assert [await d.stop() for d in replicas] == [0, 0, 0]
 
 
