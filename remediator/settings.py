@@ -88,6 +88,8 @@ class StoreSettings(Section):
     # SQLite: NORMAL is durable against a crash of the process (WAL); FULL also against power loss.
     sqlite_synchronous: Literal["normal", "full"] = "normal"
     batch_max: int = Field(512, ge=1, description="writes committed together at most")
+    # How long a write waits for a lock held by another process before the store reports itself unavailable.
+    sqlite_busy_timeout: Duration = timedelta(seconds=2)
 
     @field_validator("url")
     @classmethod
