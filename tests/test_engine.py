@@ -9,6 +9,7 @@ import pytest
 
 from remediator.model import DecisionReason, IncidentStatus, Outcome, Phase, Verdict
 from remediator.stores.base import RequestState
+from remediator.stores.sqlite import SqliteStore
 from tests.conftest import corpus_file
 from tests.support import builders
 from tests.support.daemon import Daemon, DaemonFactory
@@ -173,12 +174,12 @@ async def test_not_recovered_after_verify_runs_the_next_step_then_escalates(
     daemon = await start_daemon(policies=VERIFYING, mode="enforce", **settings)
     await post(daemon, FIRING)
     assert [r["text"] for r in receiver.received] == ["first"]
-    clock = daemon.deps.clock
+    clock = daemon.clock
     assert await daemon.engine.timers.fire_due() == 0  # not yet
-    clock.advance(timedelta(minutes=5))  # type: ignore[attr-defined]
+    clock.advance(timedelta(minutes=5))
     assert await daemon.engine.timers.fire_due() == 1
     assert [r["text"] for r in receiver.received] == ["first", "second"]
-    clock.advance(timedelta(minutes=5))  # type: ignore[attr-defined]
+    clock.advance(timedelta(minutes=5))
     assert await daemon.engine.timers.fire_due() == 1
     incident = (await daemon.deps.store.list_incidents())[0]
     kinds = [e.kind for e in await daemon.deps.store.timeline(incident.id)]
@@ -189,7 +190,7 @@ async def test_resolved_before_verify_is_recorded_as_verified(start_daemon: Daem
     daemon = await start_daemon(policies=VERIFYING, mode="enforce", **notify_settings(receiver))
     await post(daemon, FIRING)
     await post(daemon, RESOLVED)
-    daemon.deps.clock.advance(timedelta(minutes=5))  # type: ignore[attr-defined]
+    daemon.clock.advance(timedelta(minutes=5))
     assert await daemon.engine.timers.fire_due() == 1
     assert len(receiver.received) == 1
     incident = (await daemon.deps.store.list_incidents())[0]
@@ -204,7 +205,7 @@ async def test_an_action_left_running_by_a_crash_is_marked_unknown_and_escalated
     store = daemon.deps.store
     await daemon.engine.stop()
     # What a crash mid-action leaves behind: a request claimed and running under another holder.
-    dead = type(store)(daemon.db, holder="dead-replica")  # type: ignore[call-arg]
+    dead = SqliteStore(daemon.db, holder="dead-replica")
     await dead.open()
     request = builders.request("req-crashed")
     await dead.claim_request(request, daemon.deps.clock.now())

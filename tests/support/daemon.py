@@ -34,6 +34,7 @@ class Daemon:
     deps: Deps
     engine: Engine
     db: Path
+    clock: FakeClock
 
     def count(self, table: str) -> int:
         with sqlite3.connect(self.db) as conn:
@@ -61,7 +62,7 @@ async def start_daemon(make_settings: Callable[..., Settings], clock: FakeClock,
         client: TestClient[Any, Any] = TestClient(TestServer(app))
         await client.start_server()
         clients.append(client)
-        return Daemon(client, app[DEPS], app[ENGINE], settings.store.sqlite_path)
+        return Daemon(client, app[DEPS], app[ENGINE], settings.store.sqlite_path, clock)
 
     yield start
     for client in clients:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
 
 from tests.conftest import corpus_file
 from tests.support.daemon import Daemon, DaemonFactory
@@ -102,7 +103,7 @@ async def test_a_body_over_the_cap_gets_413(start_daemon: DaemonFactory) -> None
     response = await daemon.client.post("/webhooks/alertmanager", data=big, headers=BEARER)
     assert response.status == 413 and (await response.json())["error"] == "too_large"
 
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         for _ in range(10):
             yield b"x" * 1000
 
