@@ -1,0 +1,1 @@
+"""Alert sources: authenticate, verify and parse what senders POST to the webhooks."""
