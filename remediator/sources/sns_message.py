@@ -49,7 +49,11 @@ _TOPIC_ARN: Final = re.compile(
     r"arn:(?P<partition>aws|aws-cn|aws-us-gov):sns:(?P<region>[a-z]{2}(?:-[a-z]+){1,2}-[1-9][0-9]?)"
     r":(?P<account>[0-9]{12}):(?P<name>[A-Za-z0-9_-]{1,256}(?:\.fifo)?)"
 )
-_CERT_PATH: Final = re.compile(r"/SimpleNotificationService-[0-9a-f]{32}\.pem")
+SIGNING_CERT_URL: Final = re.compile(
+    r"https://(?P<host>sns\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?)"
+    r"(?P<path>/SimpleNotificationService-[0-9a-f]{32}\.pem)"
+)
+"""The only shape a SigningCertURL may have; `validate_cert_url` also pins the host to the topic."""
 _TIMESTAMP: Final = re.compile(
     r"(?P<Y>[0-9]{4})-(?P<M>[0-9]{2})-(?P<D>[0-9]{2})"
     r"T(?P<h>[0-9]{2}):(?P<m>[0-9]{2}):(?P<s>[0-9]{2})(?:\.(?P<ms>[0-9]{3}))?Z"
@@ -308,10 +312,10 @@ def pinned_topic(url: str, topic_arn: str) -> TopicArn:
         topic = parse_topic_arn(topic_arn)
     except ValueError as exc:
         raise SnsVerificationError(VerifyResult.BAD_CERT_URL, str(exc)) from None
-    prefix = f"https://{topic.sns_host}"
-    # One exact comparison decides; nothing is normalised or percent-decoded first, so userinfo,
-    # ports, query, fragment, case or encoding tricks cannot survive. `_cert_url_problem` only explains.
-    if not (url.startswith(prefix) and _CERT_PATH.fullmatch(url, len(prefix))):
+    match = SIGNING_CERT_URL.fullmatch(url)
+    # The raw string decides; nothing is normalised or percent-decoded first, so userinfo, ports,
+    # query, fragment, case or encoding tricks cannot survive. `_cert_url_problem` only explains.
+    if match is None or match["host"] != topic.sns_host:
         raise SnsVerificationError(VerifyResult.BAD_CERT_URL, _cert_url_problem(url, topic.sns_host))
     return topic
 
