@@ -18,6 +18,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import NameOID
 
 from remediator.sources.sns_message import SnsVerificationError, VerifyResult
@@ -98,14 +99,15 @@ class MemoryFetcher:
 
 
 @functools.cache
-def rsa_key(name: str) -> rsa.RSAPrivateKey:
-    """One 2048-bit key per name for the whole run: generating keys is the slow part."""
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def rsa_key(name: str, bits: int = 2048) -> rsa.RSAPrivateKey:
+    """One key per name for the whole run: generating keys is the slow part."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
-def make_ca(common_name: str) -> x509.Certificate:
-    key = rsa_key(common_name)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+def make_ca(subject: str) -> x509.Certificate:
+    """A self-signed CA whose subject is the RFC 4514 name `subject` (its key is keyed by it too)."""
+    key = rsa_key(subject)
+    name = x509.Name.from_rfc4514_string(subject)
     start, end = datetime(2020, 1, 1, tzinfo=UTC), datetime(2040, 1, 1, tzinfo=UTC)
     return (
         _validity(x509.CertificateBuilder(), start, end)
@@ -123,21 +125,20 @@ def make_leaf(
     common_name: str = "sns.amazonaws.com",
     dns_names: Iterable[str] = ("sns.amazonaws.com",),
     key_name: str = "leaf",
+    public_key: CertificatePublicKeyTypes | None = None,
     not_before: datetime = datetime(2025, 1, 1, tzinfo=UTC),
     not_after: datetime = datetime(2027, 1, 1, tzinfo=UTC),
 ) -> x509.Certificate:
-    issuer_cn = issuer.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
-    assert isinstance(issuer_cn, str)
     builder = (
         _validity(x509.CertificateBuilder(), not_before, not_after)
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
         .issuer_name(issuer.subject)
-        .public_key(rsa_key(key_name).public_key())
+        .public_key(public_key or rsa_key(key_name).public_key())
     )
     names = [x509.DNSName(name) for name in dns_names]
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    return builder.sign(rsa_key(issuer_cn), hashes.SHA256())
+    return builder.sign(rsa_key(issuer.subject.rfc4514_string()), hashes.SHA256())
 
 
 def _validity(builder: x509.CertificateBuilder, start: datetime, end: datetime) -> x509.CertificateBuilder:
@@ -159,8 +160,8 @@ class LocalPki:
 
 @functools.cache
 def local_pki() -> LocalPki:
-    ca = make_ca("remediator test CA")
-    return LocalPki(ca=ca, other_ca=make_ca("another test CA"), leaf=make_leaf(ca))
+    ca = make_ca("CN=remediator test CA")
+    return LocalPki(ca=ca, other_ca=make_ca("CN=another test CA"), leaf=make_leaf(ca))
 
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:remediator-alerts"

@@ -135,7 +135,7 @@ def test_subject_name_must_equal_the_expected_one(
 def test_from_files_reads_every_certificate_of_every_file(tmp_path: Path) -> None:
     pki = local_pki()
     (tmp_path / "both.pem").write_bytes(pem(pki.other_ca, pki.ca))
-    (tmp_path / "one.pem").write_bytes(pem(make_ca("third test CA")))
+    (tmp_path / "one.pem").write_bytes(pem(make_ca("CN=third test CA")))
 
     trust = TrustPolicy.from_files([tmp_path / "both.pem", tmp_path / "one.pem"])
 
