@@ -194,8 +194,6 @@ def _lambda_keys_converted(document: dict[str, Any]) -> dict[str, Any]:
             if http_key in fields:
                 raise _malformed(f"both {http_key} and {lambda_key} are present")
             fields[http_key] = fields.pop(lambda_key)
-    if "Subject" in fields and fields["Subject"] is None:
-        del fields["Subject"]
     return fields
 
 
@@ -207,6 +205,7 @@ def _required_string(fields: Mapping[str, Any], name: str) -> str:
 
 
 def _optional_string(fields: Mapping[str, Any], name: str) -> str | None:
+    # null counts as absent: Lambda-shaped messages carry "Subject": null when there is none.
     value = fields.get(name)
     if value is not None and not isinstance(value, str):
         raise _malformed(f"field {name} must be a string")

@@ -381,6 +381,9 @@ async def test_connection_refused(session: aiohttp.ClientSession) -> None:
         "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-00000000000000000000000000000000.pem?x",
         "http://sns.eu-west-1.amazonaws.com/SimpleNotificationService-00000000000000000000000000000000.pem",
         "https://sns.eu-west-1.amazonaws.com:443/SimpleNotificationService-00000000000000000000000000000000.pem",
+        "https://sns.eu-west-1.amazonaws.com./SimpleNotificationService-00000000000000000000000000000000.pem",
+        "https://SNS.eu-west-1.amazonaws.com/SimpleNotificationService-00000000000000000000000000000000.pem",
+        "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0000000000000000000000000000000.pem",
     ],
 )
 async def test_the_fetcher_itself_refuses_foreign_urls(
