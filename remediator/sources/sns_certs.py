@@ -113,7 +113,11 @@ class TrustPolicy:
 
     @classmethod
     def from_files(cls, ca_files: Sequence[Path]) -> TrustPolicy:
-        """Trust only leaves issued by the CA certificates in these PEM files (several per file allowed)."""
+        """Trust only leaves issued by the CA certificates in these PEM files (several per file allowed).
+
+        An empty sequence gives the default policy (public issuer names); a file without a
+        certificate raises ValueError naming it.
+        """
         certificates: list[x509.Certificate] = []
         for path in ca_files:
             try:

@@ -1,8 +1,9 @@
 """SNS HTTP(S) envelopes: parsing, the string to sign, and the SigningCertURL rules (FORMATS.md §1-2).
 
 Nothing here does I/O. Every refusal is an `SnsVerificationError` whose message is safe to log and to
-return to the client: messages name fields and rules, never a field's value, so a Token,
-SubscribeURL, UnsubscribeURL or Signature can never leak through them.
+return to the client: messages name fields and rules, and quote no received value except a region
+that already matched the ARN pattern, so a Token, SubscribeURL, UnsubscribeURL or Signature can
+never leak through them.
 """
 
 from __future__ import annotations
