@@ -17,10 +17,10 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sns_testkit import corpus_bytes, corpus_dir, local_pki, make_ca, make_leaf, pem, rsa_key
 
 from remediator.sources.sns_certs import HttpsCertificateFetcher, TrustPolicy, load_signing_certificate
 from remediator.sources.sns_message import SnsVerificationError, VerifyResult, parse_topic_arn
+from tests.sources.sns_testkit import corpus_bytes, corpus_dir, local_pki, make_ca, make_leaf, pem, rsa_key
 
 US_EAST_1 = parse_topic_arn("arn:aws:sns:us-east-1:123456789012:alerts")
 EU_SOUTH_1 = parse_topic_arn("arn:aws:sns:eu-south-1:123456789012:alerts")

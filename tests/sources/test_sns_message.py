@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sns_testkit import TAMPERED, corpus_bytes, corpus_json, real_signed_names, sign, unsigned_message
 
 from remediator.sources.sns_message import (
     MESSAGE_TYPES,
@@ -22,6 +21,7 @@ from remediator.sources.sns_message import (
     string_to_sign,
     validate_cert_url,
 )
+from tests.sources.sns_testkit import TAMPERED, corpus_bytes, corpus_json, real_signed_names, sign, unsigned_message
 
 CONFIRMATION = "sns-real-signed-v1-subscription-confirmation.json"
 US_WEST_2 = "arn:aws:sns:us-west-2:131990247566:dongie-standard-topic"

@@ -9,7 +9,18 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from sns_testkit import (
+
+from remediator.sources.sns_verify import (
+    SnsEnvelope,
+    SnsVerificationError,
+    SnsVerifier,
+    TrustPolicy,
+    VerifyResult,
+    load_signing_certificate,
+    parse_envelope,
+    verify_signature,
+)
+from tests.sources.sns_testkit import (
     CERT_URL,
     REAL_SIGNED_COUNT,
     SIGNED_AT,
@@ -30,17 +41,6 @@ from sns_testkit import (
     rsa_key,
     sign,
     unsigned_message,
-)
-
-from remediator.sources.sns_verify import (
-    SnsEnvelope,
-    SnsVerificationError,
-    SnsVerifier,
-    TrustPolicy,
-    VerifyResult,
-    load_signing_certificate,
-    parse_envelope,
-    verify_signature,
 )
 
 WITH_SUBJECT = "sns-real-signed-v1-notification-with-subject-2026.json"
