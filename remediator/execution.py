@@ -199,7 +199,7 @@ class Executor:
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(engine.retry_attempts) | stop_after_delay(engine.retry_deadline.total_seconds()),
-            wait=wait_exponential_jitter(initial=engine.retry_initial_wait.total_seconds(), max=30),
+            wait=wait_exponential_jitter(multiplier=engine.retry_initial_wait.total_seconds(), max=30),
             retry=retry_if_result(lambda e: e.outcome is Outcome.FAILED and e.retryable),
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
             before_sleep=note_retry,

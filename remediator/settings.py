@@ -89,6 +89,8 @@ class StoreSettings(Section):
     # SQLite: NORMAL is durable against a crash of the process (WAL); FULL also against power loss.
     sqlite_synchronous: Literal["normal", "full"] = "normal"
     batch_max: int = Field(512, ge=1, description="writes committed together at most")
+    # How long a write waits for a lock held by another process before the store reports itself unavailable.
+    sqlite_busy_timeout: Duration = timedelta(seconds=2)
     # PostgreSQL: the schema the daemon's tables live in (created if missing), and the bounds on
     # every connection attempt and every statement, so an unreachable server answers 503, not a hang.
     schema_name: str = Field("public", pattern=IDENTIFIER_RE)

@@ -18,6 +18,8 @@ from remediator.clock import FakeClock
 from remediator.settings import Settings
 from tests.support import servers
 
+pytest_plugins = ["tests.support.daemon"]
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("REMEDIATOR_CORPUS", ROOT.parent / "shared" / "corpus"))
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -30,7 +32,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
-    """Settings on a fresh SQLite file; keyword arguments override top-level keys (as dicts)."""
+    """Settings on a fresh SQLite file; keyword arguments override top-level keys (sections are merged)."""
 
     def make(**overrides: Any) -> Settings:
         base: dict[str, Any] = {
@@ -38,7 +40,9 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "policies_dir": str(tmp_path / "policies"),
             "alertmanager": {"bearer_tokens": ["am-secret"]},
         }
-        base.update(overrides)
+        for key, value in overrides.items():
+            base[key] = {**base[key], **value} if isinstance(value, dict) and isinstance(base.get(key), dict) \
+                else value
         (tmp_path / "policies").mkdir(exist_ok=True)
         return Settings.model_validate(base)
 
