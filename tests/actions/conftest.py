@@ -16,6 +16,7 @@ from aiobotocore.session import AioSession, get_session
 from botocore.config import Config
 
 from remediator.actions.base import ActionContext, ActionDeps, AnyAction
+from remediator.actions.waf_expiry import LEDGER_EXTRA, InMemoryBlockLedger
 from remediator.aws import AWS_EXTRA, AwsClients
 from remediator.clock import FakeClock
 from remediator.model import Execution
@@ -97,8 +98,13 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def deps(settings: Settings, clock: FakeClock, clients: AwsClients) -> ActionDeps:
-    return ActionDeps(settings=settings, clock=clock, extras={AWS_EXTRA: clients})
+def ledger() -> InMemoryBlockLedger:
+    return InMemoryBlockLedger()
+
+
+@pytest.fixture
+def deps(settings: Settings, clock: FakeClock, clients: AwsClients, ledger: InMemoryBlockLedger) -> ActionDeps:
+    return ActionDeps(settings=settings, clock=clock, extras={AWS_EXTRA: clients, LEDGER_EXTRA: ledger})
 
 
 @pytest.fixture
