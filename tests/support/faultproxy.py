@@ -31,7 +31,7 @@ import aiohttp
 from aiohttp import web
 
 Protocol = Literal["json", "cbor", "query", "ec2", "rest-xml"]
-Mode = Literal["error", "reset", "delay", "canned"]
+Mode = Literal["error", "reset", "delay", "canned", "pass"]
 CREDENTIAL = re.compile(r"Credential=[^/,]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 HOP_BY_HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
 QUERY_NS = {
@@ -55,7 +55,8 @@ class Rule:
 
     mode "error": `status` + `code` + `message` in the protocol's error shape (an empty `code`
     sends the status with an empty body, like a bare 403); "reset": drop the TCP connection;
-    "delay": wait `delay` seconds, then forward; "canned": `status`, `headers`, `body` as given.
+    "delay": wait `delay` seconds, then forward; "canned": `status`, `headers`, `body` as given;
+    "pass": forward untouched (placed before an error rule: "the first N calls succeed").
     """
 
     operation: str
