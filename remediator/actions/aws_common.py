@@ -23,7 +23,7 @@ CacheIdentifier = Annotated[str, StringConstraints(max_length=40, pattern=r"^[A-
 NodeGroupId = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
 InstanceId = Annotated[str, StringConstraints(pattern=r"^i-([0-9a-f]{8}|[0-9a-f]{17})$")]
 SecurityGroupId = Annotated[str, StringConstraints(pattern=r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$")]
-HostedZoneId = Annotated[str, StringConstraints(pattern=r"^(/hostedzone/)?Z[A-Z0-9]{1,32}$")]
+HostedZoneId = Annotated[str, StringConstraints(pattern=r"^(/hostedzone/)?[A-Z0-9]{1,32}$")]
 BucketName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
 KeyPrefix = Annotated[str, StringConstraints(max_length=512, pattern=r"^[A-Za-z0-9!_.*'()/=+,@-]*$")]
 AlarmName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f]+$")]
