@@ -72,7 +72,9 @@ def _add_content_md5(request: Any, **_: Any) -> None:
 def client_config(settings: AwsSettings) -> Config:
     """The botocore Config the daemon uses: standard retries, bounded connect and read times."""
     return Config(
-        retries={"mode": "standard", "max_attempts": settings.max_attempts},
+        # botocore's "max_attempts" counts retries after the first try; "total_max_attempts"
+        # counts every try, which is what `aws.max_attempts` means.
+        retries={"mode": "standard", "total_max_attempts": settings.max_attempts},
         connect_timeout=settings.connect_timeout.total_seconds(),
         read_timeout=settings.read_timeout.total_seconds(),
     )

@@ -9,7 +9,7 @@ parsers, retry handler and modeled exceptions see what they would see from AWS.
     proxy.add(Rule("UpdateService", times=2, code="ThrottlingException"))   # json, 400
     proxy.add(Rule("DescribeDBClusters", mode="reset"))                       # drop the connection
     proxy.add(Rule("TestFailover", mode="canned", status=200, body=XML))      # fill a moto gap
-    proxy.log  # [Hit(service, protocol, operation, status), ...]; status 0 = connection reset
+    proxy.log  # [Hit(service, protocol, operation, status), ...]; 0: reset by us, 499: client gave up
 
 The operation is the API name for json (X-Amz-Target), smithy-rpc-v2-cbor (/operation/<Op>),
 query and ec2 (Action=); for rest-xml (S3, Route 53) it is "METHOD /path[?query keys]".
@@ -33,6 +33,7 @@ from aiohttp import web
 Protocol = Literal["json", "cbor", "query", "ec2", "rest-xml"]
 Mode = Literal["error", "reset", "delay", "canned", "pass"]
 CREDENTIAL = re.compile(r"Credential=[^/,]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+CLIENT_GAVE_UP = 499  # logged for a delayed request the client stopped waiting for
 HOP_BY_HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
 QUERY_NS = {
     "rds": "http://rds.amazonaws.com/doc/2014-10-31/",
@@ -41,7 +42,7 @@ QUERY_NS = {
 
 
 class Hit(NamedTuple):
-    """One request the proxy saw and what it answered (0: the connection was reset)."""
+    """One request the proxy saw and what it answered (0: we reset it; 499: the client gave up)."""
 
     service: str
     protocol: str
@@ -205,15 +206,20 @@ class FaultProxy:
         elif rule is not None and rule.mode == "canned":
             response = web.Response(status=rule.status, body=rule.body, headers=rule.headers)
         else:
-            if rule is not None:
-                await asyncio.sleep(rule.delay)
-            response = await self._forward(request, body)
+            try:
+                if rule is not None:
+                    await asyncio.sleep(rule.delay)
+                response = await self._forward(request, body)
+            except asyncio.CancelledError:
+                self.log.append(Hit(service, protocol, operation, CLIENT_GAVE_UP))
+                raise
         self.log.append(Hit(service, protocol, operation, response.status))
         return response
 
     async def _forward(self, request: web.Request, body: bytes) -> web.Response:
         assert self._session is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        # Host stays as signed: with IAM enforcement on, moto checks the SigV4 signature.
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP or k.lower() == "host"}
         async with self._session.request(request.method, self.upstream + request.path_qs, headers=headers,
                                          data=body, allow_redirects=False) as upstream:
             payload = await upstream.read()
