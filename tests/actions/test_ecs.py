@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from remediator.actions.ecs import ForceNewDeployment, Rollback, ScaleService
@@ -212,3 +214,18 @@ async def test_rollback_verify(moto: MotoClient, ctx_for: CtxFactory) -> None:
     assert await action.verify(params, ctx) is False
     complete_rollout()
     assert await action.verify(params, ctx) is True
+
+
+async def test_force_new_deployment_verify_without_the_execution(moto: MotoClient, ctx_for: CtxFactory) -> None:
+    """No execution passed: the PRIMARY deployment counts only if it began after the request."""
+    await make_service(moto)
+    action = ForceNewDeployment()
+    params = action.Params(**SVC)
+    ctx = ctx_for(action, SVC)
+    await action.run(params, ctx)
+    complete_rollout()
+    assert await action.verify(params, ctx) is True
+
+    later = ctx_for(action, SVC)
+    later.request = replace(later.request, created_at=later.request.created_at + timedelta(hours=1))
+    assert await action.verify(params, later) is False
