@@ -112,7 +112,7 @@ class UpsertRecord(Action[RecordParams]):
                   "ResourceRecords": [{"Value": v} for v in params.values]}
         return PlannedCall("route53", "ChangeResourceRecordSets", {
             "HostedZoneId": params.hosted_zone_id,
-            "ChangeBatch": {"Comment": f"remediator request {ctx.request.id} incident {ctx.request.incident_id}",
+            "ChangeBatch": {"Comment": f"remediator request {ctx.request.id} incident {ctx.request.incident_id}"[:256],
                             "Changes": [{"Action": "UPSERT", "ResourceRecordSet": record}]}})
 
     async def precheck(self, params: RecordParams, ctx: ActionContext) -> str | None:

@@ -182,7 +182,8 @@ class BlockIp(Action[BlockParams]):
             ledger = self._ledger(ctx)
             await self._check_hourly_cap(params, ctx, ledger)
             state = await read_ip_set(calls, ref)
-            if state.holds(params.address):
+            adding = self._adding(params, ctx)
+            if adding(state) is None:  # also refuses a wrong address family or a full set
                 return await self._already_present(params, ctx, ledger, calls, where)
             now = ctx.clock.now()
             # The expiry is written before the address goes in: a crash in between leaves an
@@ -190,7 +191,7 @@ class BlockIp(Action[BlockParams]):
             stored = await ledger.record(WafBlock(
                 params.ip_set_arn, params.address.compressed, now, now + params.duration,
                 ctx.request.id, ctx.request.incident_id))
-            added, conflicts = await edit_ip_set(calls, ref, self._adding(params, ctx), first=state,
+            added, conflicts = await edit_ip_set(calls, ref, adding, first=state,
                                                  retries=ctx.deps.settings.aws.waf.lock_retries,
                                                  never_add=self._ranges(ctx))
         except Refused as refused:

@@ -270,7 +270,8 @@ async def test_hourly_cap(moto: MotoClient, ctx_for: CtxFactory, proxy: FaultPro
     assert (await BLOCK.run(BLOCK.Params(**raw), ctx_for(BLOCK, raw))).outcome is Outcome.SUCCEEDED
 
 
-async def test_set_size_cap(moto: MotoClient, ctx_for: CtxFactory, proxy: FaultProxy, deps: ActionDeps) -> None:
+async def test_set_size_cap(moto: MotoClient, ctx_for: CtxFactory, proxy: FaultProxy, deps: ActionDeps,
+                            ledger: InMemoryBlockLedger) -> None:
     with_waf(deps, max_set_size=2)
     arn = await make_ip_set(moto, ["192.0.2.1/32", "192.0.2.2/32"])
     raw = block_params(arn, "203.0.113.7")
@@ -278,13 +279,15 @@ async def test_set_size_cap(moto: MotoClient, ctx_for: CtxFactory, proxy: FaultP
 
     assert execution.reason is FailureReason.LIMIT_EXCEEDED and execution.retryable is False
     assert "UpdateIPSet" not in proxy.operations()
+    assert ledger.entries() == []
 
 
 async def test_wrong_address_family_and_overlong_duration(moto: MotoClient, ctx_for: CtxFactory,
-                                                          deps: ActionDeps) -> None:
+                                                          deps: ActionDeps, ledger: InMemoryBlockLedger) -> None:
     arn = await make_ip_set(moto)
     raw = block_params(arn, "2001:db8::7")
     assert (await BLOCK.run(BLOCK.Params(**raw), ctx_for(BLOCK, raw))).reason is FailureReason.VALIDATION
+    assert ledger.entries() == []  # a refused block leaves no expiry and does not count against the cap
     with_waf(deps, max_duration=timedelta(hours=2))
     raw = block_params(arn, "203.0.113.7", duration="3h")
     execution = await BLOCK.run(BLOCK.Params(**raw), ctx_for(BLOCK, raw))
