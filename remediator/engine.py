@@ -18,7 +18,7 @@ from remediator.actions.base import ActionContext
 from remediator.deps import Deps
 from remediator.errors import CoordinationUnavailable, StoreUnavailable
 from remediator.execution import Executor, HoldHandler, IncidentNotes
-from remediator.model import Alert, AuditRecord, Incident, IncidentStatus, Outcome, Phase, TimelineEvent
+from remediator.model import Alert, AuditRecord, Execution, Incident, IncidentStatus, Outcome, Phase, TimelineEvent
 from remediator.observability import get_logger
 from remediator.policy.match import Match, incident_severity
 from remediator.policy.plan import plan_step
@@ -136,9 +136,9 @@ class Engine:
         if stored is None or action is None:
             return False
         audit = await self.deps.store.get_audit(request_id)
+        execution = Execution(audit.outcome, reason=audit.failure_reason, detail=audit.detail) if audit else None
         ctx = ActionContext(stored.request, self.deps.actions, IncidentNotes(self.deps, stored.request),
-                            log.bind(request_id=request_id), self.deps.dry_run,
-                            execution_detail=audit.detail if audit else {})
+                            log.bind(request_id=request_id), self.deps.dry_run, execution=execution)
         try:
             params = action.Params.model_validate(stored.request.params)
             async with asyncio.timeout(self.deps.settings.engine.action_timeout.total_seconds()):

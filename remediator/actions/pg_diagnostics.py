@@ -56,8 +56,7 @@ class PostgresDiagnostics(Action[DiagnosticsParams]):
 
     type_name = "postgres.diagnostics"
     Params = DiagnosticsParams
-    permissions = ("postgres: member of pg_read_all_stats (every session, pg_stat_statements)",
-                   "postgres: CONNECT on the target's database")
+    permissions = ("postgres: pg_read_all_stats role", "postgres: CONNECT on the database")
     # Read-only: no lease, no share of the budget, and it still runs when shared limits are down.
     needs_coordination = False
     budgeted = False

@@ -75,9 +75,9 @@ class TerminateIdleConnections(Action[TerminateIdleParams]):
 
     type_name = "postgres.terminate_idle_connections"
     Params = TerminateIdleParams
-    permissions = ("postgres: member of pg_signal_backend (pg_terminate_backend on other roles' sessions)",
-                   "postgres: member of pg_read_all_stats (state of other roles' sessions)",
-                   "postgres: CONNECT on the target's database")
+    # pg_signal_backend: terminate other roles' sessions; pg_read_all_stats: see their state.
+    permissions = ("postgres: pg_signal_backend role", "postgres: pg_read_all_stats role",
+                   "postgres: CONNECT on the database")
 
     def target(self, params: TerminateIdleParams) -> str:
         return f"postgres:{params.target}/{params.database}"
@@ -132,9 +132,8 @@ class CancelLongQueries(Action[CancelLongParams]):
 
     type_name = "postgres.cancel_long_queries"
     Params = CancelLongParams
-    permissions = ("postgres: member of pg_signal_backend (pg_cancel_backend / pg_terminate_backend)",
-                   "postgres: member of pg_read_all_stats (other roles' queries and states)",
-                   "postgres: CONNECT on the target's database")
+    permissions = ("postgres: pg_signal_backend role", "postgres: pg_read_all_stats role",
+                   "postgres: CONNECT on the database")
 
     def target(self, params: CancelLongParams) -> str:
         return f"postgres:{params.target}/{params.database}"

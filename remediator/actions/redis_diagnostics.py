@@ -42,7 +42,7 @@ class RedisDiagnostics(Action[RedisDiagnosticsParams]):
 
     type_name = "redis.diagnostics"
     Params = RedisDiagnosticsParams
-    permissions = ("redis ACL: +info +slowlog|get +scan +memory|usage (@read)",)
+    permissions = ("redis: +info", "redis: +slowlog|get", "redis: +scan", "redis: +memory|usage")
     needs_coordination = False
     budgeted = False
     exclusive = False

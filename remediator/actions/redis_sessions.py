@@ -20,33 +20,37 @@ from remediator.actions.pg_common import TARGET_NAME
 from remediator.actions.targets import TargetUnavailable, target_connections
 from remediator.model import Execution, FailureReason, Risk
 
-# A literal prefix of at least 3 characters before any wildcard: never the whole keyspace.
-KEY_PATTERN = r"^[A-Za-z0-9_.:{}\-]{3,}[A-Za-z0-9_.:{}*?\-]{0,200}$"
+# A literal prefix of at least 3 characters before any wildcard: never the whole keyspace. `<user>`
+# stands for the `user` parameter (not `{user}`: braces are policy templates).
+KEY_PATTERN = r"^[A-Za-z0-9_.:\-]{3,}[A-Za-z0-9_.:*?<>\-]{0,200}$"
+USER_PLACEHOLDER = "<user>"
 USER = r"^[A-Za-z0-9_.@:\-]{1,128}$"
 REDIS_ERRORS = (TargetUnavailable, RedisError, OSError, TimeoutError)
 
 
 class InvalidateParams(ActionParams):
     target: str = Field(pattern=TARGET_NAME, description="a name under targets.redis in settings")
-    pattern: str = Field(pattern=KEY_PATTERN, description="glob of session keys; {user} stands for `user`")
+    pattern: str = Field(pattern=KEY_PATTERN, description="glob of session keys; <user> stands for `user`")
     user: str | None = Field(None, pattern=USER)
     batch: int = Field(500, ge=10, le=10_000, description="SCAN COUNT and UNLINK batch size")
     max_keys: int = Field(100_000, ge=1, le=10_000_000)
 
     @model_validator(mode="after")
     def _user_placeholder(self) -> InvalidateParams:
-        has_placeholder = "{user}" in self.pattern
+        has_placeholder = USER_PLACEHOLDER in self.pattern
         if has_placeholder and self.user is None:
-            raise ValueError("the pattern has {user} but no user is given")
+            raise ValueError(f"the pattern has {USER_PLACEHOLDER} but no user is given")
         if self.user is not None and not has_placeholder:
-            raise ValueError("a user is given but the pattern has no {user} placeholder")
+            raise ValueError(f"a user is given but the pattern has no {USER_PLACEHOLDER} placeholder")
+        if ("<" in self.pattern.replace(USER_PLACEHOLDER, "")) or (">" in self.pattern.replace(USER_PLACEHOLDER, "")):
+            raise ValueError(f"< and > only as {USER_PLACEHOLDER}")
         return self
 
     def glob(self) -> str:
         """The SCAN MATCH pattern, the user's glob characters escaped."""
         if self.user is None:
             return self.pattern
-        return self.pattern.replace("{user}", re.sub(r"([*?\[\]\\])", r"\\\1", self.user))
+        return self.pattern.replace(USER_PLACEHOLDER, re.sub(r"([*?\[\]\\])", r"\\\1", self.user))
 
 
 class InvalidateSessions(Action[InvalidateParams]):
@@ -56,7 +60,7 @@ class InvalidateSessions(Action[InvalidateParams]):
     type: redis.invalidate_sessions
     params:
       target: sessions
-      pattern: "sess:user:{user}:*"
+      pattern: "sess:user:<user>:*"
       user: "{labels.user_id}"
       batch: 500
     ```
@@ -64,7 +68,7 @@ class InvalidateSessions(Action[InvalidateParams]):
 
     type_name = "redis.invalidate_sessions"
     Params = InvalidateParams
-    permissions = ("redis ACL: +scan +unlink (@keyspace) on the session keys, e.g. ~sess:*",)
+    permissions = ("redis: +scan", "redis: +unlink", "redis: ~<session keys> (e.g. ~sess:*)")
     risk = Risk.HIGH
 
     def target(self, params: InvalidateParams) -> str:

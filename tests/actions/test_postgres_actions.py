@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,6 +21,7 @@ from remediator.actions.postgres import (
 )
 from remediator.model import Outcome
 from tests.actions.conftest import ContextFactory, Notes
+from tests.support.harness import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -94,8 +95,8 @@ async def test_idle_sessions_are_terminated_and_busy_and_protected_ones_are_not(
     assert execution.outcome is Outcome.SUCCEEDED, execution.detail
     assert execution.detail["terminated"] == 20 and execution.detail["by_user"] == {database.app: 20}
     assert {s["user"] for s in execution.detail["sessions"]} == {database.app}
-    assert await database.sessions() == {(database.app, "active"): 1, (database.app, "idle"): 1,
-                                         (database.keeper, "idle"): 1}
+    expected = {(database.app, "active"): 1, (database.app, "idle"): 1, (database.keeper, "idle"): 1}
+    await eventually(lambda: _equal(database.sessions(), expected))  # backends exit just after the signal
     assert not working.done()
     for conn in idle:
         with pytest.raises((asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError)):
@@ -118,7 +119,7 @@ async def test_at_most_n_per_run_and_a_dry_run_changes_nothing(
     assert await database.sessions() == {(database.app, "idle"): 5}
     execution = await action.run(params, action_context(database.targets()))
     assert execution.detail["terminated"] == 3
-    assert await database.sessions() == {(database.app, "idle"): 2}
+    await eventually(lambda: _equal(database.sessions(), {(database.app, "idle"): 2}))
     for conn in idle:
         conn.terminate()
 
@@ -180,3 +181,7 @@ async def test_diagnostics_put_a_snapshot_with_the_lock_tree_on_the_timeline(
     await waiting
     holder.terminate()
     waiter.terminate()
+
+
+async def _equal(found: Awaitable[dict[tuple[str, str], int]], expected: dict[tuple[str, str], int]) -> bool:
+    return await found == expected

@@ -43,7 +43,7 @@ def _targets(redis_url: str) -> dict[str, object]:
 async def test_one_users_sessions_are_unlinked_in_batches_and_nothing_else(
     sessions: aioredis.Redis, redis_url: str, redis_prefix: str, action_context: ContextFactory
 ) -> None:
-    params = InvalidateParams(target="sessions", pattern=f"{redis_prefix}sess:user:{{user}}:*", user="u1", batch=100)
+    params = InvalidateParams(target="sessions", pattern=f"{redis_prefix}sess:user:<user>:*", user="u1", batch=100)
     action = InvalidateSessions()
     assert action.risk is Risk.HIGH  # everyone matching is logged out: held for approval
     planned = await action.plan_calls(params, action_context(_targets(redis_url), dry_run=True))
@@ -66,8 +66,8 @@ async def test_a_run_stops_at_max_keys(
 
 
 @pytest.mark.parametrize(("pattern", "user"), [
-    ("*", None), ("s*", None), ("sess:{user}:*", None), ("sess:*", "u1"), ("sess:{user}:*", "u1*"),
-    ("sess:{user}:*", "u1 OR 1"),
+    ("*", None), ("s*", None), ("sess:<user>:*", None), ("sess:*", "u1"), ("sess:<user>:*", "u1*"),
+    ("sess:<user>:*", "u1 OR 1"), ("sess:<other>:*", None), ("sess:{labels.x}", None),
 ])
 def test_patterns_and_users_that_could_reach_other_keys_are_refused(pattern: str, user: str | None) -> None:
     with pytest.raises(ValidationError):
