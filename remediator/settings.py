@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     IPvAnyNetwork,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -38,9 +39,15 @@ DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 6048
 
 
 def parse_duration(value: object) -> timedelta:
-    """`90s`, `15m`, `1h30m`, `2d`, a number of seconds, or a timedelta."""
+    """`90s`, `15m`, `1h30m`, `2d`, a number of seconds, a timedelta, or ISO 8601 (`PT1H`).
+
+    ISO 8601 is how a timedelta is dumped to JSON: parameters stored with a request must
+    validate again when verify or an approval reads them back.
+    """
     if isinstance(value, timedelta):
         return value
+    if isinstance(value, str) and value.strip().upper().startswith(("P", "-P")):
+        return _ISO_DURATION.validate_python(value.strip())
     if isinstance(value, int | float) and not isinstance(value, bool):
         return timedelta(seconds=value)
     if not isinstance(value, str) or not value.strip():
@@ -63,6 +70,7 @@ def parse_duration(value: object) -> timedelta:
     return timedelta(seconds=total)
 
 
+_ISO_DURATION = TypeAdapter(timedelta)
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 IDENTIFIER_RE = r"^[a-z_][a-z0-9_]{0,62}$"  # a lower-case SQL identifier that needs no quoting
 

@@ -53,12 +53,12 @@ def test_secrets_never_show_in_errors_or_reprs(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("15m", 900), ("1h30m", 5400), ("2d", 172800),
-                                                ("250ms", 0.25), (45, 45)])
+                                                ("250ms", 0.25), (45, 45), ("PT1H", 3600), ("P2DT30M", 174600)])
 def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("text", ["", "soon", "10", "5x", "m"])
+@pytest.mark.parametrize("text", ["", "soon", "10", "5x", "m", "P", "PT5X"])
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)

@@ -150,3 +150,10 @@ def test_database_privileges_are_listed_apart_from_the_iam_document() -> None:
         "postgres": ["CONNECT on the database", "pg_read_all_stats role", "pg_signal_backend role"],
         "redis": ["+info", "+memory|usage", "+scan", "+slowlog|get", "+unlink", "~<session keys> (e.g. ~sess:*)"],
     }
+
+
+@pytest.mark.parametrize("action", ACTIONS, ids=lambda a: a.type_name)
+def test_stored_parameters_validate_back_into_the_same_params(action: AnyAction) -> None:
+    # A request stores model_dump(mode="json"); verify and approvals validate it again.
+    params = action.Params.model_validate(example_params(action))
+    assert action.Params.model_validate(params.model_dump(mode="json")) == params
