@@ -114,14 +114,14 @@ UPSERT_INCIDENT = (
     "$14, $15) ON CONFLICT (id) DO UPDATE SET title = excluded.title, severity = excluded.severity, "
     "status = excluded.status, phase = excluded.phase, updated_at = excluded.updated_at, "
     "resolved_at = excluded.resolved_at, closed_at = excluded.closed_at, alert_count = excluded.alert_count, "
-    "firing = excluded.firing, phase_times = excluded.phase_times, root_cause = excluded.root_cause, "
+    "firing_count = excluded.firing_count, phase_times = excluded.phase_times, root_cause = excluded.root_cause, "
     "acknowledged_by = excluded.acknowledged_by"
 )
 
 
 def incident_args(i: Incident) -> tuple[Any, ...]:
     return (i.id, i.correlation_key, i.title, i.severity.value, i.status.value, i.phase.value, i.opened_at,
-            i.updated_at, i.resolved_at, i.closed_at, i.alert_count, list(i.firing),
+            i.updated_at, i.resolved_at, i.closed_at, i.alert_count, i.firing_count,
             {k: rows.ts(v) for k, v in i.phase_times.items()}, i.root_cause, i.acknowledged_by)
 
 
@@ -130,7 +130,7 @@ def incident_from_record(r: Record) -> Incident:
         id=r["id"], correlation_key=r["correlation_key"], title=r["title"], severity=Severity(r["severity"]),
         status=IncidentStatus(r["status"]), phase=Phase(r["phase"]), opened_at=r["opened_at"],
         updated_at=r["updated_at"], resolved_at=r["resolved_at"], closed_at=r["closed_at"],
-        alert_count=r["alert_count"], firing=tuple(r["firing"]),
+        alert_count=r["alert_count"], firing_count=r["firing_count"],
         phase_times={k: datetime.fromisoformat(v) for k, v in r["phase_times"].items()},
         root_cause=r["root_cause"], acknowledged_by=r["acknowledged_by"],
     )
@@ -172,9 +172,24 @@ def event_from_record(r: Record) -> TimelineEvent:
 REQUEST_COLUMNS = rows.REQUEST_COLUMNS
 
 
-def request_args(q: ActionRequest) -> tuple[Any, ...]:
-    return (q.id, q.alert_id, q.incident_id, q.policy, q.step, q.action, q.target, dict(q.params),
-            q.severity.value, q.risk.value, q.plan_hash, q.origin, q.created_at)
+REQUEST_TYPES = ("text", "text", "text", "text", "int4", "text", "text", "text", "text", "text", "text", "text",
+                 "timestamptz")
+REQUEST_SELECT = REQUEST_COLUMNS.rsplit(", state", 1)[0].replace("params", "params::jsonb")
+
+
+def unnest_args(types: Sequence[str], first: int = 1) -> str:
+    """`$1::text[], $2::int4[], ...`: one array parameter per column (JSON goes as text)."""
+    return ", ".join(f"${n}::{'text' if t == 'jsonb' else t}[]" for n, t in enumerate(types, start=first))
+
+
+def requests_args(requests: Sequence[ActionRequest]) -> list[list[Any]]:
+    columns: list[list[Any]] = [[] for _ in REQUEST_TYPES]
+    for q in requests:
+        values = (q.id, q.alert_id, q.incident_id, q.policy, q.step, q.action, q.target, rows.dumps(q.params),
+                  q.severity.value, q.risk.value, q.plan_hash, q.origin, q.created_at)
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    return columns
 
 
 def stored_request_from_record(r: Record) -> StoredRequest:
@@ -188,13 +203,26 @@ def stored_request_from_record(r: Record) -> StoredRequest:
 
 # -- audit --------------------------------------------------------------------------------------
 AUDIT_COLUMNS = rows.AUDIT_COLUMNS
-AUDIT_PARAMS = ", ".join(f"${n}" for n in range(1, 19))
+AUDIT_TYPES = ("text", "timestamptz", "text", "text", "text", "text", "text", "jsonb", "text", "text", "text",
+               "text", "text", "text", "text", "jsonb", "float8", "text")
+AUDIT_SELECT = ", ".join(f"{column}::jsonb" if kind == "jsonb" else column
+                         for column, kind in zip(AUDIT_COLUMNS.split(", "), AUDIT_TYPES, strict=True))
 
 
 def audit_args(a: AuditRecord) -> tuple[Any, ...]:
     return (a.request_id, a.at, a.incident_id, a.alert_id, a.policy, a.action, a.target, dict(a.params),
             a.plan_hash, a.mode, a.verdict.value, a.decision_reason.value, a.decision_detail, a.outcome.value,
             a.failure_reason.value if a.failure_reason else None, dict(a.detail), a.duration_ms, a.origin)
+
+
+def audits_args(records: Sequence[AuditRecord]) -> list[list[Any]]:
+    """Audit columns as arrays (JSON as text) for `unnest`."""
+    columns: list[list[Any]] = [[] for _ in AUDIT_TYPES]
+    for record in records:
+        values = audit_args(record)
+        for column, value, kind in zip(columns, values, AUDIT_TYPES, strict=True):
+            column.append(rows.dumps(value) if kind == "jsonb" else value)
+    return columns
 
 
 def audit_from_record(r: Record) -> AuditRecord:

@@ -30,7 +30,6 @@ from remediator.errors import ClaimLost, StoreUnavailable
 from remediator.model import (
     ActionRequest,
     Alert,
-    AlertStatus,
     AuditRecord,
     Incident,
     IncidentStatus,
@@ -40,26 +39,23 @@ from remediator.model import (
 )
 from remediator.settings import StoreSettings
 from remediator.stores import pg_rows as pr
-from remediator.stores import rows
-from remediator.stores.base import Correlation, StoredRequest, Timer
+from remediator.stores.base import Correlation, Observation, StoredRequest, Timer
 from remediator.stores.pg_batch import AlertBatcher
 from remediator.stores.pg_connect import (
     HOLDER_ALIVE,
-    NS_INCIDENT,
     HolderLiveness,
     create_pool,
     migrate,
     unavailable_as_store_error,
 )
+from remediator.stores.pg_correlate import correlate_batch
 from remediator.stores.sqlite import unknown_audit
 
 _ALERT = f"SELECT seq, {pr.ALERT_COLUMNS} FROM alerts"
 _INCIDENT = f"SELECT {pr.INCIDENT_COLUMNS} FROM incidents"
 _REQUEST = f"SELECT {pr.REQUEST_COLUMNS} FROM requests"
 _AUDIT = f"SELECT {pr.AUDIT_COLUMNS} FROM audit"
-_AUDIT_TYPES = ("text", "timestamptz", "text", "text", "text", "text", "text", "jsonb", "text", "text", "text",
-                "text", "text", "text", "text", "jsonb", "float8", "text")
-_AUDIT_VALUES = ", ".join(f"${n}::{t}" for n, t in enumerate(_AUDIT_TYPES, start=1))
+_AUDIT_VALUES = ", ".join(f"${n}::{t}" for n, t in enumerate(pr.AUDIT_TYPES, start=1))
 
 CLAIM_BACKLOG = f"""
 UPDATE alerts SET claimed_by = $1, claimed_until = $2 WHERE seq IN (
@@ -67,32 +63,33 @@ UPDATE alerts SET claimed_by = $1, claimed_until = $2 WHERE seq IN (
     AND NOT (id = ANY($5::text[])) ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED)
 RETURNING seq, {pr.ALERT_COLUMNS}
 """
-CORRELATION_STATE = """
-SELECT coalesce((SELECT correlated FROM alerts WHERE id = $1), false) AS correlated,
-       (SELECT incident_id FROM alerts WHERE id = $1) AS incident_id,
-       EXISTS (SELECT 1 FROM alerts WHERE fingerprint = $2 AND status = 'resolved' AND starts_at >= $3) AS stale
-"""
 # A claim left 'claimed' by this same holder (nothing ran under it), or released by reconcile
 # because its holder died before running anything, may be taken.
-CLAIM_REQUEST = f"""
-INSERT INTO requests ({pr.REQUEST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                                                  $16)
+CLAIM_REQUESTS = f"""
+INSERT INTO requests ({pr.REQUEST_COLUMNS})
+SELECT {pr.REQUEST_SELECT}, 'claimed', $14::text, $15::timestamptz FROM unnest({pr.unnest_args(pr.REQUEST_TYPES)})
+    AS q({pr.REQUEST_COLUMNS.rsplit(", state", 1)[0]})
 ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, claimed_at = excluded.claimed_at
 WHERE requests.state = 'claimed' AND requests.holder IN (excluded.holder, '')
-RETURNING 1
+RETURNING id
 """
 START_EXECUTION = f"""
 UPDATE requests SET state = 'running', started_at = $2
 WHERE id = $1 AND holder = $3 AND state = 'claimed' AND {HOLDER_ALIVE.format(holder="$3::text")}
 """
-FINISH_REQUEST = f"""
-WITH done AS (
-    UPDATE requests SET state = 'done', finished_at = $2
-    WHERE id = $1 AND holder = $19 AND state IN ('claimed', 'running') RETURNING id
+# Only the holder of an open claim records the outcome (a request reconciled UNKNOWN keeps that
+# record); the events are added regardless, so a late result still reaches the timeline.
+FINISH_REQUESTS = f"""
+WITH r AS (
+    SELECT * FROM unnest({pr.unnest_args(pr.AUDIT_TYPES)}) AS r({pr.AUDIT_COLUMNS})
+), done AS (
+    UPDATE requests q SET state = 'done', finished_at = r.at FROM r
+    WHERE q.id = r.request_id AND q.holder = $19 AND q.state IN ('claimed', 'running') RETURNING q.id
 ), events AS (
     {pr.insert_events_sql(20)}
 )
-INSERT INTO audit ({pr.AUDIT_COLUMNS}) SELECT {_AUDIT_VALUES} FROM done ON CONFLICT (request_id) DO NOTHING
+INSERT INTO audit ({pr.AUDIT_COLUMNS}) SELECT {pr.AUDIT_SELECT} FROM r WHERE r.request_id IN (SELECT id FROM done)
+ON CONFLICT (request_id) DO NOTHING
 """
 RECONCILE = f"""
 WITH holders AS MATERIALIZED (
@@ -210,44 +207,13 @@ class PostgresStore:
 
     # -- incidents --------------------------------------------------------------------------------
     async def correlate(self, alert: Alert, severity: Severity, now: datetime) -> Correlation:
+        return (await self.correlate_many([Observation(alert, severity)], now))[0]
+
+    async def correlate_many(self, observations: Sequence[Observation], now: datetime) -> list[Correlation]:
+        if not observations:
+            return []
         async with self._tx("correlate") as conn:
-            # One correlation key at a time across replicas, including when no incident row exists yet.
-            await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", NS_INCIDENT, alert.group_key)
-            state = await conn.fetchrow(CORRELATION_STATE, alert.id, alert.fingerprint, alert.starts_at)
-            if state["correlated"]:
-                done = state["incident_id"]
-                return Correlation(await self._incident(conn, done) if done else None)
-            found = await conn.fetchrow(f"{_INCIDENT} WHERE correlation_key = $1 AND status = 'open' FOR UPDATE",
-                                        alert.group_key)
-            current = pr.incident_from_record(found) if found else None
-            if alert.status is AlertStatus.FIRING and state["stale"]:
-                return Correlation(current, stale=True)
-            effect = await self._apply(conn, current, alert, severity, now)
-            if effect.incident is not None:
-                await conn.execute(pr.UPSERT_INCIDENT, *pr.incident_args(effect.incident))
-            await self._insert_events(conn, effect.events)
-            await conn.execute("UPDATE alerts SET correlated = true, incident_id = $2 WHERE id = $1", alert.id,
-                               effect.incident.id if effect.incident else None)
-        return Correlation(effect.incident, effect.opened, effect.resolved, False, effect.severity_raised)
-
-    @staticmethod
-    async def _apply(
-        conn: Any, current: Incident | None, alert: Alert, severity: Severity, now: datetime
-    ) -> incidents.AlertEffect:
-        """`apply_alert`, numbering a new incident only when it opens one (the number is a round trip)."""
-        wanted: list[bool] = []
-
-        def probe() -> str:
-            wanted.append(True)
-            return ""
-
-        effect = incidents.apply_alert(current, alert, severity, now, probe)
-        if not wanted:
-            return effect
-        number = await conn.fetchval(
-            "INSERT INTO counters (name, value) VALUES ($1, 1) "
-            "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value", f"incident-{now.year}")
-        return incidents.apply_alert(current, alert, severity, now, lambda: rows.incident_id(now.year, int(number)))
+            return await correlate_batch(conn, observations, now)
 
     @staticmethod
     async def _incident(conn: Any, incident_id: str) -> Incident | None:
@@ -305,9 +271,16 @@ class PostgresStore:
 
     # -- requests, executions, audit --------------------------------------------------------------
     async def claim_request(self, request: ActionRequest, now: datetime) -> bool:
-        async with self._conn("claim request") as conn:
-            claimed = await conn.fetchval(CLAIM_REQUEST, *pr.request_args(request), "claimed", self.holder, now)
-        return claimed is not None
+        return (await self.claim_requests([request], now))[0]
+
+    async def claim_requests(self, requests: Sequence[ActionRequest], now: datetime) -> list[bool]:
+        if not requests:
+            return []
+        first = {r.id: i for i, r in reversed(list(enumerate(requests)))}  # one claim per id and batch
+        unique = [requests[i] for i in sorted(first.values())]
+        async with self._conn("claim requests") as conn:
+            claimed = {r["id"] for r in await conn.fetch(CLAIM_REQUESTS, *pr.requests_args(unique), self.holder, now)}
+        return [first[r.id] == i and r.id in claimed for i, r in enumerate(requests)]
 
     async def start_execution(self, request_id: str, now: datetime) -> None:
         async with self._conn("start execution") as conn:
@@ -317,8 +290,13 @@ class PostgresStore:
                             "gone): it must not run")
 
     async def finish_request(self, record: AuditRecord, events: Sequence[TimelineEvent] = ()) -> None:
-        async with self._conn("finish request") as conn:
-            await conn.execute(FINISH_REQUEST, *pr.audit_args(record), self.holder, *pr.events_args(events))
+        await self.finish_requests([record], events)
+
+    async def finish_requests(self, records: Sequence[AuditRecord], events: Sequence[TimelineEvent] = ()) -> None:
+        if not records and not events:
+            return
+        async with self._conn("finish requests") as conn:
+            await conn.execute(FINISH_REQUESTS, *pr.audits_args(records), self.holder, *pr.events_args(events))
 
     async def reconcile_running(self, now: datetime) -> list[StoredRequest]:
         async with self._tx("reconcile") as conn:

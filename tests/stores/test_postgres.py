@@ -70,7 +70,7 @@ async def test_two_replicas_correlating_one_group_at_once_open_one_incident(repl
     assert sum(r.opened for r in results) == 1
     incidents = await a.list_incidents()
     assert len(incidents) == 1
-    assert incidents[0].alert_count == 20 and len(incidents[0].firing) == 20  # no update lost
+    assert incidents[0].alert_count == 20 and incidents[0].firing_count == 20  # no update lost
 
 
 async def test_a_replica_presumed_dead_may_not_start_until_its_liveness_is_back(

@@ -8,7 +8,7 @@ import pytest
 
 from remediator.errors import ClaimLost
 from remediator.model import IncidentStatus, Outcome, Phase, Severity, TimelineEvent
-from remediator.stores.base import RequestState, Store, Timer
+from remediator.stores.base import Observation, RequestState, Store, Timer
 from tests.conftest import T0
 from tests.stores.conftest import StoreFactory
 from tests.support import builders
@@ -85,7 +85,11 @@ async def test_firing_alert_opens_an_incident_and_its_resolution_resolves_it(sto
     assert (incident.status, incident.severity, incident.phase) == (IncidentStatus.OPEN, Severity.P2, Phase.DETECT)
     joined = await store.correlate(other, Severity.P2, T0 + timedelta(seconds=5))
     assert joined.incident is not None and joined.incident.id == incident.id and not joined.opened
-    assert joined.incident.alert_count == 2 and set(joined.incident.firing) == {"fp-1", "fp-2"}
+    assert joined.incident.alert_count == 2 and joined.incident.firing_count == 2
+    again = builders.alert(fingerprint="fp-1", starts_at=T0 + timedelta(seconds=30))  # re-fired: still one
+    await store.record_alerts([again], LEASE)
+    refired = await store.correlate(again, Severity.P2, T0 + timedelta(seconds=30))
+    assert refired.incident is not None and refired.incident.firing_count == 2
 
     end = T0 + timedelta(minutes=5)
     for fp in ("fp-1", "fp-2"):
@@ -97,7 +101,7 @@ async def test_firing_alert_opens_an_incident_and_its_resolution_resolves_it(sto
     assert stored is not None and stored.status is IncidentStatus.RESOLVED and stored.resolved_at == end
     assert stored.phase is Phase.RECOVER
     kinds = [e.kind for e in await store.timeline(incident.id)]
-    assert kinds == ["detected", "alert_firing", "alert_resolved", "alert_resolved", "resolved"]
+    assert kinds == ["detected", "alert_firing", "alert_firing", "alert_resolved", "alert_resolved", "resolved"]
 
 
 async def test_correlating_the_same_alert_twice_changes_nothing_more(store: Store) -> None:
@@ -282,3 +286,37 @@ async def test_a_timer_held_by_a_dead_replica_fires_after_its_lease(store_factor
     assert len(await a.claim_due_timers(due, due + timedelta(minutes=2), 10)) == 1
     assert await b.claim_due_timers(due + timedelta(minutes=1), due + timedelta(minutes=3), 10) == []
     assert len(await b.claim_due_timers(due + timedelta(minutes=3), due + timedelta(minutes=5), 10)) == 1
+
+
+async def test_a_batch_correlates_in_order_like_one_alert_at_a_time(store: Store) -> None:
+    first, second = builders.alert(fingerprint="fp-1"), builders.alert(fingerprint="fp-2")
+    elsewhere = builders.alert(fingerprint="fp-3", group="group-2")
+    await store.record_alerts([first, second, elsewhere], LEASE)
+    results = await store.correlate_many([
+        Observation(first, Severity.P3, ("pg-conns",)), Observation(second, Severity.P2),
+        Observation(elsewhere, Severity.P4), Observation(first, Severity.P3),
+    ], T0)
+    assert [r.opened for r in results] == [True, False, True, False]
+    one, other = results[0].incident, results[2].incident
+    assert one is not None and other is not None and one.id != other.id
+    assert results[3].incident is not None and results[3].incident.id == one.id  # the repeat changes nothing
+    final = await store.get_incident(one.id)
+    assert final is not None and final.phase is Phase.TRIAGE and final.severity is Severity.P2
+    assert (final.alert_count, final.firing_count, final.status) == (2, 2, IncidentStatus.OPEN)
+    kinds = [e.kind for e in await store.timeline(one.id)]
+    assert kinds == ["detected", "matched", "alert_firing", "severity_raised"], kinds
+
+
+async def test_requests_are_claimed_and_finished_in_batches(store_factory: StoreFactory) -> None:
+    a, b = await store_factory("replica-a"), await store_factory("replica-b")
+    first, taken, third = builders.request("req-1"), builders.request("req-2"), builders.request("req-3")
+    assert await b.claim_request(taken, T0)
+    assert await a.claim_requests([first, taken, third], T0) == [True, False, True]
+    events = [TimelineEvent(first.incident_id, T0, "decided", "ok", request_id=r.id) for r in (first, third)]
+    await a.finish_requests([builders.audit(first), builders.audit(third, outcome=Outcome.FAILED)], events)
+    assert [(r.request_id, r.outcome) for r in await a.list_audit()] == [
+        ("req-3", Outcome.FAILED), ("req-1", Outcome.DRY_RUN)]
+    for request in (first, third):
+        stored = await a.get_request(request.id)
+        assert stored is not None and stored.state is RequestState.DONE
+    assert len(await a.timeline(first.incident_id)) == 2

@@ -52,13 +52,20 @@ CREATE TABLE incidents (
     resolved_at      timestamptz,
     closed_at        timestamptz,
     alert_count      integer NOT NULL,
-    firing           text[] NOT NULL,
+    firing_count     integer NOT NULL,
     phase_times      jsonb NOT NULL,
     root_cause       text NOT NULL DEFAULT '',
     acknowledged_by  text NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX incidents_open_key ON incidents (correlation_key) WHERE status = 'open';
 CREATE INDEX incidents_opened ON incidents (opened_at);
+
+-- The fingerprints of each incident's alerts that are firing now (an alert storm may hold thousands).
+CREATE TABLE incident_firing (
+    incident_id  text NOT NULL,
+    fingerprint  text NOT NULL,
+    PRIMARY KEY (incident_id, fingerprint)
+);
 
 CREATE TABLE timeline (
     seq          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
