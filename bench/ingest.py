@@ -18,9 +18,11 @@ It is a benchmark, not a test: nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -32,6 +34,8 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import asyncpg
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = Path(os.environ.get("REMEDIATOR_CORPUS", ROOT.parent / "shared" / "corpus")) / \
@@ -187,7 +191,8 @@ def bench_daemon(args: argparse.Namespace, workdir: Path) -> Result:
     settings = workdir / "settings.yaml"
     settings.write_text(json.dumps({
         "listen": {"port": port}, "policies_dir": str(ROOT / "policies"),
-        "store": {"url": args.store or f"sqlite:///{workdir / 'bench.db'}"},
+        "store": {"url": args.store or f"sqlite:///{workdir / 'bench.db'}",
+                  **({"schema_name": args.schema} if args.schema else {})},
         "alertmanager": {"bearer_tokens": [TOKEN]}, "log": {"level": "warning"},
     }))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -230,18 +235,34 @@ def bench_daemon(args: argparse.Namespace, workdir: Path) -> Result:
         server.wait(timeout=60)
 
 
+async def drop_schema(url: str, schema: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    finally:
+        await conn.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=30, help="seconds of load per server (default 30)")
     parser.add_argument("--connections", type=int, default=50, help="concurrent senders (default 50)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
     parser.add_argument("--store", help="store URL for the daemon (default: a fresh SQLite file)")
+    parser.add_argument("--schema", help="PostgreSQL schema (default: a fresh one, dropped afterwards)")
     parser.add_argument("--generator", choices=["wrk", "python"],
                         default="wrk" if shutil.which("wrk") else "python")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="remediator-bench-") as tmp:
-        baseline = bench_baseline(args)
-        daemon = bench_daemon(args, Path(tmp))
+    fresh_schema = bool(args.store and args.store.startswith(("postgresql://", "postgres://")) and not args.schema)
+    if fresh_schema:
+        args.schema = f"bench_{secrets.token_hex(4)}"  # every run starts empty, as the SQLite one does
+    try:
+        with tempfile.TemporaryDirectory(prefix="remediator-bench-") as tmp:
+            baseline = bench_baseline(args)
+            daemon = bench_daemon(args, Path(tmp))
+    finally:
+        if fresh_schema:
+            asyncio.run(drop_schema(args.store, args.schema))
     store = (args.store or "sqlite").split("@")[-1]
     print(f"\ningest benchmark: {args.connections} senders, {args.duration}s each, generator {args.generator}, "
           f"store {store}, {os.cpu_count()} CPUs")
