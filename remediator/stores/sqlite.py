@@ -39,6 +39,7 @@ from remediator.model import (
 )
 from remediator.stores import rows
 from remediator.stores.base import Correlation, RequestState, StoredRequest, Timer
+from remediator.stores.sqlite_people import PeopleRecords
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
@@ -134,7 +135,7 @@ def _settle(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
             future.set_result(outcome)
 
 
-class SqliteStore:
+class SqliteStore(PeopleRecords):
     """`Store` on one SQLite file."""
 
     def __init__(
@@ -274,7 +275,7 @@ class SqliteStore:
     def _correlate(self, conn: sqlite3.Connection, alert: Alert, severity: Severity, now: datetime) -> Correlation:
         done = conn.execute("SELECT correlated, incident_id FROM alerts WHERE id = ?", (alert.id,)).fetchone()
         if done is not None and done[0]:
-            return Correlation(self._incident(conn, done[1]) if done[1] else None)
+            return Correlation(self._incident(conn, done[1]) if done[1] else None, replayed=True)
         current = self._open_incident(conn, alert.group_key)
         if alert.status.value == "firing" and self._is_stale(conn, alert):
             return Correlation(current, stale=True)
