@@ -1,1 +1,1 @@
-"""Sources: turn requests from senders into alerts."""
+"""Sources: turn what senders deliver (Alertmanager, SNS: CloudWatch, EventBridge, RDS) into alerts."""

@@ -1,7 +1,7 @@
-"""Fixtures the contract tests run against (SQLite here; PostgreSQL joins them later).
+"""Store and coordination backends for the contract suites.
 
-`store` is one open store. `open_store(holder)` opens another store on the same database, as a
-second replica or the same daemon after a restart would.
+Each backend is a parameter; a backend that needs a server (PostgreSQL, Redis) is added by the
+module that provides it. Tests receive opened stores and close nothing themselves.
 """
 
 from __future__ import annotations
@@ -11,27 +11,37 @@ from pathlib import Path
 
 import pytest
 
-from remediator.stores.base import Store
+from remediator.stores.base import Coordination, Store
+from remediator.stores.memory import InProcessCoordination
 from remediator.stores.sqlite import SqliteStore
 
-StoreOpener = Callable[[str], Awaitable[Store]]
+StoreFactory = Callable[[str], Awaitable[Store]]
 
 
-@pytest.fixture
-async def open_store(tmp_path: Path) -> AsyncIterator[StoreOpener]:
+@pytest.fixture(params=["sqlite"])
+async def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
+    """Opens stores on one shared backend, each with its own holder (as separate replicas would)."""
     opened: list[Store] = []
 
-    async def opener(holder: str) -> Store:
-        store = SqliteStore(tmp_path / "store.db", holder=holder)
+    async def make(holder: str) -> Store:
+        store: Store = SqliteStore(tmp_path / "contract.db", holder=holder)
         await store.open()
         opened.append(store)
         return store
 
-    yield opener
+    yield make
     for store in opened:
         await store.close()
 
 
 @pytest.fixture
-async def store(open_store: StoreOpener) -> Store:
-    return await open_store("test-replica-a")
+async def store(store_factory: StoreFactory) -> Store:
+    return await store_factory("replica-a")
+
+
+@pytest.fixture(params=["memory"])
+async def coordination(request: pytest.FixtureRequest) -> AsyncIterator[Coordination]:
+    backend = InProcessCoordination()
+    await backend.open()
+    yield backend
+    await backend.close()

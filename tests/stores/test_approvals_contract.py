@@ -9,7 +9,9 @@ from datetime import timedelta
 from remediator.approvals import Refusal
 from remediator.model import ApprovalStatus, AuditRecord, Choice, DecisionReason, Outcome, TimelineEvent, Verdict
 from remediator.stores.base import Store, Timer
-from tests.support.builders import T0, make_approval, vote
+from tests.conftest import T0
+from tests.support.builders import approval as make_approval
+from tests.support.builders import vote
 
 
 def _timer(name: str, due_in: timedelta = timedelta(0)) -> Timer:

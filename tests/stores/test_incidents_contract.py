@@ -7,7 +7,6 @@ from datetime import timedelta
 
 from remediator.incidents import Acknowledge, AddNote, Close, SetRootCause
 from remediator.model import (
-    AlertStatus,
     AuditRecord,
     DecisionReason,
     Incident,
@@ -18,14 +17,15 @@ from remediator.model import (
     Verdict,
 )
 from remediator.stores.base import Store
-from tests.stores.conftest import StoreOpener
-from tests.support.builders import T0, make_alert
+from tests.conftest import T0
+from tests.stores.conftest import StoreFactory
+from tests.support.builders import alert
 
 
 async def _open(store: Store, group: str = "group-api", at: timedelta = timedelta(0)) -> Incident:
-    alert = make_alert(group_key=group, fingerprint=f"fp-{group}", starts_at=T0 + at)
-    await store.record_alerts([alert], T0 + at)
-    correlation = await store.correlate(alert, Severity.P1, T0 + at)
+    firing = alert(group=group, fingerprint=f"fp-{group}", starts_at=T0 + at)
+    await store.record_alerts([firing], T0 + at)
+    correlation = await store.correlate(firing, Severity.P1, T0 + at)
     assert correlation.incident is not None and correlation.opened
     return correlation.incident
 
@@ -56,8 +56,7 @@ async def test_two_people_acknowledging_at_once_give_one_acknowledgement(store: 
 
 async def test_notes_and_root_cause_do_not_touch_what_alerts_changed(store: Store) -> None:
     incident = await _open(store)
-    second = make_alert("DbConnections", fingerprint="fp-db", group_key="group-api",
-                        starts_at=T0 + timedelta(minutes=1))
+    second = alert("DbConnections", fingerprint="fp-db", group="group-api", starts_at=T0 + timedelta(minutes=1))
     await store.record_alerts([second], T0)
     await store.correlate(second, Severity.P1, T0 + timedelta(minutes=1))
     await store.apply_incident_command(incident.id, AddNote("alice", "pgbouncer at 100%"), T0 + timedelta(minutes=2))
@@ -92,7 +91,7 @@ async def test_closing_an_incident_with_firing_alerts_needs_force(store: Store) 
 
 async def test_a_resolved_incident_closes_without_force(store: Store) -> None:
     incident = await _open(store)
-    resolved = make_alert(fingerprint="fp-group-api", status=AlertStatus.RESOLVED, starts_at=T0)
+    resolved = alert(fingerprint="fp-group-api", group="group-api", status="resolved", starts_at=T0)
     await store.record_alerts([resolved], T0)
     await store.correlate(resolved, Severity.P1, T0 + timedelta(minutes=20))
     effect = await store.apply_incident_command(incident.id, Close("alice", "done"), T0 + timedelta(hours=1))
@@ -107,15 +106,15 @@ async def test_commands_on_unknown_incidents_are_none(store: Store) -> None:
 
 async def test_a_replayed_alert_says_so(store: Store) -> None:
     incident = await _open(store)
-    again = await store.correlate(make_alert(group_key="group-api", fingerprint="fp-group-api"), Severity.P1, T0)
+    again = await store.correlate(alert(group="group-api", fingerprint="fp-group-api"), Severity.P1, T0)
     assert again.replayed and not again.opened and again.incident is not None and again.incident.id == incident.id
 
 
-async def test_acknowledgement_survives_a_restart(store: Store, open_store: StoreOpener) -> None:
+async def test_acknowledgement_survives_a_restart(store: Store, store_factory: StoreFactory) -> None:
     incident = await _open(store)
     await store.apply_incident_command(incident.id, Acknowledge("alice"), T0 + timedelta(minutes=1))
     await store.close()
-    restarted = await open_store("test-replica-a-after-restart")
+    restarted = await store_factory("replica-a-after-restart")
     stored = await restarted.get_incident(incident.id)
     assert stored is not None and stored.acknowledged_at == T0 + timedelta(minutes=1)
 

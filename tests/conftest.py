@@ -1,0 +1,47 @@
+"""Shared fixtures: the corpus, a fake clock, settings on a temporary SQLite store."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from remediator.clock import FakeClock
+from remediator.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = Path(os.environ.get("REMEDIATOR_CORPUS", ROOT.parent / "shared" / "corpus"))
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Settings on a fresh SQLite file; keyword arguments override top-level keys (as dicts)."""
+
+    def make(**overrides: Any) -> Settings:
+        base: dict[str, Any] = {
+            "store": {"url": f"sqlite:///{tmp_path / 'remediator.db'}"},
+            "policies_dir": str(tmp_path / "policies"),
+            "alertmanager": {"bearer_tokens": ["am-secret"]},
+        }
+        base.update(overrides)
+        (tmp_path / "policies").mkdir(exist_ok=True)
+        return Settings.model_validate(base)
+
+    return make
+
+
+def corpus_file(name: str) -> Path:
+    path = CORPUS / name
+    if not path.exists():
+        pytest.fail(f"corpus file {path} is missing (set REMEDIATOR_CORPUS to the shared corpus folder)")
+    return path

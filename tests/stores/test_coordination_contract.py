@@ -1,0 +1,80 @@
+"""The Coordination contract: in-process and Redis must behave the same."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from remediator.model import DecisionReason
+from remediator.stores.base import Coordination, KillSwitch, Quota
+from tests.conftest import T0
+
+MINUTE = timedelta(minutes=1)
+
+
+def cooldown(key: str = "cooldown:p:t", window: timedelta = 10 * MINUTE) -> Quota:
+    return Quota(key, 1, window, DecisionReason.COOLDOWN)
+
+
+async def test_a_cooldown_admits_once_per_window(coordination: Coordination) -> None:
+    assert (await coordination.admit([cooldown()], T0)).admitted
+    denied = await coordination.admit([cooldown()], T0 + 9 * MINUTE)
+    assert not denied.admitted and denied.denied_by == cooldown()
+    assert 59 <= denied.retry_after <= 60
+    assert (await coordination.admit([cooldown()], T0 + 10 * MINUTE + timedelta(seconds=1))).admitted
+
+
+async def test_a_window_limit_slides(coordination: Coordination) -> None:
+    rate = Quota("rate:p:0", 3, 10 * MINUTE, DecisionReason.RATE_LIMITED)
+    for minute in (0, 1, 2):
+        assert (await coordination.admit([rate], T0 + minute * MINUTE)).admitted
+    assert not (await coordination.admit([rate], T0 + 5 * MINUTE)).admitted
+    assert (await coordination.admit([rate], T0 + 10 * MINUTE + timedelta(seconds=1))).admitted
+
+
+async def test_admission_is_all_or_nothing(coordination: Coordination) -> None:
+    budget = Quota("budget", 2, 60 * MINUTE, DecisionReason.BUDGET_EXHAUSTED)
+    assert (await coordination.admit([cooldown("cooldown:a"), budget], T0)).admitted
+    # The cooldown denies: the budget must not be spent by the denied request.
+    denied = await coordination.admit([cooldown("cooldown:a"), budget], T0)
+    assert denied.denied_by == cooldown("cooldown:a")
+    assert (await coordination.admit([cooldown("cooldown:b"), budget], T0)).admitted
+    assert (await coordination.admit([cooldown("cooldown:c"), budget], T0)).denied_by == budget
+
+
+async def test_blast_radius_counts_distinct_targets(coordination: Coordination) -> None:
+    def blast(target: str) -> Quota:
+        return Quota("blast:ecs.force_new_deployment", 2, 60 * MINUTE, DecisionReason.BLAST_RADIUS, member=target)
+
+    assert (await coordination.admit([blast("api")], T0)).admitted
+    assert (await coordination.admit([blast("web")], T0)).admitted
+    assert (await coordination.admit([blast("api")], T0 + MINUTE)).admitted  # already counted
+    assert (await coordination.admit([blast("worker")], T0 + MINUTE)).denied_by == blast("worker")
+    assert (await coordination.admit([blast("worker")], T0 + 61 * MINUTE)).admitted
+
+
+async def test_the_kill_switch_is_shared_state(coordination: Coordination) -> None:
+    assert not (await coordination.kill_switch()).enabled
+    state = KillSwitch(True, "alice", "change freeze", T0)
+    await coordination.set_kill_switch(state)
+    assert await coordination.kill_switch() == state
+    await coordination.set_kill_switch(KillSwitch(False, "bob", "", T0))
+    assert not (await coordination.kill_switch()).enabled
+
+
+async def test_state_changes_are_counted_within_their_window(coordination: Coordination) -> None:
+    counts = [await coordination.record_change("flap:fp", 10 * MINUTE, T0 + i * 3 * MINUTE) for i in range(5)]
+    assert counts == [1, 2, 3, 4, 4]
+
+
+async def test_a_lease_is_exclusive_until_released_or_expired(coordination: Coordination) -> None:
+    first = await coordination.acquire_lease("target:api", "a", 5 * MINUTE, T0)
+    assert first is not None
+    assert await coordination.acquire_lease("target:api", "b", 5 * MINUTE, T0 + MINUTE) is None
+    assert [lease.key for lease in await coordination.held_leases(T0 + MINUTE)] == ["target:api"]
+    second = await coordination.acquire_lease("target:api", "b", 5 * MINUTE, T0 + 6 * MINUTE)
+    assert second is not None and second.token > first.token  # fencing: strictly increasing
+    assert not await coordination.release_lease(first)  # a stale holder cannot release the new lease
+    assert await coordination.release_lease(second)
+    assert await coordination.held_leases(T0 + 6 * MINUTE) == []
+    third = await coordination.acquire_lease("target:api", "a", 5 * MINUTE, T0 + 7 * MINUTE)
+    assert third is not None and third.token > second.token

@@ -1,0 +1,237 @@
+"""The Store contract: every backend must pass every test here (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from remediator.model import IncidentStatus, Outcome, Phase, Severity, TimelineEvent
+from remediator.stores.base import RequestState, Store, Timer
+from tests.conftest import T0
+from tests.stores.conftest import StoreFactory
+from tests.support import builders
+
+LEASE = T0 + timedelta(minutes=2)
+
+
+async def test_a_new_alert_is_recorded_and_a_redelivery_is_a_duplicate(store: Store) -> None:
+    first = builders.alert()
+    assert await store.record_alerts([first], LEASE) == [True]
+    assert await store.record_alerts([first], LEASE) == [False]
+    assert await store.get_alert(first.id) == first
+    assert await store.count_unprocessed() == 1
+
+
+async def test_an_alert_sharing_any_dedup_key_is_a_duplicate(store: Store) -> None:
+    a = builders.alert(keys=("sns:topic:m-1", "cloudwatch:arn:t:ALARM"))
+    b = builders.alert(fingerprint="other", keys=("sns:topic:m-2", "cloudwatch:arn:t:ALARM"))
+    assert await store.record_alerts([a, b], LEASE) == [True, False]
+    assert await store.get_alert(b.id) is None
+
+
+async def test_duplicates_within_one_batch_are_recognised(store: Store) -> None:
+    a = builders.alert()
+    assert await store.record_alerts([a, a], LEASE) == [True, False]
+
+
+async def test_backlog_respects_claims_of_other_holders_until_their_lease_expires(
+    store_factory: StoreFactory,
+) -> None:
+    a, b = await store_factory("replica-a"), await store_factory("replica-b")
+    first, second = builders.alert(fingerprint="fp-1"), builders.alert(fingerprint="fp-2")
+    await a.record_alerts([first], LEASE)
+    await b.record_alerts([second], LEASE)
+    # Each holder's own fresh alerts are claimed by it; the other sees nothing until the lease ends.
+    assert await a.claim_backlog(T0, LEASE, 10, exclude=[first.id]) == []
+    taken = await a.claim_backlog(LEASE + timedelta(seconds=1), LEASE + timedelta(minutes=5), 10, exclude=[first.id])
+    assert [x.id for x in taken] == [second.id]
+    # a's own claim on `first` has expired too, while `second` is now a's until LEASE + 5 minutes.
+    later = await b.claim_backlog(LEASE + timedelta(seconds=2), LEASE + timedelta(minutes=5), 10)
+    assert [x.id for x in later] == [first.id]
+
+
+async def test_backlog_is_oldest_first_and_processed_alerts_leave_it(store: Store) -> None:
+    alerts = [builders.alert(fingerprint=f"fp-{i}") for i in range(5)]
+    await store.record_alerts(alerts, T0)  # lease already over: free for the backlog
+    taken = await store.claim_backlog(T0 + timedelta(seconds=1), LEASE, 3)
+    assert [x.fingerprint for x in taken] == ["fp-0", "fp-1", "fp-2"]
+    await store.mark_processed([taken[0].id], T0)
+    assert await store.count_unprocessed() == 4
+    # fp-1 and fp-2 stay claimed until LEASE; only what nobody holds is handed out.
+    rest = await store.claim_backlog(T0 + timedelta(seconds=1), LEASE, 10)
+    assert [x.fingerprint for x in rest] == ["fp-3", "fp-4"]
+    after = await store.claim_backlog(LEASE + timedelta(seconds=1), LEASE + timedelta(minutes=2), 10,
+                                      exclude=[taken[1].id])
+    assert [x.fingerprint for x in after] == ["fp-2", "fp-3", "fp-4"]
+
+
+async def test_released_alerts_return_to_the_backlog_at_once(store_factory: StoreFactory) -> None:
+    a, b = await store_factory("replica-a"), await store_factory("replica-b")
+    item = builders.alert()
+    await a.record_alerts([item], LEASE)
+    await a.release_alerts([item.id])
+    assert [x.id for x in await b.claim_backlog(T0, LEASE, 10)] == [item.id]
+
+
+async def test_firing_alert_opens_an_incident_and_its_resolution_resolves_it(store: Store) -> None:
+    firing = builders.alert(fingerprint="fp-1")
+    other = builders.alert(fingerprint="fp-2", labels={"instance": "db-2:9187"})
+    await store.record_alerts([firing, other], LEASE)
+    opened = await store.correlate(firing, Severity.P2, T0)
+    assert opened.opened and opened.incident is not None
+    incident = opened.incident
+    assert (incident.status, incident.severity, incident.phase) == (IncidentStatus.OPEN, Severity.P2, Phase.DETECT)
+    joined = await store.correlate(other, Severity.P2, T0 + timedelta(seconds=5))
+    assert joined.incident is not None and joined.incident.id == incident.id and not joined.opened
+    assert joined.incident.alert_count == 2 and set(joined.incident.firing) == {"fp-1", "fp-2"}
+
+    end = T0 + timedelta(minutes=5)
+    for fp in ("fp-1", "fp-2"):
+        resolved = builders.alert(fingerprint=fp, status="resolved")
+        await store.record_alerts([resolved], LEASE)
+        result = await store.correlate(resolved, Severity.P2, end)
+    assert result.resolved and result.incident is not None
+    stored = await store.get_incident(incident.id)
+    assert stored is not None and stored.status is IncidentStatus.RESOLVED and stored.resolved_at == end
+    assert stored.phase is Phase.RECOVER
+    kinds = [e.kind for e in await store.timeline(incident.id)]
+    assert kinds == ["detected", "alert_firing", "alert_resolved", "alert_resolved", "resolved"]
+
+
+async def test_correlating_the_same_alert_twice_changes_nothing_more(store: Store) -> None:
+    item = builders.alert()
+    await store.record_alerts([item], LEASE)
+    first = await store.correlate(item, Severity.P3, T0)
+    again = await store.correlate(item, Severity.P3, T0 + timedelta(seconds=1))
+    assert again.incident == first.incident and not again.opened
+    assert first.incident is not None
+    assert len(await store.timeline(first.incident.id)) == 1
+
+
+async def test_a_later_alert_raises_the_severity_never_lowers_it(store: Store) -> None:
+    a, b, c = (builders.alert(fingerprint=f"fp-{i}") for i in range(3))
+    await store.record_alerts([a, b, c], LEASE)
+    first = await store.correlate(a, Severity.P3, T0)
+    raised = await store.correlate(b, Severity.P1, T0)
+    kept = await store.correlate(c, Severity.P4, T0)
+    assert first.incident and raised.incident and kept.incident
+    assert raised.severity_raised and raised.incident.severity is Severity.P1
+    assert kept.incident.severity is Severity.P1 and not kept.severity_raised
+
+
+async def test_a_firing_that_arrives_after_its_resolution_is_stale(store: Store) -> None:
+    resolved = builders.alert(status="resolved")
+    firing = builders.alert(status="firing")
+    await store.record_alerts([resolved, firing], LEASE)
+    assert (await store.correlate(resolved, Severity.P2, T0)).incident is None
+    late = await store.correlate(firing, Severity.P2, T0)
+    assert late.stale and late.incident is None
+    assert await store.list_incidents() == []
+
+
+async def test_a_non_actionable_alert_opens_nothing_but_is_noted_on_an_open_incident(store: Store) -> None:
+    note = builders.alert(fingerprint="ecs-task", actionable=False, status="resolved")
+    await store.record_alerts([note], LEASE)
+    assert (await store.correlate(note, Severity.P4, T0)).incident is None
+    firing = builders.alert(fingerprint="fp-1")
+    later = builders.alert(fingerprint="ecs-task-2", actionable=False)
+    await store.record_alerts([firing, later], LEASE)
+    opened = await store.correlate(firing, Severity.P2, T0)
+    noted = await store.correlate(later, Severity.P4, T0)
+    assert opened.incident and noted.incident and noted.incident.id == opened.incident.id
+    assert [e.kind for e in await store.timeline(opened.incident.id)] == ["detected", "observed"]
+
+
+async def test_phases_only_move_forward_and_skipped_phases_stay_unstamped(store: Store) -> None:
+    item = builders.alert()
+    await store.record_alerts([item], LEASE)
+    incident = (await store.correlate(item, Severity.P2, T0)).incident
+    assert incident is not None
+    later = T0 + timedelta(minutes=3)
+    moved = await store.update_phase(incident.id, Phase.CONTAIN, later,
+                                     [TimelineEvent(incident.id, later, "note", "contained")])
+    assert moved is not None and moved.phase is Phase.CONTAIN
+    # Nobody triaged it: the record must not say when that happened (see incidents.move_phase).
+    assert moved.phase_times[Phase.CONTAIN.value] == later and Phase.TRIAGE.value not in moved.phase_times
+    back = await store.update_phase(incident.id, Phase.TRIAGE, later + timedelta(minutes=1))
+    assert back is not None and back.phase is Phase.CONTAIN
+    assert await store.update_phase("INC-none", Phase.CONTAIN, later) is None
+
+
+async def test_open_incident_counts_by_severity(store: Store) -> None:
+    for i, severity in enumerate((Severity.P1, Severity.P2, Severity.P2)):
+        item = builders.alert(fingerprint=f"fp-{i}", group=f"g-{i}")
+        await store.record_alerts([item], LEASE)
+        await store.correlate(item, severity, T0)
+    counts = await store.open_incident_counts()
+    assert counts == {Severity.P1: 1, Severity.P2: 2, Severity.P3: 0, Severity.P4: 0}
+
+
+async def test_a_request_is_claimed_once_across_replicas(store_factory: StoreFactory) -> None:
+    a, b = await store_factory("replica-a"), await store_factory("replica-b")
+    req = builders.request()
+    assert await a.claim_request(req, T0)
+    assert not await b.claim_request(req, T0)
+    # The same holder may take back a claim whose outcome it never recorded: nothing ran under it.
+    assert await a.claim_request(req, T0)
+    await a.finish_request(builders.audit(req))
+    assert not await a.claim_request(req, T0)
+    assert not await b.claim_request(req, T0)
+
+
+async def test_finishing_a_request_writes_exactly_one_audit_record(store: Store) -> None:
+    req = builders.request()
+    await store.claim_request(req, T0)
+    event = TimelineEvent(req.incident_id, T0, "decided", "allowed", request_id=req.id)
+    await store.finish_request(builders.audit(req), [event])
+    await store.finish_request(builders.audit(req, outcome=Outcome.FAILED))
+    records = await store.list_audit()
+    assert [(r.request_id, r.outcome) for r in records] == [(req.id, Outcome.DRY_RUN)]
+    assert await store.get_audit(req.id) == records[0]
+    stored = await store.get_request(req.id)
+    assert stored is not None and stored.state is RequestState.DONE
+    assert [e.kind for e in await store.timeline(req.incident_id)] == ["decided"]
+
+
+async def test_a_running_request_of_a_dead_replica_becomes_unknown_never_rerun(store_factory: StoreFactory) -> None:
+    dead, alive = await store_factory("replica-dead"), await store_factory("replica-alive")
+    req = builders.request()
+    assert await dead.claim_request(req, T0)
+    await dead.start_execution(req.id, T0)
+    assert await dead.reconcile_running(T0) == []  # a holder never declares itself dead
+    orphans = await alive.reconcile_running(T0 + timedelta(hours=1))
+    assert [o.request.id for o in orphans] == [req.id] and orphans[0].holder == "replica-dead"
+    record = await alive.get_audit(req.id)
+    assert record is not None and record.outcome is Outcome.UNKNOWN
+    stored = await alive.get_request(req.id)
+    assert stored is not None and stored.state is RequestState.UNKNOWN
+    assert not await alive.claim_request(req, T0)
+    assert await alive.reconcile_running(T0 + timedelta(hours=2)) == []
+
+
+async def test_timers_fire_once_when_due_and_can_be_cancelled(store_factory: StoreFactory) -> None:
+    a, b = await store_factory("replica-a"), await store_factory("replica-b")
+    timer = Timer("verify:req-1", "verify", T0 + timedelta(minutes=5), {"request_id": "req-1"})
+    assert await a.schedule_timer(timer)
+    assert not await a.schedule_timer(timer)
+    assert await a.claim_due_timers(T0, LEASE, 10) == []
+    due = T0 + timedelta(minutes=5)
+    claimed = await a.claim_due_timers(due, due + timedelta(minutes=2), 10)
+    assert claimed == [timer]
+    assert await b.claim_due_timers(due, due + timedelta(minutes=2), 10) == []  # held by a
+    await a.complete_timer(timer.id, due)
+    assert await b.claim_due_timers(due + timedelta(hours=1), due + timedelta(hours=2), 10) == []
+
+    for i in range(3):
+        await a.schedule_timer(Timer(f"escalate:INC-1:{i}", "escalate", due))
+    await a.schedule_timer(Timer("escalate:INC-10:0", "escalate", due))
+    assert await a.cancel_timers("escalate:INC-1:") == 3
+    assert [t.id for t in await b.claim_due_timers(due, due, 10)] == ["escalate:INC-10:0"]
+
+
+async def test_a_timer_held_by_a_dead_replica_fires_after_its_lease(store_factory: StoreFactory) -> None:
+    a, b = await store_factory("replica-a"), await store_factory("replica-b")
+    due = T0 + timedelta(minutes=1)
+    await a.schedule_timer(Timer("t-1", "verify", due))
+    assert len(await a.claim_due_timers(due, due + timedelta(minutes=2), 10)) == 1
+    assert await b.claim_due_timers(due + timedelta(minutes=1), due + timedelta(minutes=3), 10) == []
+    assert len(await b.claim_due_timers(due + timedelta(minutes=3), due + timedelta(minutes=5), 10)) == 1
