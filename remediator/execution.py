@@ -29,7 +29,6 @@ from remediator.model import (
     Execution,
     FailureReason,
     Outcome,
-    Phase,
     TimelineEvent,
     Verdict,
 )
@@ -39,6 +38,8 @@ from remediator.stores.base import Lease
 
 log = get_logger("remediator.execution")
 
+# Called once a HOLD is recorded, and again whenever the held request turns up once more (a replay
+# after a crash may find the hold recorded but its approval missing): it must be idempotent.
 HoldHandler = Callable[[PlannedStep, Decision], Awaitable[None]]
 
 
@@ -67,6 +68,7 @@ class Executor:
         store, clock = self.deps.store, self.deps.clock
         if not await store.claim_request(request, clock.now()):
             self.deps.metrics.duplicates.labels("request").inc()
+            await self._hold_again(planned)
             return None
         bound = log.bind(request_id=request.id, incident_id=request.incident_id, alert_id=request.alert_id,
                          policy=request.policy, action=request.action, target=request.target)
@@ -89,6 +91,14 @@ class Executor:
         if decision is not None and decision.verdict is Verdict.HOLD and self.on_hold is not None:
             await self.on_hold(planned, decision)
         return record
+
+    async def _hold_again(self, planned: PlannedStep) -> None:
+        """A request held before a crash may lack what the hold handler makes of it: hand it over again."""
+        if self.on_hold is None:
+            return
+        record = await self.deps.store.get_audit(planned.request.id)
+        if record is not None and record.verdict is Verdict.HOLD:
+            await self.on_hold(planned, Decision(record.verdict, record.decision_reason, record.decision_detail))
 
     async def decide(self, planned: PlannedStep, alert: Alert, flap_count: int) -> Decision:
         if planned.error:
@@ -163,7 +173,7 @@ class Executor:
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(engine.retry_attempts) | stop_after_delay(engine.retry_deadline.total_seconds()),
-            wait=wait_exponential_jitter(initial=engine.retry_initial_wait.total_seconds(), max=30),
+            wait=wait_exponential_jitter(multiplier=engine.retry_initial_wait.total_seconds(), max=30),
             retry=retry_if_result(lambda e: e.outcome is Outcome.FAILED and e.retryable),
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
             before_sleep=note_retry,
@@ -236,7 +246,3 @@ def _events(request: ActionRequest, record: AuditRecord) -> list[TimelineEvent]:
     )
     return [decided, executed]
 
-
-def contained_phase(record: AuditRecord) -> Phase | None:
-    """A first successful action contains the incident."""
-    return Phase.CONTAIN if record.outcome is Outcome.SUCCEEDED else None

@@ -13,6 +13,8 @@ import pytest
 from remediator.clock import FakeClock
 from remediator.settings import Settings
 
+pytest_plugins = ["tests.support.engine"]  # the engine harness: make_harness, sink
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("REMEDIATOR_CORPUS", ROOT.parent / "shared" / "corpus"))
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
