@@ -46,7 +46,7 @@ MESSAGES = {
 def _secure(response: web.StreamResponse) -> web.StreamResponse:
     response.headers.update({
         "Content-Security-Policy": ui.CSP, "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+        "Referrer-Policy": "same-origin", "Cache-Control": "no-store",
     })
     return response
 
@@ -103,7 +103,10 @@ async def _approvals(request: web.Request, session: Session) -> ui.Markup:
     for approval in pending:
         may, why = _may_vote(session, approval)
         incident, alert = await store.get_incident(approval.incident_id), await store.get_alert(approval.alert_id)
-        items.append(ui.Pending(approval, action_summary(deps.registry, approval.action), incident, alert, may, why))
+        policy = deps.policies.by_name(approval.policy)
+        items.append(ui.Pending(approval, action_summary(deps.registry, approval.action),
+                                f"Policy {approval.policy}: {policy.description.strip()}" if policy and
+                                policy.description else "", incident, alert, may, why))
     recent = [a for a in await store.list_approvals(None, limit=200) if not a.open]
     decided = sorted(recent, key=lambda a: a.decided_at or a.created_at, reverse=True)[:HISTORY]
     return ui.approvals_body(items, decided, session, now)

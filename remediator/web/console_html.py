@@ -48,7 +48,7 @@ h2{font-size:1.05rem}h3{margin:.1rem 0 .4rem;font-size:1.05rem}
 .plan{font-size:1.05rem}dl{display:grid;grid-template-columns:9rem 1fr;gap:.2rem .8rem;margin:.6rem 0}
 dt{color:#5a6473}dd{margin:0}code{font-size:.85rem;word-break:break-all}
 table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:.3rem .5rem;
-border-bottom:1px solid #e3e7ec;vertical-align:top}
+border-bottom:1px solid #e3e7ec;vertical-align:top}table.params{width:auto;min-width:20rem}
 .decide{display:flex;gap:.5rem;align-items:end;flex-wrap:wrap;margin-top:.6rem}
 .decide label{flex:1;min-width:16rem}.decide input[type=text]{width:100%;padding:.4rem;box-sizing:border-box}
 button{padding:.45rem 1rem;border-radius:5px;border:1px solid #777;cursor:pointer;font-weight:600}
@@ -79,6 +79,7 @@ class Pending:
 
     approval: Approval
     summary: str
+    why: str  # the policy's description: what it is for
     incident: Incident | None
     alert: Alert | None
     may_vote: bool
@@ -140,7 +141,7 @@ def pending_item(item: Pending, session: Session, now: datetime) -> Markup:
         render('<p class="muted">{why}</p>', why=item.why_not)
     return render("""<article class="{severity}" id="{id}" data-approval="{id}">
 <h3>{severity} · {id}</h3>
-<p class="plan">Run <strong>{action}</strong> on <strong>{target}</strong>: {summary}</p>
+<p class="plan">Run <strong>{action}</strong> on <strong>{target}</strong>: {summary}</p>{why}
 {params}
 <dl><dt>Incident</dt><dd>{about}</dd><dt>Alert</dt><dd>{labels}</dd>
 <dt>Requested by</dt><dd>{requester}: {reason}</dd>
@@ -148,6 +149,7 @@ def pending_item(item: Pending, session: Session, now: datetime) -> Markup:
 <dt>Approvals</dt><dd>{count} of {required}{by}</dd>
 <dt>Plan hash</dt><dd><code>{hash}</code></dd></dl>
 {form}</article>""", severity=a.severity.value, id=a.id, action=a.action, target=a.target, summary=item.summary,
+                  why=render('<p class="muted">{why}</p>', why=item.why) if item.why else NOTHING,
                   params=_params(a.params), about=about, labels=_labels(item.alert), requester=a.requested_by,
                   reason=a.reason, expires=_when(a.expires_at), left=left, count=len(a.approvers),
                   required=a.required, by=f": {', '.join(a.approvers)}" if a.approvers else "", hash=a.plan_hash,
