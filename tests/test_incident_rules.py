@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,14 +17,13 @@ from tests.conftest import T0
 UTC_ZONE = ZoneInfo("UTC")
 
 
-def _incident(status: IncidentStatus = IncidentStatus.OPEN, **changes: object) -> Incident:
-    fields: dict[str, object] = {
-        "id": "INC-2026-00001", "correlation_key": "g", "title": "ApiDown on erp-api", "severity": Severity.P1,
-        "status": status, "phase": Phase.TRIAGE, "opened_at": T0, "updated_at": T0, "firing": ("fp",),
-        "phase_times": {"detect": T0, "triage": T0},
-    }
-    fields.update(changes)
-    return Incident(**fields)  # type: ignore[arg-type]
+BASE = Incident(id="INC-2026-00001", correlation_key="g", title="ApiDown on erp-api", severity=Severity.P1,
+                status=IncidentStatus.OPEN, phase=Phase.TRIAGE, opened_at=T0, updated_at=T0, firing=("fp",),
+                phase_times={"detect": T0, "triage": T0})
+
+
+def _incident(status: IncidentStatus = IncidentStatus.OPEN, **changes: Any) -> Incident:
+    return dataclasses.replace(BASE, status=status, **changes)
 
 
 @pytest.mark.parametrize(("incident", "command", "refusal"), [

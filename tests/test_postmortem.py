@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from remediator.incidents import measure
@@ -15,15 +17,14 @@ from tests.support import builders
 UTC = ZoneInfo("UTC")
 
 
-def _incident(**changes: object) -> Incident:
-    fields: dict[str, object] = {
-        "id": "INC-2026-00007", "correlation_key": "g", "title": "ApiDown on erp-api", "severity": Severity.P1,
-        "status": IncidentStatus.RESOLVED, "phase": Phase.RECOVER, "opened_at": T0, "updated_at": T0,
-        "resolved_at": T0 + timedelta(minutes=72), "acknowledged_by": "alice",
-        "acknowledged_at": T0 + timedelta(minutes=6), "alert_count": 3,
-    }
-    fields.update(changes)
-    return Incident(**fields)  # type: ignore[arg-type]
+BASE = Incident(id="INC-2026-00007", correlation_key="g", title="ApiDown on erp-api", severity=Severity.P1,
+                status=IncidentStatus.RESOLVED, phase=Phase.RECOVER, opened_at=T0, updated_at=T0,
+                resolved_at=T0 + timedelta(minutes=72), acknowledged_by="alice",
+                acknowledged_at=T0 + timedelta(minutes=6), alert_count=3)
+
+
+def _incident(**changes: Any) -> Incident:
+    return dataclasses.replace(BASE, **changes)
 
 
 def _draft(incident: Incident, timeline: list[TimelineEvent]) -> str:

@@ -119,8 +119,9 @@ async def test_the_cli_approves_and_the_daemon_acts(daemon: Running, sink: Webho
             assert code == 0, err
             await asyncio.sleep(0.1)
     assert "notify.webhook on notify:ward" in listing and "0/1 approvals" in listing
-    approval_id = re.search(r"APR-[0-9A-F]{12}", listing).group(0)  # type: ignore[union-attr]
-    plan_hash = re.search(r"plan hash ([0-9a-f]{64})", listing).group(1)  # type: ignore[union-attr]
+    found_id, found_hash = re.search(r"APR-[0-9A-F]{12}", listing), re.search(r"plan hash ([0-9a-f]{64})", listing)
+    assert found_id and found_hash
+    approval_id, plan_hash = found_id.group(0), found_hash.group(1)
     assert sink.to("ward") == []  # held: nothing was posted
 
     code, _, err = await _cli(tmp_path, "approve", approval_id, "--plan-hash", "f" * 64, "--reason", "x",

@@ -97,7 +97,8 @@ async def test_closing_with_force_stops_escalation_and_waiting_approvals(make_da
     d.clock.advance(timedelta(hours=3))
     assert await d.engine.timers.fire_due() == 0
     assert d.sink.to("team-lead") == []
-    assert (await d.deps.store.get_incident(incident_id)).status is IncidentStatus.CLOSED  # type: ignore[union-attr]
+    closed = await d.deps.store.get_incident(incident_id)
+    assert closed is not None and closed.status is IncidentStatus.CLOSED
 
 
 async def test_stats_over_a_seeded_period(make_daemon: DaemonFactory) -> None:
