@@ -36,7 +36,8 @@ def holder_id() -> str:
 def make_store(settings: Settings, holder: str) -> Store:
     if settings.store.is_sqlite:
         return SqliteStore(settings.store.sqlite_path, holder=holder, synchronous=settings.store.sqlite_synchronous,
-                           batch_max=settings.store.batch_max)
+                           batch_max=settings.store.batch_max,
+                           busy_timeout_ms=int(settings.store.sqlite_busy_timeout.total_seconds() * 1000))
     raise NotImplementedError("PostgreSQL store: see README (production mode)")
 
 

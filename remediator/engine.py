@@ -199,8 +199,10 @@ class Engine:
         """Read back what is recorded but not processed: after a restart, an overflow or a dead replica."""
         interval = 1.0
         while True:
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow the cancellation of stop().
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._more_backlog.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await self._more_backlog.wait()
             self._more_backlog.clear()
             room = self.queue.maxsize - self.queue.qsize()
             if room <= 0:

@@ -94,10 +94,23 @@ class Escalation:
         """Tell people at once, whatever the matrix's clock says; a timeline event either way."""
         incident = await self.deps.store.get_incident(incident_id)
         if incident is None:
-            log.error("escalated_without_incident", incident_id=incident_id, reason=reason)
+            await self._tell_without_incident(incident_id, reason)
             return
         level, contacts = self.responsible(incident, self.deps.clock.now())
         await self._tell(incident, contacts, reason, level)
+
+    async def _tell_without_incident(self, incident_id: str, reason: str) -> None:
+        """No incident record to read a matrix from: the general target hears, the timeline says so."""
+        log.error("escalated_without_incident", incident_id=incident_id, reason=reason)
+        target = self.deps.settings.incidents.notify
+        results = {}
+        if target:
+            notification = Notification(title=f"{incident_id} escalated", text=reason,
+                                        link=f"{self.deps.settings.base_url}/api/v1/incidents/{incident_id}")
+            results[target] = await self.notifier.post(target, notification, "escalation")
+        await self.deps.store.add_events([TimelineEvent(
+            incident_id, self.deps.clock.now(), "escalated", reason,
+            data={"level": 0, "contacts": [], "targets": sent_to(results), "reason": reason})])
 
     async def _tell(self, incident: Incident, contacts: list[str], reason: str, level: int) -> None:
         settings = self.deps.settings.incidents

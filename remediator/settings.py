@@ -24,6 +24,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     ValidationError,
     field_validator,
@@ -89,6 +90,8 @@ class StoreSettings(Section):
     # SQLite: NORMAL is durable against a crash of the process (WAL); FULL also against power loss.
     sqlite_synchronous: Literal["normal", "full"] = "normal"
     batch_max: int = Field(512, ge=1, description="writes committed together at most")
+    # How long a write waits for a lock held by another process before the store reports itself unavailable.
+    sqlite_busy_timeout: Duration = timedelta(seconds=2)
 
     @field_validator("url")
     @classmethod
@@ -310,12 +313,42 @@ class ApprovalSettings(Section):
         return self.approvers_by_severity.get(severity, self.approvers)
 
 
+def _default_never_block() -> list[IPvAnyNetwork]:
+    # Our own side of every connection: loopback, private and link-local ranges, carrier NAT.
+    ranges = ["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+              "169.254.0.0/16", "::1/128", "fc00::/7", "fe80::/10"]
+    return [ipaddress.ip_network(r) for r in ranges]
+
+
+class WafSettings(Section):
+    """Limits of `waf.block_ip`; `never_block` is re-checked inside the action after the guardrails."""
+
+    never_block: list[IPvAnyNetwork] = Field(default_factory=_default_never_block)
+    max_blocks_per_hour: int = Field(30, ge=0, description="addresses added per IP set per hour")
+    max_set_size: int = Field(1000, ge=1, le=10_000, description="addresses an IP set may hold")
+    lock_retries: int = Field(3, ge=0, le=10, description="re-reads after WAFOptimisticLockException")
+    max_duration: Duration = timedelta(days=7)
+
+
+class EvidenceSettings(Section):
+    """Where `s3.preserve_evidence` copies to, and how much one run may copy."""
+
+    bucket: str = ""  # empty: the action refuses (a forensics bucket is never taken from an alert)
+    key_prefix: str = "incidents/"
+    max_objects: int = Field(1000, ge=1)
+    max_bytes: int = Field(5 * 1024**3, ge=1)
+
+
 class AwsSettings(Section):
     region: str = "us-east-1"
     endpoint_url: str | None = None
     max_attempts: int = Field(4, ge=1, le=10)
     connect_timeout: Duration = timedelta(seconds=3)
     read_timeout: Duration = timedelta(seconds=10)
+    # One AWS call, botocore's own retries included; past it the call is abandoned as a timeout.
+    call_timeout: Duration = timedelta(seconds=60)
+    waf: WafSettings = WafSettings()
+    evidence: EvidenceSettings = EvidenceSettings()
 
 
 class LogSettings(Section):

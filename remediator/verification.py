@@ -16,7 +16,7 @@ from datetime import datetime
 from remediator.actions.base import ActionContext
 from remediator.deps import Deps
 from remediator.execution import IncidentNotes
-from remediator.model import ActionRequest, Alert, AuditRecord, Incident, Outcome, Phase, TimelineEvent
+from remediator.model import ActionRequest, Alert, AuditRecord, Execution, Incident, Outcome, Phase, TimelineEvent
 from remediator.observability import get_logger
 from remediator.policy.match import Match
 from remediator.policy.model import Policy
@@ -119,9 +119,9 @@ class Verifier:
         if stored is None or action is None:
             return False
         audit = await self.deps.store.get_audit(request_id)
+        execution = Execution(audit.outcome, reason=audit.failure_reason, detail=audit.detail) if audit else None
         ctx = ActionContext(stored.request, self.deps.actions, IncidentNotes(self.deps, stored.request),
-                            log.bind(request_id=request_id), self.deps.dry_run,
-                            execution_detail=audit.detail if audit else {})
+                            log.bind(request_id=request_id), self.deps.dry_run, execution=execution)
         try:
             params = action.Params.model_validate(stored.request.params)
             async with asyncio.timeout(self.deps.settings.engine.action_timeout.total_seconds()):

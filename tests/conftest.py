@@ -13,7 +13,7 @@ import pytest
 from remediator.clock import FakeClock
 from remediator.settings import Settings
 
-pytest_plugins = ["tests.support.engine"]  # the engine harness: make_harness, sink
+pytest_plugins = ["tests.support.daemon", "tests.support.engine"]  # start_daemon; make_harness, sink
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("REMEDIATOR_CORPUS", ROOT.parent / "shared" / "corpus"))
@@ -27,7 +27,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
-    """Settings on a fresh SQLite file; keyword arguments override top-level keys (as dicts)."""
+    """Settings on a fresh SQLite file; keyword arguments override top-level keys (sections are merged)."""
 
     def make(**overrides: Any) -> Settings:
         base: dict[str, Any] = {
@@ -35,7 +35,9 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "policies_dir": str(tmp_path / "policies"),
             "alertmanager": {"bearer_tokens": ["am-secret"]},
         }
-        base.update(overrides)
+        for key, value in overrides.items():
+            base[key] = {**base[key], **value} if isinstance(value, dict) and isinstance(base.get(key), dict) \
+                else value
         (tmp_path / "policies").mkdir(exist_ok=True)
         return Settings.model_validate(base)
 

@@ -83,7 +83,9 @@ class ActionContext:
     log: structlog.typing.FilteringBoundLogger
     dry_run: bool = False
     fencing_token: int = 0  # from the target lease; actions that write state may record it
-    execution_detail: Mapping[str, Any] = field(default_factory=dict)  # in verify: what run reported
+    # Set by the engine when it calls `verify`: the run's Execution, whose detail holds what the
+    # run recorded (a deployment id, the old writer) that "recovered" is judged against.
+    execution: Execution | None = None
 
     @property
     def clock(self) -> Clock:

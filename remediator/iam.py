@@ -1,0 +1,38 @@
+"""The least-privilege IAM policy for a set of actions (`remediator actions --iam`).
+
+One statement per AWS service, each with the sorted, unique IAM actions the registered
+actions declare. Resource is "*": targets come from alerts at run time, so the action list
+is the least privilege this document can state; a deployment narrows Resource per statement
+where it knows its ARNs (the forensics bucket, the blocklist IP set, the ECS cluster).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from remediator.actions.base import AnyAction
+
+PERMISSION = re.compile(r"^(?P<service>[a-z0-9-]+):(?P<operation>[A-Z][A-Za-z0-9]+)$")
+
+
+def iam_policy(actions: Iterable[AnyAction]) -> dict[str, Any]:
+    """An IAM policy document (Version 2012-10-17) allowing exactly what `actions` declare.
+
+    Raises ValueError for a permission that is not "service:Operation" (a typo would
+    otherwise ship a policy that silently grants nothing, or too much).
+    """
+    by_service: dict[str, set[str]] = {}
+    for action in actions:
+        for permission in action.permissions:
+            found = PERMISSION.match(permission)
+            if found is None:
+                raise ValueError(f"{action.type_name}: {permission!r} is not an IAM action like 'ecs:UpdateService'")
+            by_service.setdefault(found["service"], set()).add(permission)
+    statements = [
+        {"Sid": "Remediator" + "".join(part.capitalize() for part in service.split("-")),
+         "Effect": "Allow", "Action": sorted(names), "Resource": "*"}
+        for service, names in sorted(by_service.items())
+    ]
+    return {"Version": "2012-10-17", "Statement": statements}
