@@ -12,6 +12,7 @@ from aiohttp import web
 
 from remediator.actions.base import ActionDeps, ActionRegistry
 from remediator.actions.registry import default_registry
+from remediator.aws import AWS_EXTRA, AwsClients
 from remediator.clock import Clock, SystemClock
 from remediator.deps import Deps
 from remediator.engine import Engine
@@ -66,14 +67,19 @@ def build_deps(
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     deps, engine = app[DEPS], app[ENGINE]
+    settings = deps.settings
     await deps.store.open()
     await deps.coordination.open()
     deps.actions.http = aiohttp.ClientSession()
+    # The AWS actions' clients (one session, cached clients); a test may have put its own there.
+    aws = deps.actions.extras.setdefault(AWS_EXTRA, AwsClients(settings.aws))
+    await aws.open()
     await engine.start()
     try:
         yield
     finally:
         await engine.stop()
+        await aws.close()
         await deps.actions.http.close()
         await deps.coordination.close()
         await deps.store.close()
