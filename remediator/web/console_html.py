@@ -115,7 +115,9 @@ def _when(value: datetime | None) -> str:
 
 
 def _params(params: Mapping[str, object]) -> Markup:
-    rows = join(render("<tr><th>{k}</th><td><code>{v}</code></td></tr>", k=k, v=v) for k, v in params.items())
+    not_set = Markup('<span class="muted">not set</span>')
+    rows = join(render("<tr><th>{k}</th><td>{v}</td></tr>", k=k,
+                       v=render("<code>{v}</code>", v=v) if v is not None else not_set) for k, v in params.items())
     return render('<table class="params">{rows}</table>', rows=rows) if params else Markup("<p>(no parameters)</p>")
 
 
