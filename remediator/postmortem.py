@@ -59,13 +59,7 @@ class IncidentRecord:
 
 def draft(record: IncidentRecord, targets: Targets, zone: ZoneInfo, now: datetime) -> str:
     """The Markdown draft, ready to edit."""
-    incident, timeline, audit, approvals = record.incident, record.timeline, record.audit, record.approvals
-    end = recovered_at(incident)
-    duration = describe_duration((end or now) - incident.opened_at) + ("" if end else " so far (still open)")
-    missed = [name for name, breached in (("respond", targets.respond_breached),
-                                          ("recover", targets.recover_breached)) if breached]
-    acknowledged = (f"{cell(incident.acknowledged_by)} at {_when(incident.acknowledged_at, zone)}"
-                    if incident.acknowledged_at else "nobody")
+    incident = record.incident
     lines = [
         f"# Postmortem: {incident.id} — {cell(incident.title)}",
         "",
@@ -73,23 +67,7 @@ def draft(record: IncidentRecord, targets: Targets, zone: ZoneInfo, now: datetim
         "> *italic prompt*; keep the facts, correct them where the record is wrong. Blameless: describe",
         "> what the system and the process allowed, not who erred.",
         "",
-        "## Overview",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| Incident | {incident.id} |",
-        f"| Start | {_when(incident.opened_at, zone)} |",
-        f"| End | {_when(end, zone)} |",
-        f"| Duration | {duration} |",
-        f"| Severity | {incident.severity.value} (respond by {_when(targets.respond_due, zone)}, recover by "
-        f"{_when(targets.recover_due, zone)}; " + (f"missed: {', '.join(missed)}" if missed else "targets met") + ") |",
-        "| Impact | *Who could not do what, for how long? (wards, nurse stations, admissions, pharmacy, "
-        "billing; patients affected; workarounds used)* |",
-        f"| Acknowledged | {acknowledged} |",
-        f"| Alerts | {incident.alert_count} |",
-        f"| Automatic actions | {_actions_line(audit)} |",
-        f"| Approvals | {_approvals_line(approvals)} |",
-        f"| Status | {incident.status.value}, phase {incident.phase.value} |",
+        *_overview(record, targets, zone, now),
         "",
         "## Timeline",
         "",
@@ -97,9 +75,7 @@ def draft(record: IncidentRecord, targets: Targets, zone: ZoneInfo, now: datetim
         "",
         "| Time | Event | Details |",
         "|---|---|---|",
-    ]
-    lines += [f"| {_when(e.at, zone)} | {cell(e.kind)} | {cell(e.message)} |" for e in timeline]
-    lines += [
+        *[f"| {_when(e.at, zone)} | {cell(e.kind)} | {cell(e.message)} |" for e in record.timeline],
         "",
         "## Root cause",
         "",
@@ -114,9 +90,38 @@ def draft(record: IncidentRecord, targets: Targets, zone: ZoneInfo, now: datetim
         "",
         "## Prevention checklist",
         "",
+        *[f"- [ ] {item}" for item in PREVENTION_CHECKLIST],
     ]
-    lines += [f"- [ ] {item}" for item in PREVENTION_CHECKLIST]
     return "\n".join(lines) + "\n"
+
+
+def _overview(record: IncidentRecord, targets: Targets, zone: ZoneInfo, now: datetime) -> list[str]:
+    incident = record.incident
+    end = recovered_at(incident)
+    duration = describe_duration((end or now) - incident.opened_at) + ("" if end else " so far (still open)")
+    missed = [name for name, breached in (("respond", targets.respond_breached),
+                                          ("recover", targets.recover_breached)) if breached]
+    acknowledged = (f"{cell(incident.acknowledged_by)} at {_when(incident.acknowledged_at, zone)}"
+                    if incident.acknowledged_at else "nobody")
+    return [
+        "## Overview",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Incident | {incident.id} |",
+        f"| Start | {_when(incident.opened_at, zone)} |",
+        f"| End | {_when(end, zone)} |",
+        f"| Duration | {duration} |",
+        f"| Severity | {incident.severity.value} (respond by {_when(targets.respond_due, zone)}, recover by "
+        f"{_when(targets.recover_due, zone)}; " + (f"missed: {', '.join(missed)}" if missed else "targets met") + ") |",
+        "| Impact | *Who could not do what, for how long? (wards, nurse stations, admissions, pharmacy, "
+        "billing; patients affected; workarounds used)* |",
+        f"| Acknowledged | {acknowledged} |",
+        f"| Alerts | {incident.alert_count} |",
+        f"| Automatic actions | {_actions_line(record.audit)} |",
+        f"| Approvals | {_approvals_line(record.approvals)} |",
+        f"| Status | {incident.status.value}, phase {incident.phase.value} |",
+    ]
 
 
 def _approvals_line(approvals: Sequence[Approval]) -> str:
