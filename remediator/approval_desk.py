@@ -178,7 +178,9 @@ class ApprovalDesk:
             await self.after_run(planned.request, alert, record)
         log.warning("approved_run", approval_id=approval_id, outcome=record.outcome.value,
                     verdict=record.verdict.value, reason=record.decision_reason.value)
-        return await store.record_approval_outcome(approval_id, record)
+        finished = await store.record_approval_outcome(approval_id, record)
+        await store.cancel_timers(f"approval:{approval_id}:run")  # its safety net is not needed any more
+        return finished
 
     def _plan(self, approval: Approval) -> PlannedStep:
         """The approved plan as a request: same action, target and parameters, validated again."""

@@ -87,7 +87,7 @@ async def test_an_approved_plan_runs_once_in_the_daemon(make_harness: HarnessFac
                                                                Outcome.SUCCEEDED)
     incident = await h.deps.store.get_incident(approval.incident_id)
     assert incident is not None and incident.phase is Phase.CONTAIN
-    # The safety-net run timer, firing later, finds the outcome and runs nothing again.
+    # Nothing runs it again later (its safety-net timer is cancelled once the outcome is known).
     await h.tick(timedelta(minutes=10))
     assert h.action.runs == ["erp-api"]
 

@@ -102,7 +102,8 @@ async def test_closing_with_force_stops_escalation_and_waiting_approvals(make_da
 
 
 async def test_stats_over_a_seeded_period(make_daemon: DaemonFactory) -> None:
-    d = await make_daemon(POLICIES)
+    # The daemon's own timer loop runs: no approval may expire while the clock is moved below.
+    d = await make_daemon(POLICIES, approvals={"expire_after": "3h", "notify": "oncall"})
     # P1 at 09:00: acknowledged at 09:10, recovered at 09:40; its restart was held and never approved.
     incident_id = await _open(d)
     d.clock.advance(timedelta(minutes=10))
