@@ -6,16 +6,14 @@ sink is a real HTTP server on 127.0.0.1: notifications travel the same path as i
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from pydantic import Field
 
 from remediator.actions.base import Action, ActionContext, ActionParams, ActionRegistry, PlannedCall
@@ -28,6 +26,7 @@ from remediator.model import Alert, Execution, FailureReason
 from remediator.settings import Settings
 from remediator.stores.sqlite import SqliteStore
 from tests.conftest import T0
+from tests.support.receiver import Receiver, running_receiver
 
 CONTACT_TARGETS = {"team_lead": "team-lead", "head_of_department": "hod", "cto": "cto", "ceo": "ceo",
                    "external_support": "vendor"}
@@ -76,16 +75,17 @@ class RestartService(Action[RestartParams]):
 
 @dataclass
 class WebhookSink:
-    """Collects what is posted to http://127.0.0.1:<port>/<target>."""
+    """What was posted to http://127.0.0.1:<port>/<target> (a view of a `Receiver`)."""
 
-    url: str = ""
-    posts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    receiver: Receiver
+
+    @property
+    def url(self) -> str:
+        return self.receiver.url.removesuffix("/hook")
 
     def to(self, target: str) -> list[dict[str, Any]]:
-        return [body for name, body in self.posts if name == target]
-
-    def titles(self, target: str) -> list[str]:
-        return [str(body["title"]) for body in self.to(target)]
+        return [body for path, body in zip(self.receiver.paths, self.receiver.received, strict=True)
+                if path == f"/{target}"]
 
 
 @dataclass
@@ -135,21 +135,8 @@ def harness_settings(tmp_path: Path, sink_url: str, policies: str, **overrides: 
 
 @pytest.fixture
 async def sink() -> AsyncIterator[WebhookSink]:
-    collected = WebhookSink()
-
-    async def receive(request: web.Request) -> web.Response:
-        collected.posts.append((request.match_info["target"], json.loads(await request.read())))
-        return web.json_response({"ok": True})
-
-    app = web.Application()
-    app.router.add_post("/{target}", receive)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    collected.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield collected
-    await runner.cleanup()
+    async with running_receiver() as receiver:
+        yield WebhookSink(receiver)
 
 
 @pytest.fixture
