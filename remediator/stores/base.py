@@ -211,7 +211,8 @@ class Store(Protocol):
         """
 
     async def record_approval_outcome(self, approval_id: str, record: AuditRecord) -> Approval | None:
-        """Note what the approved run did: `run_request_id`, `outcome`, `detail` from its audit record.
+        """Note what the approved run did: `run_request_id`, `outcome`, and `detail` as
+        `approvals.outcome_detail(record)` gives it, from the run's audit record.
 
         Only an APPROVED approval without an outcome is written (first writer wins); otherwise
         nothing changes. Returns the approval as stored afterwards; None when it does not exist.
