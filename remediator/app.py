@@ -13,6 +13,7 @@ from aiohttp import web
 from remediator.actions.base import ActionDeps, ActionRegistry
 from remediator.actions.registry import default_registry
 from remediator.actions.targets import TARGETS_EXTRA, TargetConnections
+from remediator.aws import AWS_EXTRA, AwsClients
 from remediator.clock import Clock, SystemClock
 from remediator.deps import Deps
 from remediator.engine import Engine
@@ -26,8 +27,9 @@ from remediator.stores.memory import InProcessCoordination
 from remediator.stores.postgres import PostgresStore
 from remediator.stores.redis import RedisCoordination
 from remediator.stores.sqlite import SqliteStore
-from remediator.web import api, health, webhooks
-from remediator.web.keys import DEPS, ENGINE
+from remediator.web import api, approvals_api, console, health, incidents_api, webhooks
+from remediator.web.keys import DEPS, ENGINE, SESSIONS
+from remediator.web.sessions import SessionKeeper
 
 
 def holder_id() -> str:
@@ -68,15 +70,20 @@ def build_deps(
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     deps, engine = app[DEPS], app[ENGINE]
+    settings = deps.settings
     await deps.store.open()
     await deps.coordination.open()
     deps.actions.http = aiohttp.ClientSession()
+    # The AWS actions' clients (one session, cached clients); a test may have put its own there.
+    aws = deps.actions.extras.setdefault(AWS_EXTRA, AwsClients(settings.aws))
+    await aws.open()
     targets = deps.actions.extras[TARGETS_EXTRA] = TargetConnections(deps.settings.targets)
     await engine.start()
     try:
         yield
     finally:
         await engine.stop()
+        await aws.close()
         await targets.close()
         await deps.actions.http.close()
         await deps.coordination.close()
@@ -88,10 +95,23 @@ def build_app(settings: Settings, deps: Deps | None = None) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes + 1)
     app[DEPS] = deps
     app[ENGINE] = Engine(deps)
+    app[SESSIONS] = SessionKeeper(settings)
     app.cleanup_ctx.append(_resources)
     app.router.add_post(settings.alertmanager.path, webhooks.alertmanager)
     app.router.add_get("/api/v1/incidents", api.list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", api.get_incident)
+    app.router.add_get("/api/v1/incidents/{id}/postmortem", incidents_api.postmortem)
+    app.router.add_post("/api/v1/incidents/{id}/{action:acknowledge|notes|root-cause|close}",
+                        incidents_api.incident_command)
+    app.router.add_get("/api/v1/stats", incidents_api.stats)
+    app.router.add_get("/api/v1/approvals", approvals_api.list_approvals)
+    app.router.add_get("/api/v1/approvals/{id}", approvals_api.get_approval)
+    app.router.add_post("/api/v1/approvals/{id}/approve", approvals_api.approve)
+    app.router.add_post("/api/v1/approvals/{id}/reject", approvals_api.reject)
+    app.router.add_get("/approvals", console.show)
+    app.router.add_post("/approvals/login", console.login)
+    app.router.add_post("/approvals/logout", console.logout)
+    app.router.add_post("/approvals/{id}/decide", console.decide)
     app.router.add_get("/api/v1/audit", api.list_audit)
     app.router.add_get("/api/v1/killswitch", api.get_killswitch)
     app.router.add_post("/api/v1/killswitch", api.set_killswitch)

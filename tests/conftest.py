@@ -18,7 +18,7 @@ from remediator.clock import FakeClock
 from remediator.settings import Settings
 from tests.support import servers
 
-pytest_plugins = ["tests.support.daemon"]
+pytest_plugins = ["tests.support.daemon", "tests.support.engine"]  # start_daemon; make_harness, sink
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("REMEDIATOR_CORPUS", ROOT.parent / "shared" / "corpus"))

@@ -86,7 +86,8 @@ async def correlate_batch(conn: Any, observations: Sequence[Observation], now: d
         alert, state = seen.alert, states[position]
         if state["correlated"] or alert.id in done:
             incident_id = done.get(alert.id, state["incident_id"])
-            results.append(Correlation(await _incident(conn, writes, incident_id) if incident_id else None))
+            results.append(Correlation(await _incident(conn, writes, incident_id) if incident_id else None,
+                                       replayed=True))
             continue
         current = open_by_key.get(alert.group_key)
         if alert.status is AlertStatus.FIRING and state["stale"]:

@@ -16,7 +16,10 @@ from remediator.model import (
     ActionRequest,
     Alert,
     AlertStatus,
+    Approval,
+    ApprovalStatus,
     AuditRecord,
+    Choice,
     DecisionReason,
     FailureReason,
     Incident,
@@ -27,6 +30,7 @@ from remediator.model import (
     Severity,
     TimelineEvent,
     Verdict,
+    Vote,
 )
 from remediator.stores import rows
 from remediator.stores.base import RequestState, StoredRequest, Timer
@@ -111,18 +115,18 @@ def alert_from_record(r: Record) -> Alert:
 INCIDENT_COLUMNS = rows.INCIDENT_COLUMNS
 UPSERT_INCIDENT = (
     f"INSERT INTO incidents ({INCIDENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
-    "$14, $15) ON CONFLICT (id) DO UPDATE SET title = excluded.title, severity = excluded.severity, "
+    "$14, $15, $16) ON CONFLICT (id) DO UPDATE SET title = excluded.title, severity = excluded.severity, "
     "status = excluded.status, phase = excluded.phase, updated_at = excluded.updated_at, "
     "resolved_at = excluded.resolved_at, closed_at = excluded.closed_at, alert_count = excluded.alert_count, "
     "firing_count = excluded.firing_count, phase_times = excluded.phase_times, root_cause = excluded.root_cause, "
-    "acknowledged_by = excluded.acknowledged_by"
+    "acknowledged_by = excluded.acknowledged_by, acknowledged_at = excluded.acknowledged_at"
 )
 
 
 def incident_args(i: Incident) -> tuple[Any, ...]:
     return (i.id, i.correlation_key, i.title, i.severity.value, i.status.value, i.phase.value, i.opened_at,
             i.updated_at, i.resolved_at, i.closed_at, i.alert_count, i.firing_count,
-            {k: rows.ts(v) for k, v in i.phase_times.items()}, i.root_cause, i.acknowledged_by)
+            {k: rows.ts(v) for k, v in i.phase_times.items()}, i.root_cause, i.acknowledged_by, i.acknowledged_at)
 
 
 def incident_from_record(r: Record) -> Incident:
@@ -132,7 +136,7 @@ def incident_from_record(r: Record) -> Incident:
         updated_at=r["updated_at"], resolved_at=r["resolved_at"], closed_at=r["closed_at"],
         alert_count=r["alert_count"], firing_count=r["firing_count"],
         phase_times={k: datetime.fromisoformat(v) for k, v in r["phase_times"].items()},
-        root_cause=r["root_cause"], acknowledged_by=r["acknowledged_by"],
+        root_cause=r["root_cause"], acknowledged_by=r["acknowledged_by"], acknowledged_at=r["acknowledged_at"],
     )
 
 
@@ -239,3 +243,41 @@ def audit_from_record(r: Record) -> AuditRecord:
 # -- timers -------------------------------------------------------------------------------------
 def timer_from_record(r: Record) -> Timer:
     return Timer(r["id"], r["kind"], r["due_at"], r["payload"])
+
+
+# -- approvals ----------------------------------------------------------------------------------
+APPROVAL_COLUMNS = rows.APPROVAL_COLUMNS
+INSERT_APPROVAL = (f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+                   "$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT (id) DO NOTHING RETURNING 1")
+UPDATE_APPROVAL = ("UPDATE approvals SET status = $1, decided_at = $2, run_request_id = $3, outcome = $4, detail = $5 "
+                   "WHERE id = $6")
+INSERT_VOTE = f"INSERT INTO approval_votes ({rows.VOTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+
+
+def approval_args(a: Approval) -> tuple[Any, ...]:
+    return (a.id, a.request_id, a.incident_id, a.alert_id, a.policy, a.step, a.action, a.target, dict(a.params),
+            a.plan_hash, a.severity.value, a.requested_by, a.reason, a.required, a.created_at, a.expires_at,
+            a.status.value, a.decided_at, a.run_request_id, a.outcome.value if a.outcome else None, a.detail)
+
+
+def approval_state_args(a: Approval) -> tuple[Any, ...]:
+    return (a.status.value, a.decided_at, a.run_request_id, a.outcome.value if a.outcome else None, a.detail, a.id)
+
+
+def approval_from_record(r: Record, votes: Sequence[Vote] = ()) -> Approval:
+    return Approval(
+        id=r["id"], request_id=r["request_id"], incident_id=r["incident_id"], alert_id=r["alert_id"],
+        policy=r["policy"], step=r["step"], action=r["action"], target=r["target"], params=r["params"],
+        plan_hash=r["plan_hash"], severity=Severity(r["severity"]), requested_by=r["requested_by"],
+        reason=r["reason"], required=r["required"], created_at=r["created_at"], expires_at=r["expires_at"],
+        status=ApprovalStatus(r["status"]), decided_at=r["decided_at"], run_request_id=r["run_request_id"],
+        outcome=Outcome(r["outcome"]) if r["outcome"] else None, detail=r["detail"], votes=tuple(votes),
+    )
+
+
+def vote_args(approval_id: str, v: Vote) -> tuple[Any, ...]:
+    return (approval_id, v.by, v.choice.value, v.reason, v.plan_hash, v.at)
+
+
+def vote_from_record(r: Record) -> Vote:
+    return Vote(by=r["voter"], choice=Choice(r["choice"]), reason=r["reason"], plan_hash=r["plan_hash"], at=r["at"])

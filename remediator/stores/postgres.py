@@ -49,6 +49,7 @@ from remediator.stores.pg_connect import (
     unavailable_as_store_error,
 )
 from remediator.stores.pg_correlate import correlate_batch
+from remediator.stores.pg_people import PeopleRecords
 from remediator.stores.sqlite import unknown_audit
 
 _ALERT = f"SELECT seq, {pr.ALERT_COLUMNS} FROM alerts"
@@ -111,7 +112,7 @@ RETURNING id, kind, due_at, payload
 """
 
 
-class PostgresStore:
+class PostgresStore(PeopleRecords):
     """`Store` on PostgreSQL; one per process, its `holder` named in claims."""
 
     def __init__(self, settings: StoreSettings, *, holder: str) -> None:
@@ -246,6 +247,12 @@ class PostgresStore:
             found = await conn.fetch(f"SELECT {pr.EVENT_COLUMNS} FROM timeline WHERE incident_id = $1 ORDER BY seq",
                                      incident_id)
         return [pr.event_from_record(r) for r in found]
+
+    async def is_firing(self, incident_id: str, fingerprint: str) -> bool:
+        async with self._conn("is firing") as conn:
+            found = await conn.fetchval("SELECT 1 FROM incident_firing WHERE incident_id = $1 AND fingerprint = $2",
+                                        incident_id, fingerprint)
+        return found is not None
 
     async def open_incident_counts(self) -> dict[Severity, int]:
         async with self._conn("open incident counts") as conn:

@@ -22,7 +22,10 @@ from tests.support.proxy import TcpProxy
 
 @pytest.fixture
 async def replicas(redis_url: str, redis_prefix: str) -> AsyncIterator[list[RedisCoordination]]:
-    backends = [RedisCoordination(CoordinationSettings(url=redis_url, key_prefix=redis_prefix)) for _ in range(3)]
+    # A generous timeout: these tests are about atomicity under concurrency, not about latency on a
+    # loaded CI machine (dozens of connections open at once).
+    settings = CoordinationSettings(url=redis_url, key_prefix=redis_prefix, timeout=timedelta(seconds=5))
+    backends = [RedisCoordination(settings) for _ in range(3)]
     for backend in backends:
         await backend.open()
     yield backends
