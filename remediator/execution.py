@@ -285,17 +285,18 @@ class Executor:
         record = item.record
         if record is None:
             return
-        bound = _bound(item.planned.request)
         metrics = self.deps.metrics
-        metrics.decisions.labels(record.verdict.value, record.decision_reason.value).inc()
-        metrics.actions.labels(record.action, record.outcome.value).inc()
+        metrics.child(metrics.decisions, record.verdict, record.decision_reason).inc()
+        metrics.child(metrics.actions, record.action, record.outcome).inc()
         if record.failure_reason is not None:
-            metrics.action_failures.labels(record.action, record.failure_reason.value).inc()
+            metrics.child(metrics.action_failures, record.action, record.failure_reason).inc()
         if record.outcome in (Outcome.SUCCEEDED, Outcome.FAILED):
-            metrics.action_duration.labels(record.action).observe(record.duration_ms / 1000)
-        level = bound.warning if record.outcome is Outcome.FAILED else bound.info
-        level("action_request", verdict=record.verdict.value, reason=record.decision_reason.value,
-              outcome=record.outcome.value, failure=record.failure_reason.value if record.failure_reason else None,
+            metrics.child(metrics.action_duration, record.action).observe(record.duration_ms / 1000)
+        request = item.planned.request
+        level = log.warning if record.outcome is Outcome.FAILED else log.info
+        level("action_request", request_id=request.id, incident_id=request.incident_id, alert_id=request.alert_id,
+              policy=request.policy, action=request.action, target=request.target, verdict=record.verdict,
+              reason=record.decision_reason, outcome=record.outcome, failure=record.failure_reason,
               detail=record.decision_detail, mode=record.mode)
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from remediator import incidents
-from remediator.model import AlertStatus, Incident, IncidentStatus, Phase, TimelineEvent
+from remediator.model import AlertStatus, Incident, IncidentStatus, TimelineEvent
 from remediator.stores import pg_rows as pr
 from remediator.stores import rows
 from remediator.stores.base import Correlation, Observation
@@ -95,21 +95,18 @@ async def correlate_batch(conn: Any, observations: Sequence[Observation], now: d
             continue
         known = current is not None and (current.id, alert.fingerprint) in firing
         effect = await _apply(conn, current, seen, now, known)
-        incident, events = effect.incident, list(effect.events)
+        incident = effect.incident
         if incident is not None and effect.firing_change:
             pair = (incident.id, alert.fingerprint)
             writes.firing[pair] = effect.firing_change > 0
             (firing.add if effect.firing_change > 0 else firing.discard)(pair)
-        if incident is not None and seen.matched and incident.status is IncidentStatus.OPEN:
-            incident = incidents.move_phase(incident, Phase.TRIAGE, now)
-            events = incidents.with_matches(events, alert, seen.matched, now)
         if incident is not None:
             writes.save(incident)
             if incident.status is IncidentStatus.OPEN:
                 open_by_key[incident.correlation_key] = incident
             else:
                 open_by_key.pop(incident.correlation_key, None)
-        writes.events += events
+        writes.events += effect.events
         done[alert.id] = incident.id if incident else None
         writes.alerts.append((alert.id, done[alert.id]))
         results.append(Correlation(incident, effect.opened, effect.resolved, False, effect.severity_raised))
@@ -127,12 +124,12 @@ async def _apply(
         wanted.append(True)
         return ""
 
-    effect = incidents.apply_alert(current, seen.alert, seen.severity, now, probe, known=known)
+    effect = incidents.apply_alert(current, seen.alert, seen.severity, now, probe, known=known, matched=seen.matched)
     if not wanted:
         return effect
     number = int(await conn.fetchval(NEXT_NUMBER, f"incident-{now.year}"))
     return incidents.apply_alert(current, seen.alert, seen.severity, now, lambda: rows.incident_id(now.year, number),
-                                 known=known)
+                                 known=known, matched=seen.matched)
 
 
 async def _incident(conn: Any, writes: _Writes, incident_id: str) -> Incident | None:

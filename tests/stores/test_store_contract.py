@@ -104,6 +104,39 @@ async def test_firing_alert_opens_an_incident_and_its_resolution_resolves_it(sto
     assert kinds == ["detected", "alert_firing", "alert_firing", "alert_resolved", "alert_resolved", "resolved"]
 
 
+async def test_a_batch_is_correlated_in_order(store: Store) -> None:
+    """Several alerts of one group in one call: the same result as one call each."""
+    a, b = builders.alert(fingerprint="fp-1"), builders.alert(fingerprint="fp-2")
+    await store.record_alerts([a, b], LEASE)
+    firing = await store.correlate_many([Observation(x, Severity.P2, ("p",)) for x in (a, b)], T0)
+    assert [(c.opened, c.resolved) for c in firing] == [(True, False), (False, False)]
+    a_ok = builders.alert(fingerprint="fp-1", status="resolved")
+    b_ok = builders.alert(fingerprint="fp-2", status="resolved")
+    await store.record_alerts([a_ok, b_ok], LEASE)
+    found = await store.correlate_many([Observation(x, Severity.P2) for x in (a_ok, b_ok)], T0)
+    assert [(c.opened, c.resolved) for c in found] == [(False, False), (False, True)]
+    incident = found[-1].incident
+    assert incident is not None and incident.status is IncidentStatus.RESOLVED and incident.firing_count == 0
+    assert incident.alert_count == 2 and not await store.is_firing(incident.id, "fp-1")
+    stored = await store.get_incident(incident.id)
+    assert stored == incident
+    again = await store.correlate_many([Observation(a, Severity.P2)], T0)
+    assert again[0].replayed and again[0].incident == incident
+
+
+async def test_an_alert_that_fires_in_one_batch_and_resolves_in_the_next_leaves_the_firing_set(store: Store) -> None:
+    a, other = builders.alert(fingerprint="fp-1"), builders.alert(fingerprint="fp-2")
+    await store.record_alerts([a, other], LEASE)
+    first = await store.correlate_many([Observation(a, Severity.P2), Observation(other, Severity.P2)], T0)
+    incident = first[0].incident
+    assert incident is not None and await store.is_firing(incident.id, "fp-1")
+    a_ok = builders.alert(fingerprint="fp-1", status="resolved")
+    await store.record_alerts([a_ok], LEASE)
+    second = await store.correlate_many([Observation(a_ok, Severity.P2)], T0)
+    assert second[0].incident is not None and second[0].incident.firing_count == 1 and not second[0].resolved
+    assert not await store.is_firing(incident.id, "fp-1") and await store.is_firing(incident.id, "fp-2")
+
+
 async def test_correlating_the_same_alert_twice_changes_nothing_more(store: Store) -> None:
     item = builders.alert()
     await store.record_alerts([item], LEASE)
@@ -123,6 +156,14 @@ async def test_a_later_alert_raises_the_severity_never_lowers_it(store: Store) -
     assert first.incident and raised.incident and kept.incident
     assert raised.severity_raised and raised.incident.severity is Severity.P1
     assert kept.incident.severity is Severity.P1 and not kept.severity_raised
+
+
+async def test_a_firing_processed_after_its_resolution_was_recorded_is_stale_even_in_one_batch(store: Store) -> None:
+    firing, resolved = builders.alert(status="firing"), builders.alert(status="resolved")
+    await store.record_alerts([firing, resolved], LEASE)
+    found = await store.correlate_many([Observation(firing, Severity.P2), Observation(resolved, Severity.P2)], T0)
+    assert found[0].stale and found[1].incident is None
+    assert await store.list_incidents() == []
 
 
 async def test_a_firing_that_arrives_after_its_resolution_is_stale(store: Store) -> None:
