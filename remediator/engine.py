@@ -51,6 +51,8 @@ class Engine:
         self._failures: dict[str, int] = {}
         self._more_backlog = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._feeder: asyncio.Task[None] | None = None
+        self._feeding = False
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -150,7 +152,9 @@ class Engine:
         self.accepting = True
         self._tasks = [asyncio.create_task(self._worker(i), name=f"engine-worker-{i}")
                        for i in range(self.deps.settings.engine.workers)]
-        self._tasks.append(asyncio.create_task(self._feed_backlog(), name="engine-backlog"))
+        self._feeding = True
+        self._feeder = asyncio.create_task(self._feed_backlog(), name="engine-backlog")
+        self._tasks.append(self._feeder)
         self._tasks.append(asyncio.create_task(self.timers.run(), name="engine-timers"))
         self._tasks.append(asyncio.create_task(self._reconcile_periodically(), name="engine-reconcile"))
         self._more_backlog.set()
@@ -221,12 +225,14 @@ class Engine:
     async def _feed_backlog(self) -> None:
         """Read back what is recorded but not processed: after a restart, an overflow or a dead replica."""
         interval = 1.0
-        while True:
+        while self._feeding:
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow the cancellation of stop().
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):
                     await self._more_backlog.wait()
             self._more_backlog.clear()
+            if not self._feeding:
+                return
             room = self.queue.maxsize - self.queue.qsize()
             if room <= 0:
                 continue
@@ -255,9 +261,24 @@ class Engine:
             self._more_backlog.set()
             await asyncio.sleep(poll.total_seconds())
 
+    async def _stop_feeding(self) -> None:
+        """Let the backlog feeder finish the claim it is making, rather than cancel it mid-way.
+
+        A claim cancelled after it was sent still commits (the store finishes the write), and the
+        alerts it took would then be claimed by this holder without ever being queued: nobody
+        would process them until their lease ran out (with a fake clock, never: a hang).
+        """
+        self._feeding = False
+        self._more_backlog.set()
+        if self._feeder is not None:
+            # Neither cancels nor raises: what the feeder ended with is gathered with the other tasks.
+            await asyncio.wait({self._feeder}, timeout=self.deps.settings.engine.stop_timeout.total_seconds())
+            self._feeder = None
+
     async def stop(self) -> None:
         """Stop intake, let in-flight alerts finish (bounded), hand the rest back to the store."""
         self.accepting = False
+        await self._stop_feeding()
         handed_back = []
         while not self.queue.empty():
             handed_back.append(self.queue.get_nowait().id)
