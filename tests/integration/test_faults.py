@@ -172,9 +172,12 @@ async def test_redis_down_keeps_intake_and_denies_what_needs_shared_limits(daemo
 
     await daemon.redis.restore()
     assert (await daemon.post("g-6", "occ-6", name="Touchy"))[0] == 200
-    await eventually(lambda: daemon.touch.runs["occ-6"] == 1, timeout=10)
-    allowed = [r for r in await daemon.audit("test.touch") if r.target == "touch:occ-6"]
+    async def audited() -> list[AuditRecord]:  # the record is written just after the run returns
+        return [r for r in await daemon.audit("test.touch") if r.target == "touch:occ-6"]
+
+    allowed = await eventually(audited, timeout=10)
     assert [(r.verdict, r.outcome) for r in allowed] == [(Verdict.ALLOW, Outcome.SUCCEEDED)]
+    assert daemon.touch.runs["occ-6"] == 1
     assert await daemon.deps.coordination.held_leases(daemon.deps.clock.now()) == []
 
 
