@@ -39,21 +39,19 @@ async def accept(request: web.Request, source: str, alerts: Sequence[Alert]) -> 
     metrics = deps.metrics
     if not intake.accepting:
         return json_response({"error": "stopping", "detail": "the daemon is shutting down; retry"}, 503)
-    lease_until = intake.lease_until(deps.clock.now())
     try:
-        fresh = await deps.store.record_alerts(alerts, lease_until)
+        fresh = await intake.record(alerts)
     except StoreUnavailable as exc:
         metrics.alerts_received.labels(source, "store_unavailable").inc(len(alerts))
         log.warning("store_unavailable", source=source, error=str(exc))
         return json_response({"error": "store_unavailable", "detail": "alerts could not be stored; retry"}, 503)
-    new = [alert for alert, is_new in zip(alerts, fresh, strict=True) if is_new]
-    intake.submit(new)
-    duplicates = len(alerts) - len(new)
-    metrics.alerts_received.labels(source, "accepted").inc(len(new))
+    new = sum(fresh)
+    duplicates = len(alerts) - new
+    metrics.alerts_received.labels(source, "accepted").inc(new)
     if duplicates:
         metrics.alerts_received.labels(source, "duplicate").inc(duplicates)
         metrics.duplicates.labels("delivery").inc(duplicates)
-    return json_response({"accepted": len(new), "duplicates": duplicates})
+    return json_response({"accepted": new, "duplicates": duplicates})
 
 
 def reject(request: web.Request, source: str, error: BadRequest) -> web.Response:
