@@ -24,7 +24,7 @@ from remediator.policy.loader import load_policies
 from remediator.reports import postmortem_report, stats_report
 from remediator.serve import serve
 from remediator.settings import Settings, load_settings, token_digest
-from remediator.simulate import render_plan, simulate
+from remediator.simulate import PayloadError, render_plan, simulate
 from remediator.web.incidents_api import period
 from remediator.web.views import audit_view, event_view, incident_view
 
@@ -50,7 +50,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging("warning", "console")
-    plan = asyncio.run(simulate(settings, Path(args.payload).read_bytes()))
+    try:
+        plan = asyncio.run(simulate(settings, Path(args.payload).read_bytes()))
+    except PayloadError as exc:
+        print(f"remediator: {args.payload}: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         sys.stdout.write(orjson.dumps(plan, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
@@ -181,7 +185,8 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("directory")
     check.set_defaults(func=cmd_check)
     simulate = sub.add_parser("simulate", help="run a payload through the pipeline in dry-run and print the plan")
-    simulate.add_argument("payload", help="an Alertmanager webhook body (JSON file)")
+    simulate.add_argument("payload", help="an Alertmanager webhook body or an SNS envelope (JSON file; an SNS "
+                                     "signature is not verified)")
     simulate.add_argument("--json", action="store_true", help="print the plan as JSON")
     simulate.set_defaults(func=cmd_simulate)
     incidents = sub.add_parser("incidents", help="read incidents from the store")

@@ -1,27 +1,81 @@
-"""`remediator simulate PAYLOAD`: the full pipeline in dry-run, on a throwaway store, as a plan."""
+"""`remediator simulate PAYLOAD`: the full pipeline in dry-run, on a throwaway store, as a plan.
+
+A payload is an Alertmanager webhook body or an SNS HTTP(S) envelope (a CloudWatch alarm, an
+EventBridge event or an RDS event inside). An SNS envelope's signature is NOT verified here: the
+message parsers run on the envelope as given, and the plan says so. The daemon itself verifies
+every SNS message before it parses it.
+
+Nothing is shared with a running daemon: the store is a temporary SQLite file and guardrail
+state (cooldowns, rate limits, budget, leases, kill switch) is in process and starts empty,
+whatever the settings name, so a simulation neither sees nor spends production's limits.
+"""
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from remediator.app import build_deps
 from remediator.engine import Engine
 from remediator.errors import BadRequest
 from remediator.model import Alert
-from remediator.settings import Mode, Settings, StoreSettings
+from remediator.settings import CoordinationSettings, Mode, Settings, StoreSettings
 from remediator.sources.alertmanager import parse_alertmanager
+from remediator.sources.cloudwatch import InsufficientData
+from remediator.sources.sns_message import NOTIFICATION, SnsVerificationError, parse_envelope
+from remediator.sources.sns_messages import alerts_from_notification
 from remediator.web.views import audit_view
 
+SNS_UNVERIFIED = ("SNS signature not verified: the message parsers ran on the envelope as given "
+                  "(the daemon verifies every SNS message before it parses it)")
 
-def parse_payload(body: bytes, received_at: datetime) -> list[Alert]:
-    """Alerts from a payload file (an Alertmanager webhook body)."""
+
+class PayloadError(ValueError):
+    """A payload file that is neither an Alertmanager webhook body nor an SNS notification."""
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """The alerts of a payload file, with what kind of payload it was."""
+
+    kind: str  # "alertmanager" or "sns"
+    alerts: list[Alert]
+    note: str = ""
+
+
+def _is_sns_envelope(body: bytes) -> bool:
     try:
-        return parse_alertmanager(body, received_at)
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(document, Mapping) and "TopicArn" in document and "Type" in document
+
+
+def parse_payload(body: bytes, received_at: datetime,
+                  insufficient_data: InsufficientData = InsufficientData.RECORD) -> Payload:
+    """Alerts from a payload file; PayloadError says why a file is neither kind."""
+    if _is_sns_envelope(body):
+        try:
+            envelope = parse_envelope(body)
+        except SnsVerificationError as exc:
+            raise PayloadError(f"not a usable SNS envelope: {exc}") from None
+        if envelope.type != NOTIFICATION:
+            raise PayloadError(f"an SNS {envelope.type} carries no alert (only a Notification does)")
+        alerts = alerts_from_notification(
+            envelope.message, topic_arn=envelope.topic_arn, message_id=envelope.message_id,
+            subject=envelope.subject, received_at=received_at, insufficient_data=insufficient_data,
+        )
+        return Payload("sns", alerts, SNS_UNVERIFIED)
+    try:
+        return Payload("alertmanager", parse_alertmanager(body, received_at))
     except BadRequest as exc:
-        raise SystemExit(f"remediator: the payload is not an Alertmanager webhook body: {exc.detail}") from None
+        raise PayloadError(f"neither an SNS envelope nor an Alertmanager webhook body: {exc.detail}") from None
 
 
 async def simulate(settings: Settings, body: bytes) -> dict[str, Any]:
@@ -29,13 +83,15 @@ async def simulate(settings: Settings, body: bytes) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="remediator-simulate-") as tmp:
         settings = settings.model_copy(update={
             "mode": Mode.DRY_RUN, "store": StoreSettings(url=f"sqlite:///{Path(tmp) / 'simulate.db'}"),
+            "coordination": CoordinationSettings(),  # fresh, in process: never production's Redis
         })
         deps = build_deps(settings)
         engine = Engine(deps)
         await deps.store.open()
         await deps.coordination.open()
         try:
-            alerts = parse_payload(body, deps.clock.now())
+            payload = parse_payload(body, deps.clock.now())
+            alerts = payload.alerts
             await deps.store.record_alerts(alerts, deps.clock.now())
             entries = []
             for alert in alerts:
@@ -44,7 +100,8 @@ async def simulate(settings: Settings, body: bytes) -> dict[str, Any]:
         finally:
             await deps.coordination.close()
             await deps.store.close()
-    return {"mode": "dry-run", "policies": len(deps.policies), "alerts": entries}
+    return {"mode": "dry-run", "policies": len(deps.policies),
+            "payload": {"kind": payload.kind, "note": payload.note}, "alerts": entries}
 
 
 async def _describe(deps: Any, alert: Alert) -> dict[str, Any]:
@@ -68,7 +125,9 @@ async def _describe(deps: Any, alert: Alert) -> dict[str, Any]:
 
 
 def render_plan(plan: dict[str, Any]) -> str:
-    lines = [f"dry-run plan ({plan['policies']} policies loaded)"]
+    lines = [f"dry-run plan ({plan['policies']} policies loaded, {plan['payload']['kind']} payload)"]
+    if plan["payload"]["note"]:
+        lines.append(f"note: {plan['payload']['note']}")
     for entry in plan["alerts"]:
         alert, incident = entry["alert"], entry["incident"]
         where = f"incident {incident['id']} ({incident['severity']}, {incident['status']})" if incident else \
