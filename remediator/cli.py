@@ -54,7 +54,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     settings = _settings(args).model_copy(update={"policies_dir": directory})
     policies = load_policies(directory, default_registry())
     cases = load_fixtures(Path(args.fixtures) if args.fixtures else directory / FIXTURES_DIR)
-    configure_logging("warning", "console")
+    configure_logging("critical", "console")  # the report is the output; dry-run's own logs would bury it
     report = asyncio.run(run_fixtures(settings, cases, [p.name for p in policies if p.enabled]))
     sys.stdout.write(render_report(report))
     return 1 if report.failed else 0

@@ -5,6 +5,9 @@ EventBridge event or an RDS event inside). An SNS envelope's signature is NOT ve
 message parsers run on the envelope as given, and the plan says so. The daemon itself verifies
 every SNS message before it parses it.
 
+Simulation is offline: AWS is never called. An action whose dry-run plan reads live state (the
+current task count, the IP set) plans no call here, and its request says so (`live_state`).
+
 Nothing is shared with a running daemon: the store is a temporary SQLite file and guardrail
 state (cooldowns, rate limits, budget, leases, kill switch) is in process and starts empty,
 whatever the settings name, so a simulation neither sees nor spends production's limits.
@@ -20,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from botocore.exceptions import EndpointConnectionError
 
 from remediator.app import build_deps
+from remediator.aws import AWS_EXTRA, AwsClients
 from remediator.engine import Engine
 from remediator.errors import BadRequest
 from remediator.model import Alert
@@ -32,6 +37,7 @@ from remediator.sources.sns_message import NOTIFICATION, SnsVerificationError, p
 from remediator.sources.sns_messages import alerts_from_notification
 from remediator.web.views import audit_view
 
+LIVE_STATE_NOT_READ = "not read: simulate does not reach AWS, so calls that depend on live state are not shown"
 SNS_UNVERIFIED = ("SNS signature not verified: the message parsers ran on the envelope as given "
                   "(the daemon verifies every SNS message before it parses it)")
 
@@ -47,6 +53,23 @@ class Payload:
     kind: str  # "alertmanager" or "sns"
     alerts: list[Alert]
     note: str = ""
+
+
+class _OfflineClient:
+    """Every AWS operation fails as an unreachable endpoint would (an AwsCallError for the action)."""
+
+    def __getattr__(self, operation: str) -> Any:
+        async def unreachable(**_: Any) -> dict[str, Any]:
+            raise EndpointConnectionError(endpoint_url="offline: remediator simulate does not reach AWS")
+
+        return unreachable
+
+
+class OfflineAws(AwsClients):
+    """AWS clients for simulation: nothing leaves the process, so no credentials are looked for."""
+
+    async def client(self, service: str, region: str | None = None) -> Any:
+        return _OfflineClient()
 
 
 def _is_sns_envelope(body: bytes) -> bool:
@@ -86,6 +109,7 @@ async def simulate(settings: Settings, body: bytes) -> dict[str, Any]:
             "coordination": CoordinationSettings(),  # fresh, in process: never production's Redis
         })
         deps = build_deps(settings)
+        deps.actions.extras[AWS_EXTRA] = OfflineAws(settings.aws)
         engine = Engine(deps)
         await deps.store.open()
         await deps.coordination.open()
@@ -119,9 +143,18 @@ async def _describe(deps: Any, alert: Alert) -> dict[str, Any]:
         "incident": {"id": incident.id, "severity": incident.severity.value, "status": incident.status.value}
         if incident else None,
         "matched": [m.policy.name for m in matches],
-        "requests": [{k: r[k] for k in ("policy", "action", "target", "params", "verdict", "decision_reason",
-                                        "decision_detail", "outcome", "detail", "plan_hash")} for r in requests],
+        "requests": [_request(deps, r) for r in requests],
     }
+
+
+def _request(deps: Any, record: Mapping[str, Any]) -> dict[str, Any]:
+    request = {k: record[k] for k in ("policy", "action", "target", "params", "verdict", "decision_reason",
+                                      "decision_detail", "outcome", "detail", "plan_hash")}
+    action = deps.registry.get(record["action"])
+    aws = action is not None and any(":" in p for p in action.permissions)
+    if aws and record["outcome"] == "dry_run" and not record["detail"].get("would_call"):
+        request["live_state"] = LIVE_STATE_NOT_READ
+    return request
 
 
 def render_plan(plan: dict[str, Any]) -> str:
@@ -141,4 +174,6 @@ def render_plan(plan: dict[str, Any]) -> str:
             lines.append(f"      outcome:  {r['outcome']}")
             for call in r["detail"].get("would_call", []):
                 lines.append(f"      would call {call['service']} {call['operation']} {call['args']}")
+            if "live_state" in r:
+                lines.append(f"      live state {r['live_state']}")
     return "\n".join(lines) + "\n"

@@ -23,6 +23,8 @@ EXAMPLE_VALUES: dict[str, Any] = {
         "dba": {"url": "https://chat.example-hospital.org/hooks/erp-dba", **NOTIFY},
         "security": {"url": "https://chat.example-hospital.org/hooks/erp-security", **NOTIFY},
     },
+    "guardrails.protected": [{"action": "waf.*", "reason": "hospital network",
+                              "targets": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "198.51.100.0/28"]}],
     "approvals.notify": "oncall",
     "incidents.notify": "oncall",
     "aws.evidence.bucket": "erp-prod-forensics",
