@@ -9,7 +9,7 @@ import pytest
 
 from remediator.cli import main
 from remediator.settings import Settings
-from remediator.simulate import SNS_UNVERIFIED, PayloadError, simulate
+from remediator.simulate import LIVE_STATE_NOT_READ, SNS_UNVERIFIED, PayloadError, simulate
 from tests.conftest import ROOT, corpus_file
 
 FIRING = ROOT / "tests" / "data" / "alertmanager-firing.json"
@@ -86,3 +86,24 @@ def test_the_command_prints_the_note_and_refuses_a_confirmation(
     confirmation = corpus_file("sns-real-signed-v1-subscription-confirmation.json")
     assert main(["--config", str(config), "simulate", str(confirmation)]) == 2
     assert "carries no alert" in capsys.readouterr().err
+
+
+async def test_aws_is_never_reached_and_a_plan_that_needs_live_state_says_so(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    (settings.policies_dir / "p.yaml").write_text("""
+name: scale-then-tell
+severity: P2
+match: {alertname: PostgresTooManyConnections}
+verify: {after: 10m}
+actions:
+  - type: ecs.scale_service
+    params: {cluster: erp-prod, service: erp-api, step: 2, min: 3, max: 12}
+  - type: notify.webhook
+    params: {to: oncall, text: later}
+""")
+    plan = await simulate(settings, FIRING.read_bytes())
+    (request,) = plan["alerts"][0]["requests"]  # the next step waits for verification, as in the daemon
+    assert (request["action"], request["verdict"], request["outcome"]) == ("ecs.scale_service", "allow", "dry_run")
+    assert request["live_state"] == LIVE_STATE_NOT_READ
