@@ -196,7 +196,7 @@ class Unreachable(InProcessCoordination):
     async def kill_switch(self) -> KillSwitch:
         raise CoordinationUnavailable("redis: connection refused")
 
-    async def admit(self, quotas: Any, now: Any) -> Admission:
+    async def admit(self, quotas: Any, now: Any, request_id: str = "") -> Admission:
         raise CoordinationUnavailable("redis: connection refused")
 
 
