@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from remediator import cli
 from remediator.actions.registry import default_registry
 from remediator.cli import main
 from remediator.policy.loader import load_policies
@@ -17,6 +18,14 @@ from tests.conftest import ROOT
 POLICIES = ROOT / "policies"
 EXAMPLE_SETTINGS = ROOT / "docs" / "settings.example.yaml"
 FIRING = ROOT / "tests" / "data" / "alertmanager-firing.json"  # two PostgresTooManyConnections alerts
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The commands configure structlog for a terminal, with loggers cached on first use: run
+    # in-process, they would bind every module's logger to this test's captured stdout, which
+    # later tests would then write to after it is closed.
+    monkeypatch.setattr(cli, "configure_logging", lambda *args, **kwargs: None)
 
 POLICY = """
 name: pg-connections
@@ -71,7 +80,7 @@ def run(config: Path, directory: Path, capsys: pytest.CaptureFixture[str]) -> tu
 def test_the_bundled_runbook_passes_its_fixtures(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(EXAMPLE_SETTINGS, POLICIES, capsys)
     assert code == 0, out
-    assert " 0 failed" in out and "FAIL" not in out
+    assert " 0 failed" in out and not [line for line in out.splitlines() if line.startswith("FAIL")]
     assert "signature not verified" in out  # SNS payloads are there, and the output says how they were read
 
 
