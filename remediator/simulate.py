@@ -1,6 +1,7 @@
 """`remediator simulate PAYLOAD`: the full pipeline in dry-run, on a throwaway store, as a plan.
 
-A payload is an Alertmanager webhook body or an SNS HTTP(S) envelope (a CloudWatch alarm, an
+An alert whose plan its incident has requested already joins that request (`joined`), as in the
+daemon. A payload is an Alertmanager webhook body or an SNS HTTP(S) envelope (a CloudWatch alarm, an
 EventBridge event or an RDS event inside). An SNS envelope's signature is NOT verified here: the
 message parsers run on the envelope as given, and the plan says so. The daemon itself verifies
 every SNS message before it parses it.
@@ -120,7 +121,7 @@ async def simulate(settings: Settings, body: bytes) -> dict[str, Any]:
             entries = []
             for alert in alerts:
                 await engine.process([alert])
-                entries.append(await _describe(deps, alert))
+                entries.append(await _describe(deps, engine, alert))
         finally:
             await deps.coordination.close()
             await deps.store.close()
@@ -128,22 +129,28 @@ async def simulate(settings: Settings, body: bytes) -> dict[str, Any]:
             "payload": {"kind": payload.kind, "note": payload.note}, "alerts": entries}
 
 
-async def _describe(deps: Any, alert: Alert) -> dict[str, Any]:
+async def _describe(deps: Any, engine: Engine, alert: Alert) -> dict[str, Any]:
     matches = deps.policies.match(alert) if alert.actionable else []
     stored = await deps.store.get_alert(alert.id)
     incidents = [i for i in await deps.store.list_incidents(None, 1000) if i.correlation_key == alert.group_key]
     incident = incidents[0] if incidents else None
-    requests = []
+    requests: list[dict[str, Any]] = []
     if incident is not None:
-        requests = [audit_view(a) for a in reversed(await deps.store.list_audit(incident.id, 1000))
+        requests = [_request(deps, audit_view(a)) for a in reversed(await deps.store.list_audit(incident.id, 1000))
                     if a.alert_id == alert.id]
+        # A plan the incident requested already, for an earlier alert: this alert joined that request.
+        for match in matches:
+            for planned in engine.plan(match, incident):
+                record = await deps.store.get_audit(planned.request.id)
+                if record is not None and record.alert_id != alert.id:
+                    requests.append({**_request(deps, audit_view(record)), "joined": True})
     return {
         "alert": {"name": alert.name, "status": alert.status.value, "fingerprint": alert.fingerprint,
                   "labels": dict(alert.labels), "recorded": stored is not None},
         "incident": {"id": incident.id, "severity": incident.severity.value, "status": incident.status.value}
         if incident else None,
         "matched": [m.policy.name for m in matches],
-        "requests": [_request(deps, r) for r in requests],
+        "requests": requests,
     }
 
 
@@ -168,7 +175,8 @@ def render_plan(plan: dict[str, Any]) -> str:
         lines.append(f"\n{alert['name']} [{alert['status']}] {alert['fingerprint']} → {where}")
         lines.append(f"  matched: {', '.join(entry['matched']) or 'no policy'}")
         for r in entry["requests"]:
-            lines.append(f"  - {r['policy']}: {r['action']} on {r['target'] or '?'}")
+            joined = " (joined the incident's earlier request for this plan)" if r.get("joined") else ""
+            lines.append(f"  - {r['policy']}: {r['action']} on {r['target'] or '?'}{joined}")
             lines.append(f"      decision: {r['verdict']} ({r['decision_reason']})"
                          + (f" — {r['decision_detail']}" if r["decision_detail"] else ""))
             lines.append(f"      outcome:  {r['outcome']}")

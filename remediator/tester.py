@@ -18,6 +18,7 @@ cases:
             reason: allowed        # optional: the decision reason
             params: {to: dba}      # optional: these parameters, as validated
             outcome: dry_run       # optional
+            joined: false          # true: the alert joined its incident's earlier request for this plan
 ```
 
 Each case runs through `remediator.simulate`: dry-run, a throwaway store, fresh guardrail state,
@@ -57,6 +58,7 @@ class ExpectedRequest(_Strict):
     reason: DecisionReason | None = None
     params: dict[str, Any] | None = None
     outcome: Outcome | None = None
+    joined: bool = False  # the alert joined a request its incident made for an earlier alert
 
 
 class ExpectedAlert(_Strict):
@@ -217,6 +219,9 @@ def compare_request(want: ExpectedRequest, got: Mapping[str, Any]) -> Iterator[s
             yield f"params.{key}: expected {value!r}, not planned"
         elif got["params"][key] != value:
             yield f"params.{key}: expected {value!r}, got {got['params'][key]!r}"
+    if want.joined != got.get("joined", False):
+        yield (f"joined: expected {'the earlier request' if want.joined else 'a request of its own'}, got "
+               f"{'the earlier request' if got.get('joined') else 'a request of its own'}")
     if want.outcome is not None and want.outcome.value != got["outcome"]:
         yield f"outcome: expected {want.outcome.value}, got {got['outcome']}"
 

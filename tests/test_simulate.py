@@ -10,7 +10,7 @@ import pytest
 from remediator import cli
 from remediator.cli import main
 from remediator.settings import Settings
-from remediator.simulate import LIVE_STATE_NOT_READ, SNS_UNVERIFIED, PayloadError, simulate
+from remediator.simulate import LIVE_STATE_NOT_READ, SNS_UNVERIFIED, PayloadError, render_plan, simulate
 from tests.conftest import ROOT, corpus_file
 
 FIRING = ROOT / "tests" / "data" / "alertmanager-firing.json"
@@ -48,13 +48,18 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
     return made
 
 
-async def test_an_alertmanager_body_is_planned_and_the_second_alert_meets_the_cooldown(settings: Settings) -> None:
+async def test_an_alertmanager_body_is_planned_and_the_second_alert_joins_the_first_request(
+    settings: Settings,
+) -> None:
     plan = await simulate(settings, FIRING.read_bytes())
     assert plan["payload"] == {"kind": "alertmanager", "note": ""}
     first, second = plan["alerts"]
     assert [(r["action"], r["target"], r["verdict"], r["decision_reason"]) for r in first["requests"]] == [
         ("ecs.force_new_deployment", "ecs:service/erp-prod/erp-api", "allow", "allowed")]
-    assert [(r["verdict"], r["decision_reason"]) for r in second["requests"]] == [("deny", "cooldown")]
+    assert "joined" not in first["requests"][0]
+    # One incident, one plan: the second alert joins the request the first one made (as in the daemon).
+    assert [(r["action"], r.get("joined")) for r in second["requests"]] == [("ecs.force_new_deployment", True)]
+    assert "(joined the incident's earlier request for this plan)" in render_plan(plan)
 
 
 async def test_an_sns_envelope_is_parsed_without_verifying_its_signature_and_says_so(settings: Settings) -> None:

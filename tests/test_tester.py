@@ -181,3 +181,20 @@ def test_a_payload_that_carries_no_alert_fails_the_case(
     (policy_dir / "fixtures" / "pg.yaml").write_text(CASE)
     code, out, _ = run(config, policy_dir, capsys)
     assert code == 1 and "not a usable SNS envelope" in out
+
+
+def test_an_alert_that_joins_its_incidents_request_must_be_expected_so(
+    policy_dir: Path, config: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    (policy_dir / "pg.yaml").write_text(POLICY.replace('"{annotations.summary}"', "connections exhausted"))
+    joined = CASE.replace('params: {text: "Too many connections on db-1:9187"}',
+                          "params: {text: connections exhausted}")
+    joined = joined.replace('verdict: deny, reason: cooldown}', "verdict: allow, reason: allowed, joined: true}")
+    (policy_dir / "fixtures" / "pg.yaml").write_text(joined)
+    code, out, _ = run(config, policy_dir, capsys)
+    assert code == 0, out
+    (policy_dir / "fixtures" / "pg.yaml").write_text(joined.replace(", joined: true}", "}"))
+    code, out, _ = run(config, policy_dir, capsys)
+    assert code == 1
+    assert "alerts[1] (PostgresTooManyConnections): requests[0].joined: expected a request of its own, got the " \
+           "earlier request" in out
