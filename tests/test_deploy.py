@@ -261,3 +261,12 @@ def test_amtool_accepts_the_alertmanager_configuration() -> None:
                             text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
+
+
+def test_a_read_only_root_leaves_tmp_writable(task: dict[str, Any], container: dict[str, Any]) -> None:
+    # `serve` opens the private socket between the core and its intake processes in a temporary
+    # directory: with a read-only root, /tmp must be a volume of its own.
+    assert container["readonlyRootFilesystem"] is True
+    mounts = {m["containerPath"]: m for m in container["mountPoints"]}
+    assert mounts["/tmp"]["readOnly"] is False
+    assert mounts["/tmp"]["sourceVolume"] in {v["name"] for v in task["volumes"]}
