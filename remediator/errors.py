@@ -47,3 +47,11 @@ class TemplateError(RemediatorError):
 
 class ClaimLost(RemediatorError):
     """This process no longer owns the request it was about to run (it was presumed dead): never run it."""
+
+
+class FixtureError(RemediatorError):
+    """Policy fixtures failed to load; `problems` lists every one with file and case path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid policy fixtures:\n" + "\n".join(f"  - {p}" for p in problems))
+        self.problems = problems

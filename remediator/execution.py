@@ -34,7 +34,7 @@ from remediator.model import (
 )
 from remediator.observability import get_logger
 from remediator.policy.plan import PlannedStep
-from remediator.stores.base import Lease
+from remediator.stores.base import Decided, Lease
 
 log = get_logger("remediator.execution")
 
@@ -79,39 +79,67 @@ class Executor:
         self.unrecorded: dict[str, tuple[AuditRecord, list[TimelineEvent]]] = {}
 
     async def respond(self, items: Sequence[tuple[PlannedStep, Alert, int]]) -> list[Pending]:
-        """Claim, decide, execute, audit. Requests another replica (or an earlier run) owns are dropped.
+        """Decide, then claim and act, and audit; a request another replica (or an earlier run) owns
+        is dropped. Returns the requests this call recorded.
 
         Decisions are taken one after the other (the second of two requests for one target sees
-        the first one's cooldown); executions then run concurrently; all audit records and their
-        timeline events are written together, in `finally`. A request whose claim was lost (this
-        process was presumed dead) is neither run nor recorded here: its new holder does both.
+        the first one's cooldown). A request decided without acting (denied, held) is claimed and
+        audited in one write; a request that will act is claimed first, and nothing runs unless its
+        claim was won. Deciding before claiming is safe across replicas because admission is
+        idempotent per request: two replicas deciding one occurrence reach the same verdict.
         """
-        store, metrics = self.deps.store, self.deps.metrics
-        fresh = [item for item in items if item[0].request.id not in self.unrecorded]
-        claims = await store.claim_requests([planned.request for planned, _, _ in fresh], self.deps.clock.now())
-        pending = [Pending(planned, alert, flaps) for (planned, alert, flaps), ok in zip(fresh, claims, strict=True)
-                   if ok]
-        if len(pending) < len(items):
-            metrics.duplicates.labels("request").inc(len(items) - len(pending))
-            for (planned, _, _), ok in zip(fresh, claims, strict=True):
-                if not ok:
-                    await self._hold_again(planned)
-        try:
-            for item in pending:
-                item.decision = await self.decide(item.planned, item.alert, item.flap_count)
-            await asyncio.gather(*(self._execute(item) for item in pending))
-        finally:
-            for item in pending:
-                if not item.lost:
-                    item.record = self._audit(item)
-            await self._record([i for i in pending if i.record is not None])
-            for item in pending:
-                self._count(item)
+        pending = [Pending(planned, alert, flaps) for planned, alert, flaps in items]
+        for item in pending:
+            item.decision = await self.decide(item.planned, item.alert, item.flap_count)
+        acting = [i for i in pending if i.decision is not None and i.decision.verdict is Verdict.ALLOW]
+        settled = [i for i in pending if i.decision is not None and i.decision.verdict is not Verdict.ALLOW]
+        done = await self._record(settled) if settled else []
+        done += await self._act(acting) if acting else []
         if self.on_hold is not None:
-            for item in pending:
+            for item in done:
                 if item.decision is not None and item.decision.verdict is Verdict.HOLD:
                     await self.on_hold(item.planned, item.decision)
-        return [item for item in pending if not item.lost]
+        return done
+
+    async def _record(self, settled: list[Pending]) -> list[Pending]:
+        """Denied and held requests: claim and audit record in one write, per request."""
+        for item in settled:
+            item.execution = Execution(Outcome.NOT_RUN)
+            item.record = self._audit(item)
+        won = await self.deps.store.record_decisions(
+            [Decided(i.planned.request, i.record, tuple(_events(i.planned.request, i.record)))
+             for i in settled if i.record is not None], self.deps.clock.now())
+        kept = [item for item, ok in zip(settled, won, strict=True) if ok]
+        for item, ok in zip(settled, won, strict=True):
+            if ok:
+                self._count(item)
+            else:
+                self.deps.metrics.duplicates.labels("request").inc()
+                await self.hold_again(item.planned)
+        return kept
+
+    async def _act(self, acting: list[Pending]) -> list[Pending]:
+        """Allowed requests: claimed before anything runs; executions run concurrently; all audit
+        records and their timeline events are written together, in `finally`.
+
+        A request whose claim was lost meanwhile (this process was presumed dead) is neither run
+        nor recorded here: its new holder does both.
+        """
+        fresh = [item for item in acting if item.planned.request.id not in self.unrecorded]
+        claims = await self.deps.store.claim_requests([i.planned.request for i in fresh], self.deps.clock.now())
+        claimed = [item for item, ok in zip(fresh, claims, strict=True) if ok]
+        if len(claimed) < len(acting):
+            self.deps.metrics.duplicates.labels("request").inc(len(acting) - len(claimed))
+        try:
+            await asyncio.gather(*(self._execute(item) for item in claimed))
+        finally:
+            for item in claimed:
+                if not item.lost:
+                    item.record = self._audit(item)
+            await self._finish([i for i in claimed if i.record is not None])
+            for item in claimed:
+                self._count(item)
+        return [item for item in claimed if not item.lost]
 
     async def respond_one(self, planned: PlannedStep, alert: Alert, flap_count: int = 0) -> AuditRecord | None:
         """One request (approvals, verification's next step); None when it was claimed already."""
@@ -133,7 +161,7 @@ class Executor:
             log_.exception("request_failed")
             item.execution = Execution.failed(FailureReason.INTERNAL, f"{type(exc).__name__}: {exc}")
 
-    async def _record(self, items: Sequence[Pending]) -> None:
+    async def _finish(self, items: Sequence[Pending]) -> None:
         """Write the audit records; if the store is down, keep them and write them when it returns.
 
         Losing one would leave its request open (RUNNING or CLAIMED) under a live holder: nobody
@@ -162,7 +190,7 @@ class Executor:
             log.info("audit_recorded_late", count=len(waiting))
         return len(self.unrecorded)
 
-    async def _hold_again(self, planned: PlannedStep) -> None:
+    async def hold_again(self, planned: PlannedStep) -> None:
         """A request held before a crash may lack what the hold handler makes of it: hand it over again."""
         if self.on_hold is None:
             return
@@ -308,19 +336,19 @@ def _bound(request: ActionRequest) -> structlog.typing.FilteringBoundLogger:
 def _events(request: ActionRequest, record: AuditRecord) -> list[TimelineEvent]:
     decided = TimelineEvent(
         request.incident_id, record.at, "decided",
-        f"{request.action} on {request.target or '?'}: {record.verdict.value} ({record.decision_reason.value})"
+        f"{request.action} on {request.target or '?'}: {record.verdict} ({record.decision_reason})"
         + (f" — {record.decision_detail}" if record.decision_detail else ""),
         alert_id=request.alert_id, request_id=request.id,
-        data={"policy": request.policy, "step": request.step, "verdict": record.verdict.value,
-              "reason": record.decision_reason.value, "plan_hash": request.plan_hash},
+        data={"policy": request.policy, "step": request.step, "verdict": record.verdict,
+              "reason": record.decision_reason, "plan_hash": request.plan_hash},
     )
     if record.outcome is Outcome.NOT_RUN:
         return [decided]
     executed = TimelineEvent(
         request.incident_id, record.at, "executed",
-        f"{request.action} on {request.target}: {record.outcome.value}"
-        + (f" ({record.failure_reason.value})" if record.failure_reason else ""),
+        f"{request.action} on {request.target}: {record.outcome}"
+        + (f" ({record.failure_reason})" if record.failure_reason else ""),
         alert_id=request.alert_id, request_id=request.id,
-        data={"outcome": record.outcome.value, "detail": dict(record.detail)},
+        data={"outcome": record.outcome, "detail": dict(record.detail)},
     )
     return [decided, executed]

@@ -148,6 +148,8 @@ class EngineSettings(Section):
     retry_initial_wait: Duration = timedelta(seconds=0.5)
     alert_lease: Duration = timedelta(minutes=2)
     timer_interval: Duration = timedelta(seconds=1)
+    # How often the engine looks for alerts recorded by intake processes (or left by others).
+    backlog_poll: Duration = timedelta(milliseconds=100)
     action_timeout: Duration = timedelta(minutes=5)
     stop_timeout: Duration = timedelta(seconds=25)
     # How often each replica looks for requests left running by a replica that died (also at start).
@@ -408,6 +410,13 @@ class TargetSettings(Section):
     redis: dict[str, RedisTarget] = {}
 
 
+class IntakeSettings(Section):
+    """Webhook intake in processes of its own, so that acknowledgements stay fast whatever the
+    engine is doing, and intake and engine each get a core. 0: everything in one process."""
+
+    processes: int = Field(1, ge=0, le=16)
+
+
 class LogSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "json"
@@ -432,6 +441,7 @@ class Settings(Section):
     incidents: IncidentSettings = IncidentSettings()
     aws: AwsSettings = AwsSettings()
     targets: TargetSettings = TargetSettings()
+    intake: IntakeSettings = IntakeSettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")

@@ -64,6 +64,15 @@ class Observation:
 
 
 @dataclass(frozen=True, slots=True)
+class Decided:
+    """A request with its audit record and timeline events, decided without acting."""
+
+    request: ActionRequest
+    record: AuditRecord
+    events: tuple[TimelineEvent, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Timer:
     """A durable, once-only wake-up (verification, escalation, approval expiry, WAF unblock...)."""
 
@@ -185,6 +194,12 @@ class Store(Protocol):
     async def finish_requests(self, records: Sequence[AuditRecord], events: Sequence[TimelineEvent] = ()) -> None:
         """`finish_request` for several requests in one transaction."""
 
+    async def record_decisions(self, decided: Sequence[Decided], now: datetime) -> list[bool]:
+        """Requests decided without acting (denied, held): each one's claim and its one audit record
+        in one write, with its events. False for a request that already has a row (another replica,
+        or an earlier run, decided it: its record stands, nothing is written). A request this holder
+        claimed but never finished is finished. One transaction; one answer per request, in order."""
+
     async def reconcile_running(self, now: datetime) -> list[StoredRequest]:
         """Requests of dead holders: RUNNING ones become UNKNOWN (with their audit record), returned.
 
@@ -197,6 +212,9 @@ class Store(Protocol):
         """
 
     async def get_request(self, request_id: str) -> StoredRequest | None: ...
+
+    async def existing_requests(self, request_ids: Collection[str]) -> set[str]:
+        """Which of these requests exist already (claimed, decided or done, by anyone)."""
 
     async def get_audit(self, request_id: str) -> AuditRecord | None: ...
 
@@ -329,8 +347,13 @@ class Coordination(Protocol):
 
     async def ping(self) -> None: ...
 
-    async def admit(self, quotas: Sequence[Quota], now: datetime) -> Admission:
-        """All or nothing: admit (and count) every quota, or none and say which one denied."""
+    async def admit(self, quotas: Sequence[Quota], now: datetime, request_id: str = "") -> Admission:
+        """All or nothing: admit (and count) every quota, or none and say which one denied.
+
+        Idempotent per `request_id`: a quota already counting this request admits it again
+        without counting it twice. Two replicas deciding the same request (the same occurrence
+        delivered to both) therefore reach the same verdict, and whichever claims it first runs it.
+        """
 
     async def kill_switch(self) -> KillSwitch: ...
 

@@ -39,7 +39,7 @@ from remediator.model import (
 )
 from remediator.settings import StoreSettings
 from remediator.stores import pg_rows as pr
-from remediator.stores.base import Correlation, Observation, StoredRequest, Timer
+from remediator.stores.base import Correlation, Decided, Observation, StoredRequest, Timer
 from remediator.stores.pg_batch import AlertBatcher
 from remediator.stores.pg_connect import (
     HOLDER_ALIVE,
@@ -91,6 +91,33 @@ WITH r AS (
 )
 INSERT INTO audit ({pr.AUDIT_COLUMNS}) SELECT {pr.AUDIT_SELECT} FROM r WHERE r.request_id IN (SELECT id FROM done)
 ON CONFLICT (request_id) DO NOTHING
+"""
+# Requests decided without acting: the claim (already done) and the audit record in one write.
+# First writer wins; a claim this holder took but never finished is finished. Events go with
+# the requests this statement wrote; `owner` ties each event to its request.
+RECORD_DECISIONS = f"""
+WITH q AS (
+    SELECT * FROM unnest({pr.unnest_args(pr.REQUEST_TYPES)}) AS q({pr.REQUEST_COLUMNS.rsplit(", state", 1)[0]})
+), r AS (
+    SELECT * FROM unnest({pr.unnest_args(pr.AUDIT_TYPES, 14)}) AS r({pr.AUDIT_COLUMNS})
+), won AS (
+    INSERT INTO requests ({pr.REQUEST_COLUMNS}, finished_at)
+    SELECT {", ".join("q." + c for c in pr.REQUEST_SELECT.split(", "))}, 'done', $32::text, $33::timestamptz, r.at
+    FROM q JOIN r ON r.request_id = q.id
+    ON CONFLICT (id) DO UPDATE SET state = 'done', finished_at = excluded.finished_at
+    WHERE requests.state = 'claimed' AND requests.holder = excluded.holder
+    RETURNING id
+), audits AS (
+    INSERT INTO audit ({pr.AUDIT_COLUMNS}) SELECT {pr.AUDIT_SELECT} FROM r WHERE r.request_id IN (SELECT id FROM won)
+    ON CONFLICT (request_id) DO NOTHING
+), events AS (
+    INSERT INTO timeline ({pr.EVENT_COLUMNS})
+    SELECT incident_id, at, kind, message, alert_id, request_id, data::jsonb
+    FROM unnest({pr.unnest_args(("text", "timestamptz", "text", "text", "text", "text", "jsonb", "text"), 34)})
+        AS e({pr.EVENT_COLUMNS}, owner)
+    WHERE e.owner IN (SELECT id FROM won)
+)
+SELECT id FROM won
 """
 RECONCILE = f"""
 WITH holders AS MATERIALIZED (
@@ -304,6 +331,25 @@ class PostgresStore(PeopleRecords):
             return
         async with self._conn("finish requests") as conn:
             await conn.execute(FINISH_REQUESTS, *pr.audits_args(records), self.holder, *pr.events_args(events))
+
+    async def record_decisions(self, decided: Sequence[Decided], now: datetime) -> list[bool]:
+        if not decided:
+            return []
+        first = {d.request.id: i for i, d in reversed(list(enumerate(decided)))}  # one write per id and batch
+        unique = [decided[i] for i in sorted(first.values())]
+        events = [(e, d.request.id) for d in unique for e in d.events]
+        owners = [owner for _, owner in events]
+        async with self._conn("record decisions") as conn:
+            won = {r["id"] for r in await conn.fetch(
+                RECORD_DECISIONS, *pr.requests_args([d.request for d in unique]),
+                *pr.audits_args([d.record for d in unique]), self.holder, now,
+                *pr.events_args([e for e, _ in events]), owners)}
+        return [first[d.request.id] == i and d.request.id in won for i, d in enumerate(decided)]
+
+    async def existing_requests(self, request_ids: Collection[str]) -> set[str]:
+        async with self._conn("existing requests") as conn:
+            found = await conn.fetch("SELECT id FROM requests WHERE id = ANY($1::text[])", list(request_ids))
+        return {r["id"] for r in found}
 
     async def reconcile_running(self, now: datetime) -> list[StoredRequest]:
         async with self._tx("reconcile") as conn:

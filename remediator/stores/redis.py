@@ -35,7 +35,8 @@ from remediator.stores.base import Admission, KillSwitch, Lease, Quota
 T = TypeVar("T")
 
 # KEYS: one sorted set per quota. ARGV: now, then per quota: limit, window, member ('' = count
-# every admission), a unique id for counted admissions. Returns {1} or {0, index, retry_ms}.
+# every admission), the admission's id (the request's, so a request already counted is admitted
+# again without counting twice; else unique). Returns {1} or {0, index, retry_ms}.
 ADMIT = """
 local now = tonumber(ARGV[1])
 for i = 1, #KEYS do
@@ -43,7 +44,8 @@ for i = 1, #KEYS do
   local limit, window, member = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]), ARGV[at + 3]
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
   local ok = redis.call('ZCARD', KEYS[i]) < limit
-  if not ok and member ~= '' and redis.call('ZSCORE', KEYS[i], member) then ok = true end
+  if member == '' then member = ARGV[at + 4] end
+  if not ok and redis.call('ZSCORE', KEYS[i], member) then ok = true end
   if not ok then
     local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
     local retry = window
@@ -53,9 +55,11 @@ for i = 1, #KEYS do
 end
 for i = 1, #KEYS do
   local at = 1 + (i - 1) * 4
-  local member = ARGV[at + 3]
-  if member == '' then member = ARGV[at + 4] end
-  redis.call('ZADD', KEYS[i], now, member)
+  if ARGV[at + 3] ~= '' then
+    redis.call('ZADD', KEYS[i], now, ARGV[at + 3])  -- a distinct target: counted once, its time renewed
+  else
+    redis.call('ZADD', KEYS[i], 'NX', now, ARGV[at + 4])  -- a request counted once, at its first time
+  end
   redis.call('PEXPIRE', KEYS[i], ARGV[at + 2])
 end
 return {1}
@@ -149,13 +153,14 @@ class RedisCoordination:
     async def ping(self) -> None:
         await self._call("ping", lambda r: r.ping())
 
-    async def admit(self, quotas: Sequence[Quota], now: datetime) -> Admission:
+    async def admit(self, quotas: Sequence[Quota], now: datetime, request_id: str = "") -> Admission:
         if not quotas:
             return Admission(True)
         keys = [self._key("q:", q.key) for q in quotas]
+        admission = f"r:{request_id}" if request_id else f"u:{secrets.token_hex(8)}"
         args: list[Any] = [_ms(now)]
         for quota in quotas:
-            args += [quota.limit, _ms_of(quota.window), quota.member or "", secrets.token_hex(8)]
+            args += [quota.limit, _ms_of(quota.window), quota.member or "", admission]
         reply = await self._call("admit", lambda r: self._scripts["admit"](keys=keys, args=args, client=r))
         if int(reply[0]) == 1:
             return Admission(True)

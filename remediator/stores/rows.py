@@ -77,9 +77,9 @@ INSERT_ALERT = (f"INSERT OR IGNORE INTO alerts ({ALERT_COLUMNS}, claimed_by, cla
 
 
 def alert_row(a: Alert) -> tuple[Any, ...]:
-    return (a.id, a.source, a.name, a.status.value, a.fingerprint, a.group_key, ts(a.starts_at),
+    return (a.id, a.source, a.name, a.status, a.fingerprint, a.group_key, ts(a.starts_at),
             ts(a.ends_at) if a.ends_at else None, ts(a.received_at), dumps(a.labels), dumps(a.annotations),
-            a.summary, int(a.actionable), a.severity_hint.value if a.severity_hint else None, dumps(a.dedup_keys))
+            a.summary, int(a.actionable), a.severity_hint, dumps(a.dedup_keys))
 
 
 def alert_from_row(r: Sequence[Any]) -> Alert:
@@ -154,7 +154,7 @@ CLAIM_REQUEST = (f"INSERT INTO requests ({REQUEST_COLUMNS}) VALUES (?, ?, ?, ?, 
 
 def request_row(q: ActionRequest) -> tuple[Any, ...]:
     return (q.id, q.alert_id, q.incident_id, q.policy, q.step, q.action, q.target, dumps(q.params),
-            q.severity.value, q.risk.value, q.plan_hash, q.origin, ts(q.created_at))
+            q.severity, q.risk, q.plan_hash, q.origin, ts(q.created_at))
 
 
 def stored_request_from_row(r: Sequence[Any]) -> StoredRequest:
@@ -177,6 +177,17 @@ FINISH_REQUEST = ("UPDATE requests SET state = ?, finished_at = ?, mode = ?, ver
 
 # Only the holder of an open claim records its outcome (a request reconciled UNKNOWN keeps its record).
 FINISH_OWN_REQUEST = FINISH_REQUEST + " AND holder = ? AND state IN ('claimed', 'running')"
+
+
+# A request decided without acting: its claim and its audit record at once (first writer wins).
+DECIDE_REQUEST = (f"INSERT OR IGNORE INTO requests ({REQUEST_COLUMNS}, finished_at, mode, verdict, decision_reason, "
+                  "decision_detail, outcome, failure_reason, detail, duration_ms) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def decide_row(q: ActionRequest, a: AuditRecord, holder: str, now: datetime) -> tuple[Any, ...]:
+    return (*request_row(q), "done", holder, ts(now), ts(a.at), a.mode, a.verdict, a.decision_reason,
+            a.decision_detail, a.outcome, a.failure_reason, dumps(a.detail), a.duration_ms)
 
 
 def finish_row(a: AuditRecord, state: str = "done") -> tuple[Any, ...]:

@@ -13,19 +13,20 @@ from aiohttp import web
 from remediator.errors import BadRequest, StoreUnavailable
 from remediator.model import Alert
 from remediator.observability import get_logger
-from remediator.settings import is_loopback
+from remediator.settings import Settings, is_loopback
 from remediator.sources.alertmanager import SOURCE as ALERTMANAGER
 from remediator.sources.alertmanager import parse_alertmanager
 from remediator.web.common import (
     basic_credentials,
     basic_matches,
     bearer_token,
+    client_address,
     constant_time_in,
     error_response,
     json_response,
     read_body,
 )
-from remediator.web.keys import DEPS, ENGINE
+from remediator.web.keys import DEPS, INTAKE
 
 log = get_logger("remediator.web")
 
@@ -34,32 +35,30 @@ REJECTION_RESULT = {400: "bad_request", 401: "unauthorized", 403: "unauthorized"
 
 async def accept(request: web.Request, source: str, alerts: Sequence[Alert]) -> web.Response:
     """Record the alerts (durably, deduplicated), queue the new ones, answer 200 — or 503."""
-    deps, engine = request.app[DEPS], request.app[ENGINE]
+    deps, intake = request.app[DEPS], request.app[INTAKE]
     metrics = deps.metrics
-    if not engine.accepting:
+    if not intake.accepting:
         return json_response({"error": "stopping", "detail": "the daemon is shutting down; retry"}, 503)
-    lease_until = deps.clock.now() + deps.settings.engine.alert_lease
     try:
-        fresh = await deps.store.record_alerts(alerts, lease_until)
+        fresh = await intake.record(alerts)
     except StoreUnavailable as exc:
         metrics.alerts_received.labels(source, "store_unavailable").inc(len(alerts))
         log.warning("store_unavailable", source=source, error=str(exc))
         return json_response({"error": "store_unavailable", "detail": "alerts could not be stored; retry"}, 503)
-    new = [alert for alert, is_new in zip(alerts, fresh, strict=True) if is_new]
-    engine.submit(new)
-    duplicates = len(alerts) - len(new)
-    metrics.alerts_received.labels(source, "accepted").inc(len(new))
+    new = sum(fresh)
+    duplicates = len(alerts) - new
+    metrics.alerts_received.labels(source, "accepted").inc(new)
     if duplicates:
         metrics.alerts_received.labels(source, "duplicate").inc(duplicates)
         metrics.duplicates.labels("delivery").inc(duplicates)
-    return json_response({"accepted": len(new), "duplicates": duplicates})
+    return json_response({"accepted": new, "duplicates": duplicates})
 
 
 def reject(request: web.Request, source: str, error: BadRequest) -> web.Response:
     """Count and answer a refused request; nothing has been recorded."""
     request.app[DEPS].metrics.requests_rejected.labels(source, REJECTION_RESULT.get(error.status, "bad_request")).inc()
     log.info("webhook_rejected", source=source, status=error.status, error=error.error, detail=error.detail,
-             remote=request.remote)
+             remote=client_address(request))
     return error_response(error)
 
 
@@ -71,7 +70,7 @@ def _authenticate_alertmanager(request: web.Request) -> None:
     basic = basic_credentials(request)
     if basic is not None and basic_matches(basic, settings.basic_auth):
         return
-    if token is None and basic is None and settings.allow_anonymous_loopback and is_loopback(request.remote):
+    if token is None and basic is None and settings.allow_anonymous_loopback and is_loopback(client_address(request)):
         return
     if not settings.bearer_tokens and not settings.basic_auth and not settings.allow_anonymous_loopback:
         raise BadRequest(401, "unauthorized", "no credentials are configured for this webhook "
@@ -88,3 +87,8 @@ async def alertmanager(request: web.Request) -> web.Response:
     except BadRequest as error:
         return reject(request, ALERTMANAGER, error)
     return await accept(request, ALERTMANAGER, alerts)
+
+
+def add_webhook_routes(app: web.Application, settings: Settings) -> None:
+    """The intake routes: served by an intake process, or by the core when it runs without one."""
+    app.router.add_post(settings.alertmanager.path, alertmanager)
