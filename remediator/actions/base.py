@@ -107,6 +107,8 @@ class Action(ABC, Generic[P]):
     # Notifications do not: two messages to one channel are not a conflict, and a lease would
     # turn the second into a TARGET_BUSY denial (a lost page).
     exclusive: ClassVar[bool] = True
+    # Changes nothing in the estate (notifications, diagnostics): never held for its severity alone.
+    changes_nothing: ClassVar[bool] = False
 
     @abstractmethod
     def target(self, params: P) -> str:

@@ -92,6 +92,7 @@ class NotifyWebhook(Action[NotifyParams]):
     needs_coordination = False
     budgeted = False
     exclusive = False
+    changes_nothing = True
 
     def target(self, params: NotifyParams) -> str:
         return f"notify:{params.to}"

@@ -61,6 +61,7 @@ class PostgresDiagnostics(Action[DiagnosticsParams]):
     needs_coordination = False
     budgeted = False
     exclusive = False
+    changes_nothing = True
 
     def target(self, params: DiagnosticsParams) -> str:
         return f"postgres:{params.target}"

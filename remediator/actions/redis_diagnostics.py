@@ -46,6 +46,7 @@ class RedisDiagnostics(Action[RedisDiagnosticsParams]):
     needs_coordination = False
     budgeted = False
     exclusive = False
+    changes_nothing = True
 
     def target(self, params: RedisDiagnosticsParams) -> str:
         return f"redis:{params.target}"
