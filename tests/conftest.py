@@ -60,7 +60,7 @@ def corpus_file(name: str) -> Path:
 @pytest.fixture(scope="session")
 def pg_dsn() -> Iterator[str]:
     """A PostgreSQL superuser DSN: the configured server if it answers, else a private one."""
-    dsn = os.environ.get(servers.PG_ENV, servers.DEFAULT_PG)
+    dsn = servers.CHOSEN.get(servers.PG_ENV, servers.DEFAULT_PG)
     if not servers.private_forced() and servers.answers(dsn, 5432):
         yield dsn
         return
@@ -73,7 +73,7 @@ def pg_dsn() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    url = os.environ.get(servers.REDIS_ENV, servers.DEFAULT_REDIS)
+    url = servers.CHOSEN.get(servers.REDIS_ENV, servers.DEFAULT_REDIS)
     if not servers.private_forced() and servers.answers(url, 6379):
         yield url
         return

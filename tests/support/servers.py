@@ -26,9 +26,14 @@ PRIVATE_ENV = "REMEDIATOR_TEST_PRIVATE_SERVERS"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 
+# Taken out of the environment when the tests start: the daemon reads every REMEDIATOR_* variable
+# as a setting, so daemons and CLI commands started by tests must not inherit these.
+CHOSEN: dict[str, str] = {name: os.environ.pop(name) for name in (PG_ENV, REDIS_ENV, PRIVATE_ENV)
+                          if name in os.environ}
+
 
 def private_forced() -> bool:
-    return os.environ.get(PRIVATE_ENV, "") not in ("", "0", "false", "no")
+    return CHOSEN.get(PRIVATE_ENV, "") not in ("", "0", "false", "no")
 
 
 def answers(url: str, default_port: int, timeout: float = 0.5) -> bool:
