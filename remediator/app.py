@@ -12,6 +12,7 @@ from aiohttp import web
 
 from remediator.actions.base import ActionDeps, ActionRegistry
 from remediator.actions.registry import default_registry
+from remediator.aws import AWS_EXTRA, AwsClients
 from remediator.clock import Clock, SystemClock
 from remediator.deps import Deps
 from remediator.engine import Engine
@@ -68,11 +69,17 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await deps.store.open()
     await deps.coordination.open()
     deps.actions.http = aiohttp.ClientSession()
+    # One aiobotocore session for every AWS action (tests may bring their own).
+    own_aws = AWS_EXTRA not in deps.actions.extras
+    aws = deps.actions.extras.setdefault(AWS_EXTRA, AwsClients(deps.settings.aws))
+    await aws.open()
     await engine.start()
     try:
         yield
     finally:
         await engine.stop()
+        if own_aws:
+            await aws.close()
         await deps.actions.http.close()
         await deps.coordination.close()
         await deps.store.close()
