@@ -24,8 +24,9 @@ from remediator.settings import Settings
 from remediator.stores.base import Coordination, Store
 from remediator.stores.memory import InProcessCoordination
 from remediator.stores.sqlite import SqliteStore
-from remediator.web import api, health, webhooks
+from remediator.web import api, health, sns, webhooks
 from remediator.web.keys import DEPS, ENGINE
+from remediator.web.sns import SNS_INTAKE, SnsIntake
 
 
 def holder_id() -> str:
@@ -65,19 +66,21 @@ def build_deps(
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
-    deps, engine = app[DEPS], app[ENGINE]
+    deps, engine, sns_intake = app[DEPS], app[ENGINE], app[SNS_INTAKE]
     await deps.store.open()
     await deps.coordination.open()
     deps.actions.http = aiohttp.ClientSession()
-    # One aiobotocore session for every AWS action (tests may bring their own).
+    # One aiobotocore session for AWS actions and ConfirmSubscription (tests may bring their own).
     own_aws = AWS_EXTRA not in deps.actions.extras
     aws = deps.actions.extras.setdefault(AWS_EXTRA, AwsClients(deps.settings.aws))
     await aws.open()
+    await sns_intake.open(aws)
     await engine.start()
     try:
         yield
     finally:
         await engine.stop()
+        await sns_intake.close()
         if own_aws:
             await aws.close()
         await deps.actions.http.close()
@@ -90,8 +93,12 @@ def build_app(settings: Settings, deps: Deps | None = None) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes + 1)
     app[DEPS] = deps
     app[ENGINE] = Engine(deps)
+    app[SNS_INTAKE] = SnsIntake(settings.sns, deps.clock)
     app.cleanup_ctx.append(_resources)
     app.router.add_post(settings.alertmanager.path, webhooks.alertmanager)
+    app.router.add_post(settings.sns.path, sns.signed)
+    for raw in settings.sns.raw_delivery:
+        app.router.add_post(raw.path, sns.raw_handler(raw))
     app.router.add_get("/api/v1/incidents", api.list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", api.get_incident)
     app.router.add_get("/api/v1/audit", api.list_audit)

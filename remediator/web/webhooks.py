@@ -17,6 +17,7 @@ from remediator.settings import is_loopback
 from remediator.sources.alertmanager import SOURCE as ALERTMANAGER
 from remediator.sources.alertmanager import parse_alertmanager
 from remediator.web.common import (
+    BEARER_CHALLENGE,
     basic_credentials,
     basic_matches,
     bearer_token,
@@ -34,33 +35,48 @@ REJECTION_RESULT = {400: "bad_request", 401: "unauthorized", 403: "unauthorized"
 
 async def accept(request: web.Request, source: str, alerts: Sequence[Alert]) -> web.Response:
     """Record the alerts (durably, deduplicated), queue the new ones, answer 200 — or 503."""
+    response, _ = await accept_new(request, source, alerts)
+    return response
+
+
+async def accept_new(request: web.Request, source: str, alerts: Sequence[Alert]) -> tuple[web.Response, list[Alert]]:
+    """`accept`, also saying which alerts were new (none unless the answer is 200)."""
     deps, engine = request.app[DEPS], request.app[ENGINE]
     metrics = deps.metrics
     if not engine.accepting:
-        return json_response({"error": "stopping", "detail": "the daemon is shutting down; retry"}, 503)
+        return json_response({"error": "stopping", "detail": "the daemon is shutting down; retry"}, 503), []
     lease_until = deps.clock.now() + deps.settings.engine.alert_lease
     try:
         fresh = await deps.store.record_alerts(alerts, lease_until)
     except StoreUnavailable as exc:
         metrics.alerts_received.labels(source, "store_unavailable").inc(len(alerts))
-        log.warning("store_unavailable", source=source, error=str(exc))
-        return json_response({"error": "store_unavailable", "detail": "alerts could not be stored; retry"}, 503)
+        return store_unavailable(source, exc), []
     new = [alert for alert, is_new in zip(alerts, fresh, strict=True) if is_new]
     engine.submit(new)
-    duplicates = len(alerts) - len(new)
     metrics.alerts_received.labels(source, "accepted").inc(len(new))
+    count_duplicates(request, source, len(alerts) - len(new))
+    return json_response({"accepted": len(new), "duplicates": len(alerts) - len(new)}), new
+
+
+def count_duplicates(request: web.Request, source: str, duplicates: int) -> None:
     if duplicates:
+        metrics = request.app[DEPS].metrics
         metrics.alerts_received.labels(source, "duplicate").inc(duplicates)
         metrics.duplicates.labels("delivery").inc(duplicates)
-    return json_response({"accepted": len(new), "duplicates": duplicates})
 
 
-def reject(request: web.Request, source: str, error: BadRequest) -> web.Response:
+def store_unavailable(source: str, exc: StoreUnavailable) -> web.Response:
+    """503: the sender must deliver again, because nothing it sent is on record."""
+    log.warning("store_unavailable", source=source, error=str(exc))
+    return json_response({"error": "store_unavailable", "detail": "alerts could not be stored; retry"}, 503)
+
+
+def reject(request: web.Request, source: str, error: BadRequest, *, challenge: str = BEARER_CHALLENGE) -> web.Response:
     """Count and answer a refused request; nothing has been recorded."""
     request.app[DEPS].metrics.requests_rejected.labels(source, REJECTION_RESULT.get(error.status, "bad_request")).inc()
     log.info("webhook_rejected", source=source, status=error.status, error=error.error, detail=error.detail,
              remote=request.remote)
-    return error_response(error)
+    return error_response(error, challenge=challenge)
 
 
 def _authenticate_alertmanager(request: web.Request) -> None:
