@@ -11,14 +11,29 @@ import json
 import sqlite3
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from remediator.observability import SNS_DELIVERY_RESULTS
-from remediator.sources.sns_message import VerifyResult
+from remediator.sources.sns_message import VerifyResult, parse_envelope
+from remediator.web.sns import TYPE_LABELS
 from tests.conftest import corpus_file
-from tests.sources.sns_testkit import CERT_URL, TOPIC, body, local_pki, make_leaf, pem, sign, unsigned_message
-from tests.support.daemon import Daemon
+from tests.sources.sns_testkit import (
+    CERT_URL,
+    TOPIC,
+    at,
+    body,
+    corpus_bytes,
+    corpus_cert_for,
+    local_pki,
+    make_leaf,
+    pem,
+    real_signed_names,
+    sign,
+    unsigned_message,
+)
+from tests.support.daemon import Daemon, DaemonFactory
 from tests.support.sns import SIGNED_AT, CertMirror, SnsDaemonFactory, nothing_recorded, post, signed
 
 ALARM = corpus_file("cloudwatch-alarm-message-log-metric-tokyo-2025.json").read_text()
@@ -55,6 +70,21 @@ def _only_alert_id(daemon: Daemon) -> str:
     with sqlite3.connect(daemon.db) as conn:
         [(alert_id,)] = conn.execute("SELECT id FROM alerts").fetchall()
     return str(alert_id)
+
+
+@pytest.mark.parametrize("name", real_signed_names())
+async def test_every_real_aws_signed_message_is_accepted_by_the_endpoint(
+    start_daemon: DaemonFactory, cert_mirror: CertMirror, name: str,
+) -> None:
+    """Real SNS messages, real certificates, the production trust policy; only the clock is moved back."""
+    payload = corpus_bytes(name)
+    env = parse_envelope(payload)
+    cert_mirror.certificates = {urlsplit(env.signing_cert_url).path: corpus_cert_for(env.signing_cert_url)}
+    daemon = await start_daemon(sns={"topics": [env.topic_arn], "mirror_url": cert_mirror.url,
+                                     "confirm_method": "SubscribeURL"})
+    daemon.clock.set(at(env.timestamp))
+    assert await post(daemon, payload) == (200, {"accepted": 1, "duplicates": 0})
+    assert deliveries(daemon, TYPE_LABELS[env.type], "verified") == 1
 
 
 async def test_lambda_spelling_and_any_content_type_are_fine_and_the_certificate_is_cached(
