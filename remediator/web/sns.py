@@ -54,6 +54,7 @@ from remediator.sources.sns_verify import (
     parse_envelope,
 )
 from remediator.web.common import (
+    BEARER_CHALLENGE,
     basic_credentials,
     basic_matches,
     bearer_token,
@@ -125,11 +126,10 @@ class SnsIntake:
 SNS_INTAKE = web.AppKey("sns_intake", SnsIntake)
 
 
-def _refuse(request: web.Request, kind: str, result: str, error: BadRequest, *, challenge: str = "") -> web.Response:
+def _refuse(request: web.Request, kind: str, result: str, error: BadRequest, *,
+            challenge: str = BEARER_CHALLENGE) -> web.Response:
     request.app[DEPS].metrics.sns_deliveries.labels(kind, result).inc()
-    if challenge:
-        return reject(request, SOURCE, error, challenge=challenge)
-    return reject(request, SOURCE, error)
+    return reject(request, SOURCE, error, challenge=challenge)
 
 
 async def _body(request: web.Request, kind: str) -> bytes | web.Response:
