@@ -12,17 +12,15 @@ import contextlib
 from collections.abc import Sequence
 from datetime import timedelta
 
-import structlog
-
 from remediator.actions.base import ActionContext
 from remediator.deps import Deps
 from remediator.errors import CoordinationUnavailable, StoreUnavailable
-from remediator.execution import Executor, HoldHandler, IncidentNotes
-from remediator.model import Alert, AuditRecord, Execution, Incident, IncidentStatus, Outcome, Phase, TimelineEvent
+from remediator.execution import Executor, HoldHandler, IncidentNotes, Pending
+from remediator.model import Alert, Execution, Incident, IncidentStatus, Outcome, Phase, TimelineEvent
 from remediator.observability import get_logger
 from remediator.policy.match import Match, incident_severity
-from remediator.policy.plan import plan_step
-from remediator.stores.base import Timer
+from remediator.policy.plan import PlannedStep, plan_step
+from remediator.stores.base import Observation, Timer
 from remediator.timers import TimerLoop
 
 log = get_logger("remediator.engine")
@@ -50,42 +48,46 @@ class Engine:
         self.accepting = False
 
     # -- the pipeline -----------------------------------------------------------------------------
-    async def process(self, alert: Alert) -> None:
-        """One alert: correlate into an incident, match policies, respond to each match."""
+    async def process(self, alerts: Sequence[Alert]) -> None:
+        """The pipeline for alerts taken off the queue together: correlate, match, respond, done."""
         now = self.deps.clock.now()
-        matches = self.deps.policies.match(alert) if alert.actionable else []
-        correlation = await self.deps.store.correlate(alert, incident_severity(matches, alert), now)
-        incident = correlation.incident
-        if correlation.opened and incident is not None:
-            self.deps.metrics.incidents_opened.labels(incident.severity.value).inc()
-        if incident is not None and matches and not correlation.stale:
-            flaps = await self._flap_count(alert)
-            await self._note_matches(incident, alert, matches)
-            for match in matches:
-                await self.respond(match, incident, flaps)
-        await self.deps.store.mark_processed([alert.id], self.deps.clock.now())
+        matches = [self.deps.policies.match(a) if a.actionable else [] for a in alerts]
+        observations = [Observation(a, incident_severity(m, a), tuple(x.policy.name for x in m))
+                        for a, m in zip(alerts, matches, strict=True)]
+        correlations = await self.deps.store.correlate_many(observations, now)
+        work: list[tuple[PlannedStep, Alert, int]] = []
+        for alert, found, correlation in zip(alerts, matches, correlations, strict=True):
+            incident = correlation.incident
+            if correlation.opened and incident is not None:
+                self.deps.metrics.incidents_opened.labels(incident.severity.value).inc()
+            if incident is not None and found and not correlation.stale:
+                flaps = await self._flap_count(alert)
+                work += [(step, alert, flaps) for match in found for step in self.plan(match, incident)]
+        if work:
+            await self.settle(await self.executor.respond(work))
+        await self.deps.store.mark_processed([a.id for a in alerts], self.deps.clock.now())
 
-    async def respond(self, match: Match, incident: Incident, flap_count: int) -> None:
-        """Run a policy's steps: all in order, or one at a time when the policy verifies."""
-        policy = match.policy
-        steps = range(1) if policy.verify else range(len(policy.actions))
-        for index in steps:
-            await self.run_step(match, index, incident, flap_count)
+    def plan(self, match: Match, incident: Incident) -> list[PlannedStep]:
+        """A policy's steps: all of them in order, or only the first when the policy verifies."""
+        count = 1 if match.policy.verify else len(match.policy.actions)
+        now = self.deps.clock.now()
+        return [plan_step(match, i, incident, self.deps.registry, now) for i in range(count)]
 
-    async def run_step(self, match: Match, index: int, incident: Incident, flap_count: int = 0) -> AuditRecord | None:
-        planned = plan_step(match, index, incident, self.deps.registry, self.deps.clock.now())
-        record = await self.executor.respond(planned, match.alert, flap_count)
-        if record is None:
-            return None
-        if record.outcome is Outcome.SUCCEEDED:
-            await self.deps.store.update_phase(incident.id, Phase.CONTAIN, record.at)
-        verify = match.policy.verify
-        if verify and record.outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN):
-            await self.deps.store.schedule_timer(Timer(
-                f"verify:{record.request_id}", "verify", record.at + verify.after,
-                {"request_id": record.request_id, "alert_id": match.alert.id, "incident_id": incident.id,
-                 "policy": match.policy.name, "step": index}))
-        return record
+    async def settle(self, done: Sequence[Pending]) -> None:
+        """After actions: a success contains the incident; a policy that verifies gets its timer."""
+        for item in done:
+            record = item.record
+            if record is None:
+                continue
+            if record.outcome is Outcome.SUCCEEDED:
+                await self.deps.store.update_phase(record.incident_id, Phase.CONTAIN, record.at)
+            policy = self.deps.policies.by_name(record.policy)
+            if policy and policy.verify and record.outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN):
+                await self.deps.store.schedule_timer(Timer(
+                    f"verify:{record.request_id}", "verify", record.at + policy.verify.after,
+                    {"request_id": record.request_id, "alert_id": record.alert_id,
+                     "incident_id": record.incident_id, "policy": record.policy,
+                     "step": item.planned.request.step}))
 
     async def _flap_count(self, alert: Alert) -> int:
         flap = self.deps.settings.guardrails.flap
@@ -95,12 +97,6 @@ class Engine:
         except CoordinationUnavailable:
             self.deps.metrics.coordination_errors.inc()
             return 0  # the quotas will deny what needs coordination
-
-    async def _note_matches(self, incident: Incident, alert: Alert, matches: Sequence[Match]) -> None:
-        names = [m.policy.name for m in matches]
-        event = TimelineEvent(incident.id, self.deps.clock.now(), "matched", f"matched {', '.join(names)}",
-                              alert_id=alert.id, data={"policies": names})
-        await self.deps.store.update_phase(incident.id, Phase.TRIAGE, event.at, [event])
 
     # -- verification ---------------------------------------------------------------------------
     async def on_verify(self, timer: Timer) -> None:
@@ -125,7 +121,8 @@ class Engine:
             await store.add_events([TimelineEvent(incident.id, now, "not_recovered",
                                                   f"not recovered; running step {next_step + 1} of {policy.name}",
                                                   request_id=p["request_id"])])
-            await self.run_step(Match(policy, alert), next_step, incident)
+            planned = plan_step(Match(policy, alert), next_step, incident, self.deps.registry, now)
+            await self.settle(await self.executor.respond([(planned, alert, 0)]))
             return
         self.deps.metrics.verifications.labels("escalated").inc()
         await self.escalate(incident.id, f"not recovered after the last step of {p['policy']}")
@@ -183,38 +180,45 @@ class Engine:
         self._more_backlog.set()
 
     async def _worker(self, number: int) -> None:
+        batch_size = self.deps.settings.engine.batch_size
         while True:
-            alert = await self.queue.get()
+            batch = [await self.queue.get()]
+            while len(batch) < batch_size and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
             self._busy += 1
             self._idle.clear()
             try:
-                await self._process_one(alert)
+                await self._process_batch(batch)
             finally:
                 self._busy -= 1
                 if not self._busy:
                     self._idle.set()
-                self._queued.discard(alert.id)
-                self.queue.task_done()
+                for alert in batch:
+                    self._queued.discard(alert.id)
+                    self.queue.task_done()
 
-    async def _process_one(self, alert: Alert) -> None:
-        structlog.contextvars.bind_contextvars(alert_id=alert.id)
+    async def _process_batch(self, batch: list[Alert]) -> None:
         try:
-            await self.process(alert)
-            self.deps.metrics.alerts_processed.inc()
-            self._failures.pop(alert.id, None)
+            await self.process(batch)
+            self.deps.metrics.alerts_processed.inc(len(batch))
         except StoreUnavailable as exc:
-            log.warning("alert_deferred", error=str(exc))  # still recorded: the backlog retries it
+            log.warning("alerts_deferred", count=len(batch), error=str(exc))  # recorded: the backlog retries
         except Exception:
-            self.deps.metrics.pipeline_errors.inc()
-            failures = self._failures[alert.id] = self._failures.get(alert.id, 0) + 1
-            log.exception("alert_failed", attempt=failures)
-            if failures >= MAX_ATTEMPTS:
-                self._failures.pop(alert.id, None)
-                with contextlib.suppress(StoreUnavailable):
-                    await self.deps.store.mark_processed([alert.id], self.deps.clock.now())
-                log.error("alert_set_aside", attempts=failures)
-        finally:
-            structlog.contextvars.unbind_contextvars("alert_id")
+            if len(batch) > 1:  # find the one that fails; the others go through
+                for alert in batch:
+                    await self._process_batch([alert])
+                return
+            await self._failed(batch[0])
+
+    async def _failed(self, alert: Alert) -> None:
+        self.deps.metrics.pipeline_errors.inc()
+        failures = self._failures[alert.id] = self._failures.get(alert.id, 0) + 1
+        log.exception("alert_failed", alert_id=alert.id, attempt=failures)
+        if failures >= MAX_ATTEMPTS:
+            self._failures.pop(alert.id, None)
+            with contextlib.suppress(StoreUnavailable):
+                await self.deps.store.mark_processed([alert.id], self.deps.clock.now())
+            log.error("alert_set_aside", alert_id=alert.id, attempts=failures)
 
     async def _feed_backlog(self) -> None:
         """Read back what is recorded but not processed: after a restart, an overflow or a dead replica."""

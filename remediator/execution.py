@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -29,7 +29,6 @@ from remediator.model import (
     Execution,
     FailureReason,
     Outcome,
-    Phase,
     TimelineEvent,
     Verdict,
 )
@@ -54,6 +53,19 @@ class IncidentNotes(TimelineWriter):
         await self.deps.store.add_events([event])
 
 
+@dataclass(slots=True)
+class Pending:
+    """One claimed request on its way through decide and execute."""
+
+    planned: PlannedStep
+    alert: Alert
+    flap_count: int = 0
+    started: float = field(default_factory=time.monotonic)
+    decision: Decision | None = None
+    execution: Execution | None = None
+    record: AuditRecord | None = None
+
+
 class Executor:
     """Runs planned requests through guardrails and actions, and records each exactly once."""
 
@@ -61,34 +73,52 @@ class Executor:
         self.deps = deps
         self.on_hold = on_hold
 
-    async def respond(self, planned: PlannedStep, alert: Alert, flap_count: int = 0) -> AuditRecord | None:
-        """Claim, decide, execute, audit. None when another replica (or an earlier run) owns it."""
-        request = planned.request
-        store, clock = self.deps.store, self.deps.clock
-        if not await store.claim_request(request, clock.now()):
-            self.deps.metrics.duplicates.labels("request").inc()
-            return None
-        bound = log.bind(request_id=request.id, incident_id=request.incident_id, alert_id=request.alert_id,
-                         policy=request.policy, action=request.action, target=request.target)
-        started = time.monotonic()
-        decision: Decision | None = None
-        execution: Execution | None = None
+    async def respond(self, items: Sequence[tuple[PlannedStep, Alert, int]]) -> list[Pending]:
+        """Claim, decide, execute, audit. Requests another replica (or an earlier run) owns are dropped.
+
+        Decisions are taken one after the other (the second of two requests for one target sees
+        the first one's cooldown); executions then run concurrently; all audit records and their
+        timeline events are written together, in `finally`.
+        """
+        store, metrics = self.deps.store, self.deps.metrics
+        claims = await store.claim_requests([planned.request for planned, _, _ in items], self.deps.clock.now())
+        pending = [Pending(planned, alert, flaps) for (planned, alert, flaps), ok in zip(items, claims, strict=True)
+                   if ok]
+        if len(pending) < len(items):
+            metrics.duplicates.labels("request").inc(len(items) - len(pending))
         try:
-            decision = await self.decide(planned, alert, flap_count)
-            decision, execution = await self.execute(planned, decision, bound)
+            for item in pending:
+                item.decision = await self.decide(item.planned, item.alert, item.flap_count)
+            await asyncio.gather(*(self._execute(item) for item in pending))
+        finally:
+            for item in pending:
+                item.record = self._audit(item)
+            await store.finish_requests([i.record for i in pending if i.record],
+                                        [e for i in pending if i.record for e in _events(i.planned.request, i.record)])
+            for item in pending:
+                self._count(item)
+        if self.on_hold is not None:
+            for item in pending:
+                if item.decision is not None and item.decision.verdict is Verdict.HOLD:
+                    await self.on_hold(item.planned, item.decision)
+        return pending
+
+    async def respond_one(self, planned: PlannedStep, alert: Alert, flap_count: int = 0) -> AuditRecord | None:
+        """One request (approvals, verification's next step); None when it was claimed already."""
+        done = await self.respond([(planned, alert, flap_count)])
+        return done[0].record if done else None
+
+    async def _execute(self, item: Pending) -> None:
+        assert item.decision is not None
+        log_ = _bound(item.planned.request)
+        try:
+            item.decision, item.execution = await self.execute(item.planned, item.decision, log_)
         except asyncio.CancelledError:
-            execution = Execution.failed(FailureReason.CRASHED, "stopped while handling the request")
+            item.execution = Execution.failed(FailureReason.CRASHED, "stopped while handling the request")
             raise
         except Exception as exc:
-            bound.exception("request_failed")
-            execution = Execution.failed(FailureReason.INTERNAL, f"{type(exc).__name__}: {exc}")
-        finally:
-            record = self._audit(request, decision, execution, time.monotonic() - started)
-            await store.finish_request(record, _events(request, record))
-            self._count(record, bound)
-        if decision is not None and decision.verdict is Verdict.HOLD and self.on_hold is not None:
-            await self.on_hold(planned, decision)
-        return record
+            log_.exception("request_failed")
+            item.execution = Execution.failed(FailureReason.INTERNAL, f"{type(exc).__name__}: {exc}")
 
     async def decide(self, planned: PlannedStep, alert: Alert, flap_count: int) -> Decision:
         if planned.error:
@@ -184,11 +214,10 @@ class Executor:
             ctx.log.exception("action_raised")
             return Execution.failed(FailureReason.INTERNAL, f"{type(exc).__name__}: {exc}")
 
-    def _audit(
-        self, request: ActionRequest, decision: Decision | None, execution: Execution | None, seconds: float
-    ) -> AuditRecord:
-        decision = decision or Decision.deny(DecisionReason.ERROR, "no decision was reached", "engine")
-        execution = execution or Execution(Outcome.NOT_RUN)
+    def _audit(self, item: Pending) -> AuditRecord:
+        request, seconds = item.planned.request, time.monotonic() - item.started
+        decision = item.decision or Decision.deny(DecisionReason.ERROR, "no decision was reached", "engine")
+        execution = item.execution or Execution(Outcome.NOT_RUN)
         dry_run = execution.outcome is Outcome.DRY_RUN
         return AuditRecord(
             request_id=request.id, at=self.deps.clock.now(), incident_id=request.incident_id,
@@ -202,7 +231,11 @@ class Executor:
             duration_ms=round(seconds * 1000, 3), origin=request.origin,
         )
 
-    def _count(self, record: AuditRecord, bound: structlog.typing.FilteringBoundLogger) -> None:
+    def _count(self, item: Pending) -> None:
+        record = item.record
+        if record is None:
+            return
+        bound = _bound(item.planned.request)
         metrics = self.deps.metrics
         metrics.decisions.labels(record.verdict.value, record.decision_reason.value).inc()
         metrics.actions.labels(record.action, record.outcome.value).inc()
@@ -214,6 +247,11 @@ class Executor:
         level("action_request", verdict=record.verdict.value, reason=record.decision_reason.value,
               outcome=record.outcome.value, failure=record.failure_reason.value if record.failure_reason else None,
               detail=record.decision_detail, mode=record.mode)
+
+
+def _bound(request: ActionRequest) -> structlog.typing.FilteringBoundLogger:
+    return log.bind(request_id=request.id, incident_id=request.incident_id, alert_id=request.alert_id,
+                    policy=request.policy, action=request.action, target=request.target)
 
 
 def _events(request: ActionRequest, record: AuditRecord) -> list[TimelineEvent]:
@@ -235,8 +273,3 @@ def _events(request: ActionRequest, record: AuditRecord) -> list[TimelineEvent]:
         data={"outcome": record.outcome.value, "detail": dict(record.detail)},
     )
     return [decided, executed]
-
-
-def contained_phase(record: AuditRecord) -> Phase | None:
-    """A first successful action contains the incident."""
-    return Phase.CONTAIN if record.outcome is Outcome.SUCCEEDED else None

@@ -147,11 +147,11 @@ class Alert:
     actionable: bool = True  # False: recorded (and noted on an open incident), never acted on
     summary: str = ""
     severity_hint: Severity | None = None  # the source's own severity (e.g. GuardDuty), if any
+    # Stable across deliveries of the same occurrence: derived from the first dedup key.
+    id: str = field(init=False, repr=False)
 
-    @property
-    def id(self) -> str:
-        """Stable across deliveries of the same occurrence (derived from the first dedup key)."""
-        return stable_id(self.dedup_keys[0])
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", stable_id(self.dedup_keys[0]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +167,7 @@ class Incident:
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
     alert_count: int = 1
-    firing: tuple[str, ...] = ()  # fingerprints of alerts currently firing
+    firing_count: int = 0  # alerts of this incident firing now (their fingerprints are in the store)
     phase_times: Mapping[str, datetime] = field(default_factory=dict)
     root_cause: str = ""
     acknowledged_by: str = ""

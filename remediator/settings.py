@@ -131,6 +131,7 @@ class CoordinationSettings(Section):
 
 class EngineSettings(Section):
     workers: int = Field(16, ge=1, le=1024)
+    batch_size: int = Field(64, ge=1, le=10_000, description="alerts a worker takes off the queue at once")
     queue_size: int = Field(10_000, ge=1)
     retry_attempts: int = Field(3, ge=1, le=20)
     retry_deadline: Duration = timedelta(minutes=2)

@@ -39,7 +39,7 @@ async def simulate(settings: Settings, body: bytes) -> dict[str, Any]:
             await deps.store.record_alerts(alerts, deps.clock.now())
             entries = []
             for alert in alerts:
-                await engine.process(alert)
+                await engine.process([alert])
                 entries.append(await _describe(deps, alert))
         finally:
             await deps.coordination.close()

@@ -8,6 +8,7 @@ braces. A value that is exactly one reference keeps the referenced text as is; t
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -77,15 +78,28 @@ def render(value: Any, scope: Mapping[str, Mapping[str, str]]) -> Any:
     return value
 
 
-def _render_str(value: str, scope: Mapping[str, Mapping[str, str]]) -> str:
-    def fill(m: re.Match[str]) -> str:
-        if m.group(1) is None:
-            return m.group(0)[0]
-        scope_name, name = m.group(1), m.group(2)
-        try:
-            return scope[scope_name][name]
-        except KeyError:
-            raise TemplateError(f"{{{scope_name}.{name}}}: the alert has no such value") from None
+@functools.lru_cache(maxsize=4096)
+def _segments(value: str) -> tuple[str | tuple[str, str], ...]:
+    """A template split into literal text and (scope, name) references, parsed once per text."""
+    references(value)  # raises for an unknown reference or a stray brace
+    parts: list[str | tuple[str, str]] = []
+    position = 0
+    for m in REFERENCE.finditer(value):
+        parts.append(value[position:m.start()])
+        parts.append(m.group(0)[0] if m.group(1) is None else (m.group(1), m.group(2)))
+        position = m.end()
+    parts.append(value[position:])
+    return tuple(p for p in parts if p != "")
 
-    references(value)
-    return REFERENCE.sub(fill, value)
+
+def _render_str(value: str, scope: Mapping[str, Mapping[str, str]]) -> str:
+    out = []
+    for part in _segments(value):
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        try:
+            out.append(scope[part[0]][part[1]])
+        except KeyError:
+            raise TemplateError(f"{{{part[0]}.{part[1]}}}: the alert has no such value") from None
+    return "".join(out)

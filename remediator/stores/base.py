@@ -46,6 +46,15 @@ class Correlation:
 
 
 @dataclass(frozen=True, slots=True)
+class Observation:
+    """An alert to correlate, with the severity and names of the policies it matched."""
+
+    alert: Alert
+    severity: Severity
+    matched: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Timer:
     """A durable, once-only wake-up (verification, escalation, approval expiry, WAF unblock...)."""
 
@@ -100,6 +109,10 @@ class Store(Protocol):
     async def correlate(self, alert: Alert, severity: Severity, now: datetime) -> Correlation:
         """Open, update or resolve the incident of `alert.group_key`; idempotent per alert."""
 
+    async def correlate_many(self, observations: Sequence[Observation], now: datetime) -> list[Correlation]:
+        """`correlate` for several alerts in order, in one transaction. An alert that matched
+        policies also adds a `matched` event and moves its (open) incident to triage."""
+
     async def add_events(self, events: Sequence[TimelineEvent]) -> None: ...
 
     async def get_incident(self, incident_id: str) -> Incident | None: ...
@@ -119,11 +132,17 @@ class Store(Protocol):
     async def claim_request(self, request: ActionRequest, now: datetime) -> bool:
         """Take ownership of a request; False when any replica has it already (never act twice)."""
 
+    async def claim_requests(self, requests: Sequence[ActionRequest], now: datetime) -> list[bool]:
+        """`claim_request` for several requests in one transaction; one answer per request."""
+
     async def start_execution(self, request_id: str, now: datetime) -> None:
         """Mark a claimed request as running: from here a crash leaves it UNKNOWN."""
 
     async def finish_request(self, record: AuditRecord, events: Sequence[TimelineEvent] = ()) -> None:
         """Write the request's one audit record and its timeline events, and mark it done."""
+
+    async def finish_requests(self, records: Sequence[AuditRecord], events: Sequence[TimelineEvent] = ()) -> None:
+        """`finish_request` for several requests in one transaction."""
 
     async def reconcile_running(self, now: datetime) -> list[StoredRequest]:
         """Requests left RUNNING by a dead process: mark them UNKNOWN (with their audit record)."""

@@ -29,9 +29,16 @@ from remediator.model import (
 )
 from remediator.stores.base import RequestState, StoredRequest, Timer
 
+_last: list[Any] = [None, ""]  # the last timestamp formatted: most writes of a batch share `now`
+
 
 def ts(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+    last = _last
+    if value is last[0]:
+        return str(last[1])
+    text = (value if value.tzinfo is UTC else value.astimezone(UTC)).isoformat(timespec="microseconds")
+    _last[:] = [value, text]
+    return text
 
 
 def parse_ts(value: str | None) -> datetime | None:
@@ -88,13 +95,13 @@ def _required(value: str) -> datetime:
 
 # -- incidents ----------------------------------------------------------------------------------
 INCIDENT_COLUMNS = ("id, correlation_key, title, severity, status, phase, opened_at, updated_at, resolved_at, "
-                    "closed_at, alert_count, firing, phase_times, root_cause, acknowledged_by")
+                    "closed_at, alert_count, firing_count, phase_times, root_cause, acknowledged_by")
 UPSERT_INCIDENT = (
     f"INSERT INTO incidents ({INCIDENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (id) DO UPDATE SET title = excluded.title, severity = excluded.severity, "
     "status = excluded.status, phase = excluded.phase, updated_at = excluded.updated_at, "
     "resolved_at = excluded.resolved_at, closed_at = excluded.closed_at, alert_count = excluded.alert_count, "
-    "firing = excluded.firing, phase_times = excluded.phase_times, root_cause = excluded.root_cause, "
+    "firing_count = excluded.firing_count, phase_times = excluded.phase_times, root_cause = excluded.root_cause, "
     "acknowledged_by = excluded.acknowledged_by"
 )
 
@@ -102,7 +109,7 @@ UPSERT_INCIDENT = (
 def incident_row(i: Incident) -> tuple[Any, ...]:
     return (i.id, i.correlation_key, i.title, i.severity.value, i.status.value, i.phase.value, ts(i.opened_at),
             ts(i.updated_at), ts(i.resolved_at) if i.resolved_at else None,
-            ts(i.closed_at) if i.closed_at else None, i.alert_count, dumps(i.firing),
+            ts(i.closed_at) if i.closed_at else None, i.alert_count, i.firing_count,
             dumps({k: ts(v) for k, v in i.phase_times.items()}), i.root_cause, i.acknowledged_by)
 
 
@@ -110,7 +117,7 @@ def incident_from_row(r: Sequence[Any]) -> Incident:
     return Incident(
         id=r[0], correlation_key=r[1], title=r[2], severity=Severity(r[3]), status=IncidentStatus(r[4]),
         phase=Phase(r[5]), opened_at=_required(r[6]), updated_at=_required(r[7]), resolved_at=parse_ts(r[8]),
-        closed_at=parse_ts(r[9]), alert_count=r[10], firing=tuple(loads(r[11])),
+        closed_at=parse_ts(r[9]), alert_count=r[10], firing_count=r[11],
         phase_times={k: _required(v) for k, v in loads(r[12]).items()}, root_cause=r[13], acknowledged_by=r[14],
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import queue
 import sqlite3
 import threading
@@ -26,6 +27,7 @@ from remediator.errors import StoreUnavailable
 from remediator.model import (
     ActionRequest,
     Alert,
+    AlertStatus,
     AuditRecord,
     DecisionReason,
     FailureReason,
@@ -38,7 +40,7 @@ from remediator.model import (
     Verdict,
 )
 from remediator.stores import rows
-from remediator.stores.base import Correlation, RequestState, StoredRequest, Timer
+from remediator.stores.base import Correlation, Observation, RequestState, StoredRequest, Timer
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
@@ -55,14 +57,27 @@ def migrations(dialect: str) -> list[tuple[int, str]]:
     return sorted(found)
 
 
+URGENT, NORMAL = 0, 1
+ENGINE_OPS_PER_COMMIT = 4  # bounds a commit's duration, so that acknowledgements stay fast
+
+
 class _Writer(threading.Thread):
-    """The one thread that writes; it commits everything that queued up together."""
+    """The one thread that writes; it commits everything that queued up together.
+
+    Urgent jobs (recording alerts, which a sender is waiting on) go first; each commit takes all
+    of them but only a few of the others, so one heavy engine write never delays an acknowledgement
+    by more than a few milliseconds.
+    """
 
     def __init__(self, path: str, synchronous: str, batch_max: int, busy_timeout_ms: int) -> None:
         super().__init__(name="sqlite-writer", daemon=True)
         self.path, self.synchronous, self.batch_max = path, synchronous, batch_max
         self.busy_timeout_ms = busy_timeout_ms
-        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.jobs: queue.PriorityQueue[Any] = queue.PriorityQueue()
+        self._sequence = itertools.count()
+        # Called after BEGIN (to notice other connections' commits) and after any rollback.
+        self.on_begin: Callable[[sqlite3.Connection], None] = lambda conn: None
+        self.on_rollback: Callable[[], None] = lambda: None
         self.ready = threading.Event()
         self.failure: BaseException | None = None
         self.batches = 0
@@ -73,6 +88,9 @@ class _Writer(threading.Thread):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
             conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
+            conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages: the hot indexes stay in memory
+            # The checkpointer thread moves WAL pages into the database; this is only the safety net.
+            conn.execute("PRAGMA wal_autocheckpoint=20000")
         except sqlite3.Error as exc:
             self.failure = exc
             self.ready.set()
@@ -80,12 +98,15 @@ class _Writer(threading.Thread):
         self.ready.set()
         stopping = False
         while not stopping:
-            batch = [self.jobs.get()]
-            while len(batch) < self.batch_max:
+            batch = [self.jobs.get()[2]]
+            normal = 0
+            while len(batch) < self.batch_max and normal < ENGINE_OPS_PER_COMMIT:
                 try:
-                    batch.append(self.jobs.get_nowait())
+                    priority, _, job = self.jobs.get_nowait()
                 except queue.Empty:
                     break
+                normal += priority == NORMAL
+                batch.append(job)
             if _STOP in batch:
                 stopping = True
                 batch = [job for job in batch if job is not _STOP]
@@ -93,10 +114,14 @@ class _Writer(threading.Thread):
                 self._commit(conn, batch)
         conn.close()
 
+    def submit(self, job: Any, priority: int = NORMAL) -> None:
+        self.jobs.put((priority, next(self._sequence), job))
+
     def _commit(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
         results: list[tuple[Any, Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
+            self.on_begin(conn)
             for op, loop, future in batch:
                 conn.execute("SAVEPOINT op")
                 try:
@@ -104,6 +129,7 @@ class _Writer(threading.Thread):
                 except Exception as exc:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
+                    self.on_rollback()
                     failure = StoreUnavailable(str(exc)) if isinstance(exc, sqlite3.OperationalError) else exc
                     results.append((loop, future, failure))
                     continue
@@ -113,6 +139,7 @@ class _Writer(threading.Thread):
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            self.on_rollback()
             failure = StoreUnavailable(f"sqlite: {exc}")
             results = [(loop, future, failure) for _, loop, future in batch]
         self.batches += 1
@@ -122,6 +149,64 @@ class _Writer(threading.Thread):
         for loop, settled in by_loop.items():
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(_settle, settled)
+
+
+class _OpenIncidents:
+    """The writer's cache of open incidents by correlation key (writer thread only).
+
+    Correlating an alert is the hottest write; reading and decoding its incident each time was
+    most of its cost. The cache is dropped whenever another connection has committed (SQLite's
+    data_version says so) and whenever a write is rolled back, so it never serves stale data.
+    """
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, Incident] = {}
+        self.version = -1
+
+    def revalidate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self.version:
+            self.by_key.clear()
+            self.version = version
+
+    def clear(self) -> None:
+        self.by_key.clear()
+
+    def get(self, conn: sqlite3.Connection, key: str) -> Incident | None:
+        if key in self.by_key:
+            return self.by_key[key]
+        row = conn.execute(f"SELECT {rows.INCIDENT_COLUMNS} FROM incidents WHERE correlation_key = ? "
+                           "AND status = 'open'", (key,)).fetchone()
+        incident = rows.incident_from_row(row) if row else None
+        if incident is not None:
+            self.by_key[key] = incident
+        return incident
+
+    def save(self, conn: sqlite3.Connection, incident: Incident) -> None:
+        """Write an incident (every incident write goes through here, so the cache stays true)."""
+        conn.execute(rows.UPSERT_INCIDENT, rows.incident_row(incident))
+        if incident.status is IncidentStatus.OPEN:
+            self.by_key[incident.correlation_key] = incident
+        else:
+            self.by_key.pop(incident.correlation_key, None)
+
+
+class _Checkpointer(threading.Thread):
+    """Copies the WAL into the database from its own connection, off the writer's path."""
+
+    def __init__(self, path: str, interval: float = 0.5) -> None:
+        super().__init__(name="sqlite-checkpointer", daemon=True)
+        self.path, self.interval = path, interval
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            while not self.stopping.wait(self.interval):
+                with contextlib.suppress(sqlite3.Error):  # busy now: next time
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
 
 
 def _settle(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
@@ -144,6 +229,10 @@ class SqliteStore:
         self.path = str(path)
         self.holder = holder
         self._writer = _Writer(self.path, synchronous, batch_max, busy_timeout_ms)
+        self._checkpointer = _Checkpointer(self.path) if self.path != ":memory:" else None
+        self._open = _OpenIncidents()
+        self._writer.on_begin = self._open.revalidate
+        self._writer.on_rollback = self._open.clear
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-reader")
         self._local = threading.local()
 
@@ -156,13 +245,18 @@ class SqliteStore:
         if self._writer.failure is not None:
             raise StoreUnavailable(f"cannot open {self.path}: {self._writer.failure}")
         await self._write(self._migrate)
+        if self._checkpointer is not None:
+            self._checkpointer.start()
         # Claims by earlier processes on this file are void: only one process uses it.
         await self._write(lambda c: c.execute(
             "UPDATE alerts SET claimed_by = NULL, claimed_until = NULL WHERE processed_at IS NULL"))
 
     async def close(self) -> None:
+        if self._checkpointer is not None and self._checkpointer.is_alive():
+            self._checkpointer.stopping.set()
+            await asyncio.to_thread(self._checkpointer.join, 10)
         if self._writer.is_alive():
-            self._writer.jobs.put(_STOP)
+            self._writer.submit(_STOP, priority=NORMAL + 1)
             await asyncio.to_thread(self._writer.join, 10)
         self._readers.shutdown(wait=False)
 
@@ -181,12 +275,12 @@ class SqliteStore:
     async def ping(self) -> None:
         await self._write(lambda c: c.execute("UPDATE counters SET value = value WHERE name = 'ping'"))
 
-    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, op: Callable[[sqlite3.Connection], T], priority: int = NORMAL) -> T:
         if not self._writer.is_alive():
             raise StoreUnavailable("the store's writer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._writer.jobs.put((op, loop, future))
+        self._writer.submit((op, loop, future), priority)
         return await future
 
     async def _read(self, op: Callable[[sqlite3.Connection], T]) -> T:
@@ -225,7 +319,7 @@ class SqliteStore:
                 results.append(new)
             return results
 
-        return await self._write(op)
+        return await self._write(op, URGENT)
 
     async def claim_backlog(
         self, now: datetime, lease_until: datetime, limit: int, exclude: Collection[str] = ()
@@ -269,22 +363,39 @@ class SqliteStore:
 
     # -- incidents --------------------------------------------------------------------------------
     async def correlate(self, alert: Alert, severity: Severity, now: datetime) -> Correlation:
-        return await self._write(lambda conn: self._correlate(conn, alert, severity, now))
+        return (await self.correlate_many([Observation(alert, severity)], now))[0]
 
-    def _correlate(self, conn: sqlite3.Connection, alert: Alert, severity: Severity, now: datetime) -> Correlation:
+    async def correlate_many(self, observations: Sequence[Observation], now: datetime) -> list[Correlation]:
+        return await self._write(lambda conn: [self._correlate(conn, o, now) for o in observations])
+
+    def _correlate(self, conn: sqlite3.Connection, seen: Observation, now: datetime) -> Correlation:
+        alert = seen.alert
         done = conn.execute("SELECT correlated, incident_id FROM alerts WHERE id = ?", (alert.id,)).fetchone()
         if done is not None and done[0]:
             return Correlation(self._incident(conn, done[1]) if done[1] else None)
-        current = self._open_incident(conn, alert.group_key)
-        if alert.status.value == "firing" and self._is_stale(conn, alert):
+        current = self._open.get(conn, alert.group_key)
+        if alert.status is AlertStatus.FIRING and self._is_stale(conn, alert):
             return Correlation(current, stale=True)
-        effect = incidents.apply_alert(current, alert, severity, now, lambda: self._next_incident_id(conn, now))
-        if effect.incident is not None:
-            conn.execute(rows.UPSERT_INCIDENT, rows.incident_row(effect.incident))
-        self._insert_events(conn, effect.events)
+        known = current is not None and conn.execute(
+            "SELECT 1 FROM incident_firing WHERE incident_id = ? AND fingerprint = ?",
+            (current.id, alert.fingerprint)).fetchone() is not None
+        effect = incidents.apply_alert(current, alert, seen.severity, now, lambda: self._next_incident_id(conn, now),
+                                       known=known)
+        incident, events = effect.incident, list(effect.events)
+        if incident is not None and effect.firing_change > 0:
+            conn.execute("INSERT INTO incident_firing VALUES (?, ?)", (incident.id, alert.fingerprint))
+        elif incident is not None and effect.firing_change < 0:
+            conn.execute("DELETE FROM incident_firing WHERE incident_id = ? AND fingerprint = ?",
+                         (incident.id, alert.fingerprint))
+        if incident is not None and seen.matched and incident.status is IncidentStatus.OPEN:
+            incident = incidents.move_phase(incident, Phase.TRIAGE, now)
+            events = incidents.with_matches(events, alert, seen.matched, now)
+        if incident is not None:
+            self._open.save(conn, incident)
+        self._insert_events(conn, events)
         conn.execute("UPDATE alerts SET correlated = 1, incident_id = ? WHERE id = ?",
-                     (effect.incident.id if effect.incident else None, alert.id))
-        return Correlation(effect.incident, effect.opened, effect.resolved, False, effect.severity_raised)
+                     (incident.id if incident else None, alert.id))
+        return Correlation(incident, effect.opened, effect.resolved, False, effect.severity_raised)
 
     @staticmethod
     def _is_stale(conn: sqlite3.Connection, alert: Alert) -> bool:
@@ -293,12 +404,6 @@ class SqliteStore:
             "SELECT 1 FROM alerts WHERE fingerprint = ? AND status = 'resolved' AND starts_at >= ? LIMIT 1",
             (alert.fingerprint, rows.ts(alert.starts_at)),
         ).fetchone() is not None
-
-    @staticmethod
-    def _open_incident(conn: sqlite3.Connection, key: str) -> Incident | None:
-        row = conn.execute(f"SELECT {rows.INCIDENT_COLUMNS} FROM incidents WHERE correlation_key = ? "
-                           "AND status = 'open'", (key,)).fetchone()
-        return rows.incident_from_row(row) if row else None
 
     @staticmethod
     def _incident(conn: sqlite3.Connection, incident_id: str) -> Incident | None:
@@ -361,7 +466,7 @@ class SqliteStore:
                 return None
             moved = incidents.move_phase(current, phase, at)
             if moved is not current:
-                conn.execute(rows.UPSERT_INCIDENT, rows.incident_row(moved))
+                self._open.save(conn, moved)
             self._insert_events(conn, events)
             return moved
 
@@ -369,20 +474,30 @@ class SqliteStore:
 
     # -- requests, executions, audit --------------------------------------------------------------
     async def claim_request(self, request: ActionRequest, now: datetime) -> bool:
-        row = (*rows.request_row(request), RequestState.CLAIMED.value, self.holder, rows.ts(now))
-        inserted = await self._write(lambda c: c.execute(rows.CLAIM_REQUEST, row).rowcount)
-        return inserted == 1
+        return (await self.claim_requests([request], now))[0]
+
+    async def claim_requests(self, requests: Sequence[ActionRequest], now: datetime) -> list[bool]:
+        claim = (RequestState.CLAIMED.value, self.holder, rows.ts(now))
+        prepared = [(*rows.request_row(r), *claim) for r in requests]
+        return await self._write(lambda c: [c.execute(rows.CLAIM_REQUEST, row).rowcount == 1 for row in prepared])
 
     async def start_execution(self, request_id: str, now: datetime) -> None:
         await self._write(lambda c: c.execute(
             "UPDATE requests SET state = 'running', started_at = ? WHERE id = ?", (rows.ts(now), request_id)))
 
     async def finish_request(self, record: AuditRecord, events: Sequence[TimelineEvent] = ()) -> None:
+        await self.finish_requests([record], events)
+
+    async def finish_requests(self, records: Sequence[AuditRecord], events: Sequence[TimelineEvent] = ()) -> None:
+        audits = [rows.audit_row(r) for r in records]
+        done = [(rows.ts(r.at), r.request_id) for r in records]
+        timeline = [rows.event_row(e) for e in events]
+
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute(rows.INSERT_AUDIT, rows.audit_row(record))
-            conn.execute("UPDATE requests SET state = 'done', finished_at = ? WHERE id = ?",
-                         (rows.ts(record.at), record.request_id))
-            self._insert_events(conn, events)
+            conn.executemany(rows.INSERT_AUDIT, audits)
+            conn.executemany("UPDATE requests SET state = 'done', finished_at = ? WHERE id = ?", done)
+            if timeline:
+                conn.executemany(rows.INSERT_EVENT, timeline)
 
         await self._write(op)
 

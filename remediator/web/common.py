@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -37,6 +38,11 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     declared = request.content_length
     if declared is not None and declared > limit:
         raise BadRequest(413, "too_large", f"the body is {declared} bytes; the limit is {limit}")
+    if declared is not None:  # the common case: one read, and aiohttp stops at the declared length
+        try:
+            return await request.content.readexactly(declared)
+        except asyncio.IncompleteReadError:
+            raise BadRequest(400, "truncated_body", f"the body ended before its {declared} declared bytes") from None
     chunks: list[bytes] = []
     size = 0
     while True:

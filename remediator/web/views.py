@@ -19,7 +19,7 @@ def incident_view(incident: Incident) -> dict[str, Any]:
         "status": incident.status.value, "phase": incident.phase.value, "correlation_key": incident.correlation_key,
         "opened_at": _iso(incident.opened_at), "updated_at": _iso(incident.updated_at),
         "resolved_at": _iso(incident.resolved_at), "closed_at": _iso(incident.closed_at),
-        "alert_count": incident.alert_count, "firing": list(incident.firing),
+        "alert_count": incident.alert_count, "firing": incident.firing_count,
         "phase_times": {k: _iso(v) for k, v in incident.phase_times.items()},
         "root_cause": incident.root_cause, "acknowledged_by": incident.acknowledged_by,
     }

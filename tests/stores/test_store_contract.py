@@ -82,7 +82,11 @@ async def test_firing_alert_opens_an_incident_and_its_resolution_resolves_it(sto
     assert (incident.status, incident.severity, incident.phase) == (IncidentStatus.OPEN, Severity.P2, Phase.DETECT)
     joined = await store.correlate(other, Severity.P2, T0 + timedelta(seconds=5))
     assert joined.incident is not None and joined.incident.id == incident.id and not joined.opened
-    assert joined.incident.alert_count == 2 and set(joined.incident.firing) == {"fp-1", "fp-2"}
+    assert joined.incident.alert_count == 2 and joined.incident.firing_count == 2
+    again = builders.alert(fingerprint="fp-1", starts_at=T0 + timedelta(seconds=30))  # re-fired: still one
+    await store.record_alerts([again], LEASE)
+    refired = await store.correlate(again, Severity.P2, T0 + timedelta(seconds=30))
+    assert refired.incident is not None and refired.incident.firing_count == 2
 
     end = T0 + timedelta(minutes=5)
     for fp in ("fp-1", "fp-2"):
@@ -94,7 +98,7 @@ async def test_firing_alert_opens_an_incident_and_its_resolution_resolves_it(sto
     assert stored is not None and stored.status is IncidentStatus.RESOLVED and stored.resolved_at == end
     assert stored.phase is Phase.RECOVER
     kinds = [e.kind for e in await store.timeline(incident.id)]
-    assert kinds == ["detected", "alert_firing", "alert_resolved", "alert_resolved", "resolved"]
+    assert kinds == ["detected", "alert_firing", "alert_firing", "alert_resolved", "alert_resolved", "resolved"]
 
 
 async def test_correlating_the_same_alert_twice_changes_nothing_more(store: Store) -> None:

@@ -48,13 +48,20 @@ CREATE TABLE incidents (
     resolved_at      TEXT,
     closed_at        TEXT,
     alert_count      INTEGER NOT NULL,
-    firing           TEXT NOT NULL,
+    firing_count     INTEGER NOT NULL,
     phase_times      TEXT NOT NULL,
     root_cause       TEXT NOT NULL DEFAULT '',
     acknowledged_by  TEXT NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX incidents_open_key ON incidents (correlation_key) WHERE status = 'open';
 CREATE INDEX incidents_opened ON incidents (opened_at);
+
+-- The fingerprints of each incident's alerts that are firing now (an alert storm may hold thousands).
+CREATE TABLE incident_firing (
+    incident_id  TEXT NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    PRIMARY KEY (incident_id, fingerprint)
+) WITHOUT ROWID;
 
 CREATE TABLE timeline (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,

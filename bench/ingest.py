@@ -1,0 +1,261 @@
+"""Ingest benchmark: the daemon against a parse-only aiohttp baseline, in one run, same machine.
+
+    .venv/bin/python bench/ingest.py                      # 30 s each, 50 senders, SQLite
+    .venv/bin/python bench/ingest.py --duration 60 --store postgresql://postgres@127.0.0.1/test
+
+Both servers run as their own processes and get the same load: 50 concurrent senders posting a
+realistic two-alert Alertmanager payload (the captured 0.25 one) for a fixed time. Every request
+carries new alerts (fresh fingerprints across 100 alert groups), so the daemon does the whole
+job: authenticate, parse, record durably (2xx only after COMMIT), and the engine correlates,
+matches the bundled policies and records decisions while the load goes on. The load generator
+is `wrk` when installed (it leaves the CPU to the servers), else a Python one (reported).
+
+Printed: requests/s and p50/p99 acknowledgement latency of both, their ratio, alerts processed
+per second by the engine, the largest backlog seen, and how long the engine took to catch up.
+It is a benchmark, not a test: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PAYLOAD = Path(os.environ.get("REMEDIATOR_CORPUS", ROOT.parent / "shared" / "corpus")) / \
+    "am-v0.25-firing-2-alerts.json"
+TOKEN = "bench-token"
+
+BASELINE = """
+import sys, orjson
+from aiohttp import web
+async def handle(request):
+    orjson.loads(await request.read())
+    return web.json_response({"ok": True})
+app = web.Application(client_max_size=1024 * 1024 + 1)
+app.router.add_post("/webhooks/alertmanager", handle)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+# wrk: each request gets two fresh fingerprints and one of 100 groups.
+WRK_SCRIPT = """
+local template = [[%s]]
+local counter = 0
+local thread_id = 0
+local threads = {}
+function setup(thread) thread:set("id", #threads); table.insert(threads, thread) end
+function init(args) thread_id = id end
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %s"
+function request()
+  counter = counter + 1
+  local n = thread_id * 100000000 + counter
+  local group = string.format("g%%03d", n %% 100)
+  local body = template:gsub("@A@", string.format("%%016x", n * 2)):gsub("@B@", string.format("%%016x", n * 2 + 1))
+  body = body:gsub("@G@", group)
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+
+@dataclass
+class Result:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def payload_template() -> str:
+    body = PAYLOAD.read_text()
+    body = body.replace("c9f75c09d90195e5", "@A@").replace("025cc091d9936184", "@B@")
+    return body.replace('cluster=\\"prod-eu\\"}', 'cluster=\\"prod-eu\\", grp=\\"@G@\\"}')
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not become ready")
+
+
+def run_wrk(url: str, seconds: int, connections: int, threads: int) -> Result:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % (payload_template(), TOKEN))
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
+                          "-s", script.name, url], capture_output=True, text=True, check=True).stdout
+    os.unlink(script.name)
+
+    def latency(label: str) -> float:
+        found = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\b", out, re.M)
+        if not found:
+            return float("nan")
+        value, unit = float(found.group(1)), found.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|connect|read|write|timeout) (\d+)", out))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return Result(rps, latency("50"), latency("99"), requests, errors)
+
+
+def run_python_load(url: str, seconds: int, connections: int) -> Result:
+    """A fallback generator: aiohttp senders in a separate process."""
+    code = f"""
+import asyncio, time, json, aiohttp
+TEMPLATE = {payload_template()!r}
+async def main():
+    latencies, errors, counter = [], 0, [0]
+    deadline = time.monotonic() + {seconds}
+    async def sender(i, session):
+        nonlocal errors
+        while time.monotonic() < deadline:
+            counter[0] += 1
+            n = i * 100000000 + counter[0]
+            body = TEMPLATE.replace("@A@", format(n * 2, "016x")).replace("@B@", format(n * 2 + 1, "016x"))
+            body = body.replace("@G@", "g%03d" % (n % 100))
+            start = time.perf_counter()
+            async with session.post({url!r}, data=body, headers={{"Authorization": "Bearer {TOKEN}",
+                                    "Content-Type": "application/json"}}) as r:
+                await r.read()
+                errors += r.status != 200
+            latencies.append(time.perf_counter() - start)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        await asyncio.gather(*(sender(i, session) for i in range({connections})))
+    latencies.sort()
+    print(json.dumps({{"n": len(latencies), "errors": errors, "p50": latencies[len(latencies) // 2],
+                      "p99": latencies[int(len(latencies) * 0.99)]}}))
+asyncio.run(main())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    data = json.loads(out)
+    return Result(data["n"] / seconds, data["p50"] * 1000, data["p99"] * 1000, data["n"], data["errors"])
+
+
+def metric(base: str, name: str) -> float:
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    found = re.search(rf"^{re.escape(name)} ([\d.e+]+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def load(url: str, args: argparse.Namespace) -> Result:
+    if args.generator == "wrk":
+        return run_wrk(url, args.duration, args.connections, args.threads)
+    return run_python_load(url, args.duration, args.connections)
+
+
+def bench_baseline(args: argparse.Namespace) -> Result:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", BASELINE, str(port)])
+    try:
+        time.sleep(1.0)
+        return load(f"http://127.0.0.1:{port}/webhooks/alertmanager", args)
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def bench_daemon(args: argparse.Namespace, workdir: Path) -> Result:
+    port = free_port()
+    settings = workdir / "settings.yaml"
+    settings.write_text(json.dumps({
+        "listen": {"port": port}, "policies_dir": str(ROOT / "policies"),
+        "store": {"url": args.store or f"sqlite:///{workdir / 'bench.db'}"},
+        "alertmanager": {"bearer_tokens": [TOKEN]}, "log": {"level": "warning"},
+    }))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen([sys.executable, "-m", "remediator", "--config", str(settings), "serve"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/readyz")
+        backlog_seen: list[float] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(2.0):
+                received = metric(base, 'remediator_alerts_received_total{result="accepted",source="alertmanager"}')
+                processed = metric(base, "remediator_alerts_processed_total")
+                backlog_seen.append(received - processed)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        started = time.monotonic()
+        result = load(f"{base}/webhooks/alertmanager", args)
+        loaded = time.monotonic() - started
+        stop.set()
+        sampler.join()
+        processed_during = metric(base, "remediator_alerts_processed_total")
+        received = metric(base, 'remediator_alerts_received_total{result="accepted",source="alertmanager"}')
+        caught_up = time.monotonic()
+        while metric(base, "remediator_alerts_processed_total") < received:
+            time.sleep(0.2)
+        result.extra = {
+            "alerts_accepted": received, "processed_per_second_under_load": processed_during / loaded,
+            "max_backlog": max(backlog_seen, default=0.0), "backlog_at_end": received - processed_during,
+            "catch_up_seconds": time.monotonic() - caught_up,
+            "backlog_samples": float(len(backlog_seen)),
+        }
+        result.extra["backlog_trend"] = backlog_seen[-1] - backlog_seen[len(backlog_seen) // 2] if backlog_seen \
+            else 0.0
+        return result
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=30, help="seconds of load per server (default 30)")
+    parser.add_argument("--connections", type=int, default=50, help="concurrent senders (default 50)")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
+    parser.add_argument("--store", help="store URL for the daemon (default: a fresh SQLite file)")
+    parser.add_argument("--generator", choices=["wrk", "python"],
+                        default="wrk" if shutil.which("wrk") else "python")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="remediator-bench-") as tmp:
+        baseline = bench_baseline(args)
+        daemon = bench_daemon(args, Path(tmp))
+    store = (args.store or "sqlite").split("@")[-1]
+    print(f"\ningest benchmark: {args.connections} senders, {args.duration}s each, generator {args.generator}, "
+          f"store {store}, {os.cpu_count()} CPUs")
+    print(f"{'':24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'requests':>11}{'errors':>8}")
+    for name, r in (("parse-only baseline", baseline), ("remediator", daemon)):
+        print(f"{name:24}{r.requests_per_second:10.0f}{r.p50_ms:10.2f}{r.p99_ms:10.2f}{r.requests:11d}{r.errors:8d}")
+    print(f"\nratio remediator / baseline: {daemon.requests_per_second / baseline.requests_per_second:.1%} "
+          f"of requests per second")
+    e = daemon.extra
+    print(f"engine: {e['alerts_accepted']:.0f} alerts accepted, {e['processed_per_second_under_load']:.0f} "
+          f"processed/s under load, largest backlog {e['max_backlog']:.0f}, backlog at the end of the load "
+          f"{e['backlog_at_end']:.0f} (change over the second half {e['backlog_trend']:+.0f}), "
+          f"caught up {e['catch_up_seconds']:.1f}s after the load stopped")
+
+
+if __name__ == "__main__":
+    main()
