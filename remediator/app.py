@@ -12,7 +12,7 @@ from aiohttp import web
 
 from remediator.actions.base import ActionDeps, ActionRegistry
 from remediator.actions.registry import default_registry
-from remediator.aws import AWS_EXTRA, AwsClients
+from remediator.aws import AWS_EXTRA, AwsClients, aws_clients
 from remediator.clock import Clock, SystemClock
 from remediator.deps import Deps
 from remediator.engine import Engine
@@ -72,7 +72,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     deps.actions.http = aiohttp.ClientSession()
     # One aiobotocore session for AWS actions and ConfirmSubscription (tests may bring their own).
     own_aws = AWS_EXTRA not in deps.actions.extras
-    aws = deps.actions.extras.setdefault(AWS_EXTRA, AwsClients(deps.settings.aws))
+    if own_aws:
+        deps.actions.extras[AWS_EXTRA] = AwsClients(deps.settings.aws)
+    aws = aws_clients(deps.actions)
     await aws.open()
     await sns_intake.open(aws)
     await engine.start()

@@ -201,7 +201,7 @@ async def _confirmation(request: web.Request, env: SnsEnvelope, intake: SnsIntak
             count_duplicates(request, SOURCE, 1)
             return json_response({"accepted": 0, "duplicates": 1})
     except StoreUnavailable as exc:
-        return store_unavailable(SOURCE, exc)
+        return store_unavailable(request, SOURCE, exc, 1)
     try:
         await intake.confirmer.confirm(env)
     except ConfirmationFailed as exc:

@@ -49,8 +49,7 @@ async def accept_new(request: web.Request, source: str, alerts: Sequence[Alert])
     try:
         fresh = await deps.store.record_alerts(alerts, lease_until)
     except StoreUnavailable as exc:
-        metrics.alerts_received.labels(source, "store_unavailable").inc(len(alerts))
-        return store_unavailable(source, exc), []
+        return store_unavailable(request, source, exc, len(alerts)), []
     new = [alert for alert, is_new in zip(alerts, fresh, strict=True) if is_new]
     engine.submit(new)
     metrics.alerts_received.labels(source, "accepted").inc(len(new))
@@ -65,8 +64,9 @@ def count_duplicates(request: web.Request, source: str, duplicates: int) -> None
         metrics.duplicates.labels("delivery").inc(duplicates)
 
 
-def store_unavailable(source: str, exc: StoreUnavailable) -> web.Response:
+def store_unavailable(request: web.Request, source: str, exc: StoreUnavailable, alerts: int) -> web.Response:
     """503: the sender must deliver again, because nothing it sent is on record."""
+    request.app[DEPS].metrics.alerts_received.labels(source, "store_unavailable").inc(alerts)
     log.warning("store_unavailable", source=source, error=str(exc))
     return json_response({"error": "store_unavailable", "detail": "alerts could not be stored; retry"}, 503)
 

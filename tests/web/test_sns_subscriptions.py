@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -123,6 +124,25 @@ async def test_a_failed_confirm_call_gets_503_so_sns_retries_and_the_retry_confi
     assert status == 200 and confirmations(daemon, "confirmed") == 1
     assert [hit.status for hit in moto_proxy.log] == [500, 200]
     assert_no_capability_in(logs)
+
+
+async def test_a_confirmation_that_cannot_be_recorded_gets_503_and_the_retry_confirms_again(
+    moto_daemon: Any, moto_proxy: RecordingProxy,
+) -> None:
+    daemon = await moto_daemon(store={"sqlite_busy_timeout": "100ms"})
+    blocker = sqlite3.connect(daemon.db, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock; reads still work (WAL)
+    try:
+        status, answer = await post(daemon, signed("SubscriptionConfirmation"))
+        assert (status, answer["error"]) == (503, "store_unavailable")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert nothing_recorded(daemon)
+    # Confirmed, but not on record: SNS delivers again, and confirming again is harmless at AWS.
+    assert (await post(daemon, signed("SubscriptionConfirmation")))[0] == 200
+    assert len(moto_proxy.calls("ConfirmSubscription")) == 2 and daemon.count("alerts") == 1
+    assert daemon.metric("remediator_alerts_received_total", source="sns", result="store_unavailable") == 1
 
 
 async def test_confirming_by_subscribe_url_gets_only_the_pinned_url(
