@@ -12,7 +12,7 @@ from aiohttp import web
 
 from remediator.actions.base import ActionDeps, ActionRegistry
 from remediator.actions.registry import default_registry
-from remediator.aws import AWS_EXTRA, AwsClients, aws_clients
+from remediator.aws import AWS_EXTRA, AwsClients
 from remediator.clock import Clock, SystemClock
 from remediator.deps import Deps
 from remediator.engine import Engine
@@ -24,8 +24,9 @@ from remediator.settings import Settings
 from remediator.stores.base import Coordination, Store
 from remediator.stores.memory import InProcessCoordination
 from remediator.stores.sqlite import SqliteStore
-from remediator.web import api, health, sns, webhooks
-from remediator.web.keys import DEPS, ENGINE
+from remediator.web import api, approvals_api, console, health, incidents_api, sns, webhooks
+from remediator.web.keys import DEPS, ENGINE, SESSIONS
+from remediator.web.sessions import SessionKeeper
 from remediator.web.sns import SNS_INTAKE, SnsIntake
 
 
@@ -67,14 +68,13 @@ def build_deps(
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     deps, engine, sns_intake = app[DEPS], app[ENGINE], app[SNS_INTAKE]
+    settings = deps.settings
     await deps.store.open()
     await deps.coordination.open()
     deps.actions.http = aiohttp.ClientSession()
-    # One aiobotocore session for AWS actions and ConfirmSubscription (tests may bring their own).
-    own_aws = AWS_EXTRA not in deps.actions.extras
-    if own_aws:
-        deps.actions.extras[AWS_EXTRA] = AwsClients(deps.settings.aws)
-    aws = aws_clients(deps.actions)
+    # The AWS actions' clients (one session, cached clients); a test may have put its own there.
+    # ConfirmSubscription goes through them too.
+    aws = deps.actions.extras.setdefault(AWS_EXTRA, AwsClients(settings.aws))
     await aws.open()
     await sns_intake.open(aws)
     await engine.start()
@@ -83,8 +83,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     finally:
         await engine.stop()
         await sns_intake.close()
-        if own_aws:
-            await aws.close()
+        await aws.close()
         await deps.actions.http.close()
         await deps.coordination.close()
         await deps.store.close()
@@ -95,6 +94,7 @@ def build_app(settings: Settings, deps: Deps | None = None) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes + 1)
     app[DEPS] = deps
     app[ENGINE] = Engine(deps)
+    app[SESSIONS] = SessionKeeper(settings)
     app[SNS_INTAKE] = SnsIntake(settings.sns, deps.clock)
     app.cleanup_ctx.append(_resources)
     app.router.add_post(settings.alertmanager.path, webhooks.alertmanager)
@@ -103,6 +103,18 @@ def build_app(settings: Settings, deps: Deps | None = None) -> web.Application:
         app.router.add_post(raw.path, sns.raw_handler(raw))
     app.router.add_get("/api/v1/incidents", api.list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", api.get_incident)
+    app.router.add_get("/api/v1/incidents/{id}/postmortem", incidents_api.postmortem)
+    app.router.add_post("/api/v1/incidents/{id}/{action:acknowledge|notes|root-cause|close}",
+                        incidents_api.incident_command)
+    app.router.add_get("/api/v1/stats", incidents_api.stats)
+    app.router.add_get("/api/v1/approvals", approvals_api.list_approvals)
+    app.router.add_get("/api/v1/approvals/{id}", approvals_api.get_approval)
+    app.router.add_post("/api/v1/approvals/{id}/approve", approvals_api.approve)
+    app.router.add_post("/api/v1/approvals/{id}/reject", approvals_api.reject)
+    app.router.add_get("/approvals", console.show)
+    app.router.add_post("/approvals/login", console.login)
+    app.router.add_post("/approvals/logout", console.logout)
+    app.router.add_post("/approvals/{id}/decide", console.decide)
     app.router.add_get("/api/v1/audit", api.list_audit)
     app.router.add_get("/api/v1/killswitch", api.get_killswitch)
     app.router.add_post("/api/v1/killswitch", api.set_killswitch)

@@ -1,4 +1,4 @@
-"""The `remediator` command: serve | check | simulate | incidents | audit | token."""
+"""The `remediator` command: serve | check | simulate | incidents | approvals | postmortem | audit | token."""
 
 from __future__ import annotations
 
@@ -7,20 +7,25 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from remediator import cli_approvals
 from remediator.actions.registry import default_registry
 from remediator.app import make_store
-from remediator.errors import PolicyError, SettingsError, StoreUnavailable
+from remediator.clock import SystemClock, describe_duration
+from remediator.errors import BadRequest, PolicyError, SettingsError, StoreUnavailable
 from remediator.model import IncidentStatus
 from remediator.observability import configure_logging
 from remediator.policy.loader import load_policies
+from remediator.reports import postmortem_report, stats_report
 from remediator.serve import serve
 from remediator.settings import Settings, load_settings, token_digest
 from remediator.simulate import render_plan, simulate
+from remediator.web.incidents_api import period
 from remediator.web.views import audit_view, event_view, incident_view
 
 
@@ -70,6 +75,8 @@ def cmd_incidents(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def run(store: Any) -> int:
+        if args.action == "stats":
+            return await _stats(store, settings, args)
         if args.action == "show":
             incident = await store.get_incident(args.id)
             if incident is None:
@@ -86,6 +93,67 @@ def cmd_incidents(args: argparse.Namespace) -> int:
 
     result: int = asyncio.run(_with_store(settings, run))
     return result
+
+
+async def _stats(store: Any, settings: Settings, args: argparse.Namespace) -> int:
+    now = SystemClock().now()
+    query = {k: v for k, v in (("since", args.since), ("until", args.until)) if v}
+    try:
+        since, until = period(query, now)
+    except BadRequest as exc:
+        print(f"remediator: {exc.detail}", file=sys.stderr)
+        return 2
+    stats = await stats_report(store, settings, since, until, now)
+    if args.json:
+        _print_json(stats)
+    else:
+        sys.stdout.write(render_stats(stats))
+    return 0
+
+
+def _minutes(seconds: float | None) -> str:
+    return describe_duration(timedelta(seconds=seconds)) if seconds is not None else "-"
+
+
+def render_stats(stats: dict[str, Any]) -> str:
+    """The statistics for a terminal."""
+    lines = [f"incidents opened {stats['since'][:10]} .. {stats['until'][:10]}: {stats['incidents']['total']}",
+             "", "month     P1  P2  P3  P4"]
+    lines += [f"{month}  " + "  ".join(f"{n[s]:>2}" for s in ("P1", "P2", "P3", "P4"))
+              for month, n in stats["incidents"]["by_month"].items()]
+    recovery, auto, breaches = stats["recovery"], stats["auto_remediated"], stats["sla_breaches"]
+    lines += ["", f"recovered: {recovery['recovered']}, time to recover mean {_minutes(recovery['mean_seconds'])}, "
+              f"max {_minutes(recovery['max_seconds'])}"]
+    share = f"{auto['share']:.0%}" if auto["share"] is not None else "-"
+    lines += [f"auto-remediated: {auto['count']} ({share} of recovered)",
+              f"targets missed: respond {breaches['respond']}, recover {breaches['recover']}"]
+    approvals = stats["approvals"]
+    outcomes = ", ".join(f"{k} {v}" for k, v in approvals["by_outcome"].items())
+    lines += [f"approvals: {approvals['total']} ({outcomes}); median time to decide "
+              f"{_minutes(approvals['median_latency_seconds'])}"]
+    return "\n".join(lines) + "\n"
+
+
+def cmd_postmortem(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    output = Path(args.output or f"postmortem-{args.id}.md")
+    if args.output != "-" and output.exists() and not args.force:
+        print(f"remediator: {output} exists; edit it, or pass --force to replace it", file=sys.stderr)
+        return 1
+
+    async def run(store: Any) -> str | None:
+        return await postmortem_report(store, settings, args.id, SystemClock().now())
+
+    text = asyncio.run(_with_store(settings, run))
+    if text is None:
+        print(f"no incident {args.id}", file=sys.stderr)
+        return 1
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        print(f"{output}: postmortem draft of {args.id}, ready to edit")
+    return 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -123,7 +191,17 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=int, default=50)
     show = inc_sub.add_parser("show")
     show.add_argument("id")
+    stats = inc_sub.add_parser("stats", help="per month and severity, recovery, automation, targets, approvals")
+    stats.add_argument("--since", help="a date (2026-01-01) or RFC 3339 time; default: 365 days before --until")
+    stats.add_argument("--until", help="a date or RFC 3339 time, exclusive; default: now")
+    stats.add_argument("--json", action="store_true")
     incidents.set_defaults(func=cmd_incidents)
+    cli_approvals.add_parser(sub)
+    postmortem = sub.add_parser("postmortem", help="write a Markdown postmortem draft of an incident")
+    postmortem.add_argument("id")
+    postmortem.add_argument("--output", "-o", help="file to write (default postmortem-ID.md; - for stdout)")
+    postmortem.add_argument("--force", action="store_true", help="replace an existing file")
+    postmortem.set_defaults(func=cmd_postmortem)
     audit = sub.add_parser("audit", help="read the audit trail")
     audit.add_argument("--incident")
     audit.add_argument("--limit", type=int, default=50)

@@ -49,3 +49,16 @@ class FakeClock:
         deadline = self._now + timedelta(seconds=seconds)
         while self._now < deadline:
             await self._changed.wait()
+
+
+def describe_duration(delta: timedelta) -> str:
+    """For people: `45 s`, `12 min`, `1 h 5 min`, `2 d 3 h` (rounded down to the unit shown)."""
+    seconds = max(int(delta.total_seconds()), 0)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min" if minutes else f"{seconds} s"

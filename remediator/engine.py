@@ -1,6 +1,7 @@
 """The engine: recorded alerts in, incidents, decisions and actions out (DESIGN.md §1).
 
-`process` is the whole pipeline for one alert and reads top to bottom. Around it: a bounded
+`process` is the whole pipeline for the alerts a worker took off the queue together, and reads
+top to bottom. Around it: a bounded
 queue, a fixed number of workers, a backlog feeder that reads what the queue could not hold (and
 what a previous process left unprocessed) back from the store, durable timers, and `drain()`.
 """
@@ -12,16 +13,20 @@ import contextlib
 from collections.abc import Sequence
 from datetime import timedelta
 
-from remediator.actions.base import ActionContext
+from remediator.approval_desk import ApprovalDesk
 from remediator.deps import Deps
 from remediator.errors import CoordinationUnavailable, StoreUnavailable
-from remediator.execution import Executor, HoldHandler, IncidentNotes, Pending
-from remediator.model import Alert, Execution, Incident, IncidentStatus, Outcome, Phase, TimelineEvent
+from remediator.escalation import Escalation
+from remediator.execution import Executor, HoldHandler
+from remediator.incidents import measure
+from remediator.model import Alert, AlertStatus, AuditRecord, Incident, Outcome
+from remediator.notifier import Notifier
 from remediator.observability import get_logger
 from remediator.policy.match import Match, incident_severity
 from remediator.policy.plan import PlannedStep, plan_step
-from remediator.stores.base import Observation, Timer
+from remediator.stores.base import Correlation, Observation
 from remediator.timers import TimerLoop
+from remediator.verification import Verifier
 
 log = get_logger("remediator.engine")
 
@@ -33,9 +38,14 @@ class Engine:
 
     def __init__(self, deps: Deps, on_hold: HoldHandler | None = None) -> None:
         self.deps = deps
-        self.executor = Executor(deps, on_hold)
+        self.notifier = Notifier(deps)
+        self.escalation = Escalation(deps, self.notifier)
+        self.verifier = Verifier(deps, self.run_step, self.escalate)
+        self.approvals = ApprovalDesk(deps, Executor(deps), self.escalation, self.notifier, self.verifier.follow_up)
+        self.executor = Executor(deps, on_hold or self.approvals.on_hold)
         self.timers = TimerLoop(deps)
-        self.timers.register("verify", self.on_verify)
+        for part in (self.verifier, self.escalation, self.approvals):
+            part.register(self.timers)
         self.queue: asyncio.Queue[Alert] = asyncio.Queue(deps.settings.engine.queue_size)
         self._queued: set[str] = set()
         self._failures: dict[str, int] = {}
@@ -49,7 +59,7 @@ class Engine:
 
     # -- the pipeline -----------------------------------------------------------------------------
     async def process(self, alerts: Sequence[Alert]) -> None:
-        """The pipeline for alerts taken off the queue together: correlate, match, respond, done."""
+        """Correlate into incidents, match policies, plan, respond (guardrails → actions → audit)."""
         now = self.deps.clock.now()
         matches = [self.deps.policies.match(a) if a.actionable else [] for a in alerts]
         observations = [Observation(a, incident_severity(m, a), tuple(x.policy.name for x in m))
@@ -60,11 +70,13 @@ class Engine:
             incident = correlation.incident
             if correlation.opened and incident is not None:
                 self.deps.metrics.incidents_opened.labels(incident.severity.value).inc()
+            await self._follow(correlation, alert)
             if incident is not None and found and not correlation.stale:
                 flaps = await self._flap_count(alert)
                 work += [(step, alert, flaps) for match in found for step in self.plan(match, incident)]
-        if work:
-            await self.settle(await self.executor.respond(work))
+        for item in await self.executor.respond(work) if work else []:
+            if item.record is not None:
+                await self.verifier.follow_up(item.planned.request, item.alert, item.record)
         await self.deps.store.mark_processed([a.id for a in alerts], self.deps.clock.now())
 
     def plan(self, match: Match, incident: Incident) -> list[PlannedStep]:
@@ -73,21 +85,36 @@ class Engine:
         now = self.deps.clock.now()
         return [plan_step(match, i, incident, self.deps.registry, now) for i in range(count)]
 
-    async def settle(self, done: Sequence[Pending]) -> None:
-        """After actions: a success contains the incident; a policy that verifies gets its timer."""
-        for item in done:
-            record = item.record
-            if record is None:
-                continue
-            if record.outcome is Outcome.SUCCEEDED:
-                await self.deps.store.update_phase(record.incident_id, Phase.CONTAIN, record.at)
-            policy = self.deps.policies.by_name(record.policy)
-            if policy and policy.verify and record.outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN):
-                await self.deps.store.schedule_timer(Timer(
-                    f"verify:{record.request_id}", "verify", record.at + policy.verify.after,
-                    {"request_id": record.request_id, "alert_id": record.alert_id,
-                     "incident_id": record.incident_id, "policy": record.policy,
-                     "step": item.planned.request.step}))
+    async def run_step(self, match: Match, index: int, incident: Incident, flap_count: int = 0) -> AuditRecord | None:
+        """One step on its own (verification's next step)."""
+        planned = plan_step(match, index, incident, self.deps.registry, self.deps.clock.now())
+        record = await self.executor.respond_one(planned, match.alert, flap_count)
+        if record is not None:
+            await self.verifier.follow_up(planned.request, match.alert, record)
+        return record
+
+    async def _follow(self, correlation: Correlation, alert: Alert) -> None:
+        """What a correlation means for the escalation matrix and for approvals waiting on this alert.
+
+        Idempotent, because a replayed alert (`correlation.replayed`) runs it again.
+        """
+        incident = correlation.incident
+        if incident is None or correlation.stale:
+            return
+        if incident.recovered:
+            if correlation.resolved or correlation.replayed:
+                await self.escalation.stop(incident.id)
+                self._count_recovery_breach(incident)
+        elif correlation.opened or correlation.severity_raised or correlation.replayed:
+            await self.escalation.schedule(incident)
+        if alert.status is AlertStatus.RESOLVED and alert.actionable:
+            await self.approvals.alert_resolved(incident.id, alert.fingerprint)
+
+    def _count_recovery_breach(self, incident: Incident) -> None:
+        target = self.deps.settings.incidents.targets[incident.severity]
+        settings = self.deps.settings.incidents
+        if measure(incident, target, settings.zone, self.deps.clock.now()).recover_breached:
+            self.deps.metrics.sla_breaches.labels(incident.severity.value, "recover").inc()
 
     async def _flap_count(self, alert: Alert) -> int:
         flap = self.deps.settings.guardrails.flap
@@ -98,56 +125,9 @@ class Engine:
             self.deps.metrics.coordination_errors.inc()
             return 0  # the quotas will deny what needs coordination
 
-    # -- verification ---------------------------------------------------------------------------
-    async def on_verify(self, timer: Timer) -> None:
-        """After a step: recovered → verified; otherwise the policy's next step, or escalation."""
-        p = timer.payload
-        store, now = self.deps.store, self.deps.clock.now()
-        incident = await store.get_incident(p["incident_id"])
-        if incident is None:
-            return
-        recovered = incident.status is not IncidentStatus.OPEN or await self._action_recovered(p["request_id"])
-        if recovered:
-            self.deps.metrics.verifications.labels("recovered").inc()
-            event = TimelineEvent(incident.id, now, "verified", f"recovered after {p['policy']} step {p['step'] + 1}",
-                                  request_id=p["request_id"])
-            await store.update_phase(incident.id, Phase.VERIFY, now, [event])
-            return
-        policy = self.deps.policies.by_name(p["policy"])
-        alert = await store.get_alert(p["alert_id"])
-        next_step = p["step"] + 1
-        if policy is not None and alert is not None and next_step < len(policy.actions):
-            self.deps.metrics.verifications.labels("next_step").inc()
-            await store.add_events([TimelineEvent(incident.id, now, "not_recovered",
-                                                  f"not recovered; running step {next_step + 1} of {policy.name}",
-                                                  request_id=p["request_id"])])
-            planned = plan_step(Match(policy, alert), next_step, incident, self.deps.registry, now)
-            await self.settle(await self.executor.respond([(planned, alert, 0)]))
-            return
-        self.deps.metrics.verifications.labels("escalated").inc()
-        await self.escalate(incident.id, f"not recovered after the last step of {p['policy']}")
-
-    async def _action_recovered(self, request_id: str) -> bool:
-        stored = await self.deps.store.get_request(request_id)
-        action = self.deps.registry.get(stored.request.action) if stored else None
-        if stored is None or action is None:
-            return False
-        audit = await self.deps.store.get_audit(request_id)
-        execution = Execution(audit.outcome, reason=audit.failure_reason, detail=audit.detail) if audit else None
-        ctx = ActionContext(stored.request, self.deps.actions, IncidentNotes(self.deps, stored.request),
-                            log.bind(request_id=request_id), self.deps.dry_run, execution=execution)
-        try:
-            params = action.Params.model_validate(stored.request.params)
-            async with asyncio.timeout(self.deps.settings.engine.action_timeout.total_seconds()):
-                return await action.verify(params, ctx) is True
-        except Exception:
-            log.exception("verify_failed", request_id=request_id)
-            return False
-
     async def escalate(self, incident_id: str, reason: str) -> None:
-        """Tell people: a timeline event and an error log line (the escalation matrix builds on this)."""
-        log.error("escalated", incident_id=incident_id, reason=reason)
-        await self.deps.store.add_events([TimelineEvent(incident_id, self.deps.clock.now(), "escalated", reason)])
+        """Tell people now, through the escalation matrix (see `Escalation.escalate_now`)."""
+        await self.escalation.escalate_now(incident_id, reason)
 
     # -- intake and workers -----------------------------------------------------------------------
     def submit(self, alerts: Sequence[Alert]) -> None:
@@ -265,6 +245,7 @@ class Engine:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.deps.settings.engine.stop_timeout.total_seconds()):
                 await self._idle.wait()
+        await self.approvals.stop(self.deps.settings.engine.stop_timeout.total_seconds())
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

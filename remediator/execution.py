@@ -38,6 +38,8 @@ from remediator.stores.base import Lease
 
 log = get_logger("remediator.execution")
 
+# Called once a HOLD is recorded, and again whenever the held request turns up once more (a replay
+# after a crash may find the hold recorded but its approval missing): it must be idempotent.
 HoldHandler = Callable[[PlannedStep, Decision], Awaitable[None]]
 
 
@@ -86,6 +88,9 @@ class Executor:
                    if ok]
         if len(pending) < len(items):
             metrics.duplicates.labels("request").inc(len(items) - len(pending))
+            for (planned, _, _), ok in zip(items, claims, strict=True):
+                if not ok:
+                    await self._hold_again(planned)
         try:
             for item in pending:
                 item.decision = await self.decide(item.planned, item.alert, item.flap_count)
@@ -119,6 +124,14 @@ class Executor:
         except Exception as exc:
             log_.exception("request_failed")
             item.execution = Execution.failed(FailureReason.INTERNAL, f"{type(exc).__name__}: {exc}")
+
+    async def _hold_again(self, planned: PlannedStep) -> None:
+        """A request held before a crash may lack what the hold handler makes of it: hand it over again."""
+        if self.on_hold is None:
+            return
+        record = await self.deps.store.get_audit(planned.request.id)
+        if record is not None and record.verdict is Verdict.HOLD:
+            await self.on_hold(planned, Decision(record.verdict, record.decision_reason, record.decision_detail))
 
     async def decide(self, planned: PlannedStep, alert: Alert, flap_count: int) -> Decision:
         if planned.error:

@@ -1,7 +1,8 @@
-"""Incidents: how alerts open, update and resolve them, and the phases of the response.
+"""Incidents: how alerts open, update and resolve them, what people do to them, their targets.
 
-`apply_alert` is pure: every store calls it inside its own transaction with the incident it
-read, then writes what it returns. That keeps SQLite and PostgreSQL semantically identical.
+`apply_alert` and `apply_command` are pure: every store calls them inside its own transaction
+with the incident it read, then writes what they return. That keeps SQLite and PostgreSQL
+semantically identical, and concurrent workers never overwrite each other's changes.
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from remediator.model import Alert, AlertStatus, Incident, IncidentStatus, Phase, Severity, TimelineEvent
+from remediator.settings import SeverityTarget
 
 PHASE_ORDER = list(Phase)
 
@@ -30,14 +33,14 @@ class AlertEffect:
 
 
 def move_phase(incident: Incident, phase: Phase, at: datetime) -> Incident:
-    """Advance (never go back) to `phase`, stamping it and every skipped phase's time."""
-    current = PHASE_ORDER.index(incident.phase)
-    target = PHASE_ORDER.index(phase)
-    if target <= current:
+    """Advance (never go back) to `phase`, stamping when it was reached.
+
+    A skipped phase stays unstamped: an incident whose alert resolved on its own was never
+    contained, and its record must not say it was.
+    """
+    if PHASE_ORDER.index(phase) <= PHASE_ORDER.index(incident.phase):
         return incident
-    times = dict(incident.phase_times)
-    for skipped in PHASE_ORDER[current + 1 : target + 1]:
-        times.setdefault(skipped.value, at)
+    times = {**incident.phase_times, phase.value: at}
     return dataclasses.replace(incident, phase=phase, phase_times=times, updated_at=at)
 
 
@@ -117,3 +120,124 @@ def _firing(
                                     f"severity raised {current.severity.value} → {severity.value}",
                                     alert_id=alert.id, data={"from": current.severity.value, "to": severity.value}))
     return AlertEffect(incident, tuple(events), severity_raised=raised, firing_change=change)
+
+
+# -- what people do -----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Acknowledge:
+    """Someone owns the incident now: the first acknowledgement is its response time."""
+
+    by: str
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AddNote:
+    by: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetRootCause:
+    by: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """End the incident. An incident with firing alerts closes only when `force` says so."""
+
+    by: str
+    reason: str
+    force: bool = False
+
+
+Command = Acknowledge | AddNote | SetRootCause | Close
+
+
+@dataclass(frozen=True, slots=True)
+class CommandEffect:
+    """The incident to write and its events; or, with `refusal`, why nothing changed."""
+
+    incident: Incident
+    events: tuple[TimelineEvent, ...] = ()
+    refusal: str = ""
+
+
+def apply_command(current: Incident, command: Command, now: datetime) -> CommandEffect:
+    """One person's change to an incident, checked against its current state."""
+    def event(kind: str, message: str) -> TimelineEvent:
+        return TimelineEvent(current.id, now, kind, message, data={"by": command.by})
+
+    if isinstance(command, Acknowledge):
+        if current.acknowledged_at is not None:
+            return CommandEffect(current, refusal=f"acknowledged already by {current.acknowledged_by} at "
+                                 f"{current.acknowledged_at.isoformat()}")
+        if current.status is IncidentStatus.CLOSED:
+            return CommandEffect(current, refusal="the incident is closed")
+        acked = dataclasses.replace(move_phase(current, Phase.TRIAGE, now), acknowledged_by=command.by,
+                                    acknowledged_at=now, updated_at=now)
+        note = f": {command.note}" if command.note else ""
+        return CommandEffect(acked, (event("acknowledged", f"acknowledged by {command.by}{note}"),))
+    if isinstance(command, AddNote):
+        return CommandEffect(dataclasses.replace(current, updated_at=now),
+                             (event("note", f"{command.by}: {command.text}"),))
+    if isinstance(command, SetRootCause):
+        changed = dataclasses.replace(current, root_cause=command.text, updated_at=now)
+        return CommandEffect(changed, (event("root_cause", f"root cause set by {command.by}: {command.text}"),))
+    return _close(current, command, now, event("closed", f"closed by {command.by}: {command.reason}"))
+
+
+def _close(current: Incident, command: Close, now: datetime, event: TimelineEvent) -> CommandEffect:
+    if current.status is IncidentStatus.CLOSED:
+        return CommandEffect(current, refusal="the incident is closed already")
+    if current.status is IncidentStatus.OPEN and not command.force:
+        return CommandEffect(current, refusal=f"{current.firing_count} alert(s) still firing; wait for them to "
+                             "resolve, or close with force to end it anyway")
+    closed = dataclasses.replace(move_phase(current, Phase.CLOSED, now), status=IncidentStatus.CLOSED,
+                                 closed_at=now, updated_at=now)
+    if current.status is IncidentStatus.OPEN:
+        event = dataclasses.replace(event, message=event.message + " (closed while alerts were firing)")
+    return CommandEffect(closed, (event,))
+
+
+# -- the runbook's targets ----------------------------------------------------------------------
+def recovered_at(incident: Incident) -> datetime | None:
+    """When it recovered: its alerts resolved, or (closed while firing) when people closed it."""
+    return incident.resolved_at or incident.closed_at
+
+
+def end_of_next_business_day(at: datetime, zone: ZoneInfo) -> datetime:
+    """The end of the first Monday to Friday after `at`'s day, in `zone` (public holidays not known)."""
+    day = at.astimezone(zone).date() + timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return datetime.combine(day + timedelta(days=1), time(0), zone)
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """An incident measured against its severity's targets at `now`."""
+
+    respond_due: datetime
+    recover_due: datetime
+    respond_breached: bool
+    recover_breached: bool
+
+
+def measure(incident: Incident, target: SeverityTarget, zone: ZoneInfo, now: datetime) -> Targets:
+    """Respond = first acknowledgement; an incident that recovered before its respond target needs none."""
+    if target.respond == "next_business_day":
+        respond_due = end_of_next_business_day(incident.opened_at, zone)
+    else:
+        respond_due = incident.opened_at + target.respond
+    recover_due = incident.opened_at + target.recover
+    recovered = recovered_at(incident)
+    if incident.acknowledged_at is not None:
+        respond_breached = incident.acknowledged_at > respond_due
+    elif recovered is not None and recovered <= respond_due:
+        respond_breached = False
+    else:
+        respond_breached = now > respond_due
+    recover_breached = (recovered or now) > recover_due
+    return Targets(respond_due, recover_due, respond_breached, recover_breached)

@@ -171,6 +171,12 @@ class Incident:
     phase_times: Mapping[str, datetime] = field(default_factory=dict)
     root_cause: str = ""
     acknowledged_by: str = ""
+    acknowledged_at: datetime | None = None  # the first acknowledgement by a person: "responded"
+
+    @property
+    def recovered(self) -> bool:
+        """No alert of it is firing any more (resolved), or people closed it."""
+        return self.status is not IncidentStatus.OPEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,3 +274,70 @@ class AuditRecord:
     detail: Mapping[str, Any] = field(default_factory=dict)
     duration_ms: float = 0.0
     origin: str = "policy"
+
+
+class ApprovalStatus(StrEnum):
+    """Where an approval stands (bounded: a metric label)."""
+
+    PENDING = "pending"
+    APPROVED = "approved"  # enough people approved; `outcome` says what became of the run
+    REJECTED = "rejected"
+    EXPIRED = "expired"  # nobody decided in time: closed, nothing ran, escalated
+    NO_LONGER_NEEDED = "no_longer_needed"  # the alert resolved first: closed, nothing ran
+
+
+class Choice(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """One person's decision on one approval, bound to the plan hash they were shown."""
+
+    by: str
+    choice: Choice
+    reason: str
+    plan_hash: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """A held request waiting for people: the plan exactly as validated, and who decided what.
+
+    `id` derives from the held request's id, so a replayed hold finds the same approval. An
+    approved plan runs as a new request (`run_request_id`, origin `approval:<id>`) that passes
+    every guardrail except the approval hold.
+    """
+
+    id: str
+    request_id: str
+    incident_id: str
+    alert_id: str
+    policy: str
+    step: int
+    action: str
+    target: str
+    params: Mapping[str, Any]
+    plan_hash: str
+    severity: Severity
+    requested_by: str  # the requester never counts as an approver
+    reason: str  # why it was held
+    required: int  # distinct approvers needed
+    created_at: datetime
+    expires_at: datetime
+    status: ApprovalStatus = ApprovalStatus.PENDING
+    votes: tuple[Vote, ...] = ()
+    decided_at: datetime | None = None
+    run_request_id: str = ""
+    outcome: Outcome | None = None  # of the approved run, once it is known
+    detail: str = ""  # why it closed, or what the run reported
+
+    @property
+    def approvers(self) -> tuple[str, ...]:
+        return tuple(v.by for v in self.votes if v.choice is Choice.APPROVE)
+
+    @property
+    def open(self) -> bool:
+        return self.status is ApprovalStatus.PENDING

@@ -9,9 +9,10 @@ from collections.abc import Iterable
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from remediator.model import DecisionReason, FailureReason, Outcome, Severity, Verdict
+from remediator.model import ApprovalStatus, DecisionReason, FailureReason, Outcome, Severity, Verdict
 
 SOURCES = ("alertmanager", "sns")
+NOTIFICATION_PURPOSES = ("approval_requested", "approval_reminder", "approval_expired", "escalation")
 INGEST_RESULTS = ("accepted", "duplicate", "bad_request", "unauthorized", "too_large", "store_unavailable")
 SNS_DELIVERY_TYPES = ("notification", "subscription_confirmation", "unsubscribe_confirmation", "raw", "unknown")
 # The verifier's results (sources.sns_message.VerifyResult); "authenticated": a raw delivery with its
@@ -76,6 +77,21 @@ class Metrics:
                                            registry=r)
         self.coordination_errors = Counter("remediator_coordination_errors_total",
                                            "Calls to the coordination backend that failed", registry=r)
+        self.approvals_requested = Counter("remediator_approvals_requested_total", "Held requests put to people",
+                                           ["severity"], registry=r)
+        self.approvals_closed = Counter("remediator_approvals_closed_total", "Approvals closed, by how",
+                                        ["status"], registry=r)
+        self.approvals_pending = Gauge("remediator_approvals_pending", "Approvals waiting for people (last count)",
+                                       registry=r)
+        self.approval_latency = Histogram("remediator_approval_latency_seconds",
+                                          "From a hold to people's decision (approved or rejected)", registry=r,
+                                          buckets=(30, 60, 120, 300, 600, 900, 1800, 3600, 7200))
+        self.escalations = Counter("remediator_escalations_total", "Escalations to people, by incident severity",
+                                   ["severity"], registry=r)
+        self.notifications = Counter("remediator_notifications_total", "The daemon's own notifications, by result",
+                                     ["purpose", "result"], registry=r)
+        self.sla_breaches = Counter("remediator_sla_breaches_total", "Respond and recover targets missed",
+                                    ["severity", "target"], registry=r)
         self._initialise(action_types)
 
     def _initialise(self, action_types: Iterable[str]) -> None:
@@ -93,6 +109,24 @@ class Metrics:
             self.incidents_opened.labels(severity.value)
         for result in ("recovered", "not_recovered", "next_step", "escalated"):
             self.verifications.labels(result)
+        self._initialise_people()
+        self._initialise_sns()
+
+    def _initialise_people(self) -> None:
+        """Label sets of approvals, escalations, notifications and targets."""
+        for severity in Severity:
+            self.approvals_requested.labels(severity.value)
+            self.escalations.labels(severity.value)
+            for target in ("respond", "recover"):
+                self.sla_breaches.labels(severity.value, target)
+        for status in ApprovalStatus:
+            if status is not ApprovalStatus.PENDING:
+                self.approvals_closed.labels(status.value)
+        for purpose in NOTIFICATION_PURPOSES:
+            for result in ("sent", "failed", "dry_run"):
+                self.notifications.labels(purpose, result)
+
+    def _initialise_sns(self) -> None:
         for delivery_type in SNS_DELIVERY_TYPES:
             for result in SNS_DELIVERY_RESULTS:
                 self.sns_deliveries.labels(delivery_type, result)

@@ -1,8 +1,9 @@
 """The store and coordination protocols every backend implements (DESIGN.md §4).
 
 `Store` keeps the durable record: alerts (with their dedup keys), incidents and their timeline,
-action requests with their claims, the audit trail and timers. `Coordination` keeps the shared,
-short-lived state: rate-limit windows, cooldowns, the kill switch, flap counters and target leases.
+action requests with their claims, the audit trail, approvals with their votes, and timers.
+`Coordination` keeps the shared, short-lived state: rate-limit windows, cooldowns, the kill switch,
+flap counters and target leases.
 One contract test suite runs against every implementation.
 """
 
@@ -14,9 +15,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from remediator.approvals import VoteEffect
+from remediator.incidents import Command, CommandEffect
 from remediator.model import (
     ActionRequest,
     Alert,
+    Approval,
+    ApprovalStatus,
     AuditRecord,
     DecisionReason,
     Incident,
@@ -24,6 +29,7 @@ from remediator.model import (
     Phase,
     Severity,
     TimelineEvent,
+    Vote,
 )
 
 
@@ -43,6 +49,9 @@ class Correlation:
     resolved: bool = False
     stale: bool = False  # an older occurrence arriving after a newer one: recorded, not acted on
     severity_raised: bool = False
+    # This alert was correlated before (a replay after a crash): the flags above are all False and
+    # `incident` is its incident as it is now, so whatever follows correlation must be idempotent.
+    replayed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +132,29 @@ class Store(Protocol):
 
     async def open_incident_counts(self) -> dict[Severity, int]: ...
 
+    async def is_firing(self, incident_id: str, fingerprint: str) -> bool:
+        """Whether the alert with this fingerprint is in the incident's firing set now."""
+
     async def update_phase(
         self, incident_id: str, phase: Phase, at: datetime, events: Sequence[TimelineEvent] = ()
     ) -> Incident | None:
         """Advance an incident's phase (never backwards) and add events, in one transaction."""
+
+    async def apply_incident_command(self, incident_id: str, command: Command, now: datetime) -> CommandEffect | None:
+        """What a person does to an incident (acknowledge, note, root cause, close), in one transaction.
+
+        Reads the incident, calls `incidents.apply_command(incident, command, now)` and, unless the
+        effect carries a `refusal`, writes the incident it returns and its events. A refused command
+        writes nothing. None when there is no such incident. Concurrent commands and alerts on any
+        replica are serialised on the incident's row (PostgreSQL: `SELECT ... FOR UPDATE`), so two
+        people acknowledging at once give one acknowledgement and one refusal, never a lost update.
+        """
+
+    async def list_incidents_opened(self, since: datetime, until: datetime) -> list[Incident]:
+        """Every incident with `since <= opened_at < until`, oldest first (for statistics)."""
+
+    async def audit_for_incidents(self, incident_ids: Collection[str]) -> list[AuditRecord]:
+        """Every audit record of these incidents, in the order they were written."""
 
     # -- requests, executions, audit --------------------------------------------------------------
     async def claim_request(self, request: ActionRequest, now: datetime) -> bool:
@@ -152,6 +180,65 @@ class Store(Protocol):
     async def get_audit(self, request_id: str) -> AuditRecord | None: ...
 
     async def list_audit(self, incident_id: str | None = None, limit: int = 100) -> list[AuditRecord]: ...
+
+    # -- approvals ------------------------------------------------------------------------------
+    async def create_approval(
+        self, approval: Approval, events: Sequence[TimelineEvent] = (), timers: Sequence[Timer] = ()
+    ) -> bool:
+        """Store a new approval (status, votes and outcome as given) with its events and timers.
+
+        One transaction; when an approval with this id exists already nothing at all is written
+        and the answer is False. Approval ids derive from the held request, so replicas (or a
+        replay after a crash) racing to create the same approval get exactly one True: only that
+        caller tells people. Timers are scheduled as by `schedule_timer` (idempotent by id).
+        """
+
+    async def get_approval(self, approval_id: str) -> Approval | None:
+        """The approval with its votes in the order they were cast."""
+
+    async def list_approvals(
+        self, status: ApprovalStatus | None = None, *, incident_id: str | None = None,
+        since: datetime | None = None, until: datetime | None = None, limit: int = 100,
+    ) -> list[Approval]:
+        """Approvals (with votes), newest first by `created_at` then id; every given filter applies.
+
+        `since <= created_at < until` for the time filters.
+        """
+
+    async def record_vote(
+        self, approval_id: str, vote: Vote, now: datetime, on_approved: Sequence[Timer] = ()
+    ) -> VoteEffect | None:
+        """Take one person's vote, in one transaction; None when there is no such approval.
+
+        Reads the approval with its votes, calls `approvals.apply_vote(approval, vote, now)` and,
+        unless the effect carries a `refusal`, stores the vote, the approval's new status and
+        `decided_at`/`detail`, and the effect's timeline events. When this very vote approved it,
+        the `on_approved` timers are scheduled in the same transaction. A refused vote writes
+        nothing. One vote per (approval, voter) is also a unique key: concurrent votes of one
+        person on two replicas give one vote and one ALREADY_VOTED refusal; concurrent votes of
+        two people are serialised on the approval's row, so the quorum is counted exactly once.
+        """
+
+    async def close_approval(
+        self, approval_id: str, expected: Collection[ApprovalStatus], status: ApprovalStatus, now: datetime,
+        detail: str,
+    ) -> Approval | None:
+        """Compare-and-set: close an approval that is in one of the `expected` states.
+
+        Writes `status`, `detail` and `decided_at` (kept when it is set already: an approval that
+        was approved keeps the time people approved it) plus the timeline event of
+        `approvals.close`, in one transaction, and returns the closed approval. None, writing
+        nothing, when it does not exist or is in another state (someone, or another replica,
+        decided first).
+        """
+
+    async def record_approval_outcome(self, approval_id: str, record: AuditRecord) -> Approval | None:
+        """Note what the approved run did: `run_request_id`, `outcome`, and `detail` as
+        `approvals.outcome_detail(record)` gives it, from the run's audit record.
+
+        Only an APPROVED approval without an outcome is written (first writer wins); otherwise
+        nothing changes. Returns the approval as stored afterwards; None when it does not exist.
+        """
 
     # -- timers ---------------------------------------------------------------------------------
     async def schedule_timer(self, timer: Timer) -> bool:

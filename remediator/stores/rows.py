@@ -15,7 +15,10 @@ from remediator.model import (
     ActionRequest,
     Alert,
     AlertStatus,
+    Approval,
+    ApprovalStatus,
     AuditRecord,
+    Choice,
     DecisionReason,
     FailureReason,
     Incident,
@@ -26,6 +29,7 @@ from remediator.model import (
     Severity,
     TimelineEvent,
     Verdict,
+    Vote,
 )
 from remediator.stores.base import RequestState, StoredRequest, Timer
 
@@ -95,14 +99,14 @@ def _required(value: str) -> datetime:
 
 # -- incidents ----------------------------------------------------------------------------------
 INCIDENT_COLUMNS = ("id, correlation_key, title, severity, status, phase, opened_at, updated_at, resolved_at, "
-                    "closed_at, alert_count, firing_count, phase_times, root_cause, acknowledged_by")
+                    "closed_at, alert_count, firing_count, phase_times, root_cause, acknowledged_by, acknowledged_at")
 UPSERT_INCIDENT = (
-    f"INSERT INTO incidents ({INCIDENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO incidents ({INCIDENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (id) DO UPDATE SET title = excluded.title, severity = excluded.severity, "
     "status = excluded.status, phase = excluded.phase, updated_at = excluded.updated_at, "
     "resolved_at = excluded.resolved_at, closed_at = excluded.closed_at, alert_count = excluded.alert_count, "
     "firing_count = excluded.firing_count, phase_times = excluded.phase_times, root_cause = excluded.root_cause, "
-    "acknowledged_by = excluded.acknowledged_by"
+    "acknowledged_by = excluded.acknowledged_by, acknowledged_at = excluded.acknowledged_at"
 )
 
 
@@ -110,7 +114,8 @@ def incident_row(i: Incident) -> tuple[Any, ...]:
     return (i.id, i.correlation_key, i.title, i.severity.value, i.status.value, i.phase.value, ts(i.opened_at),
             ts(i.updated_at), ts(i.resolved_at) if i.resolved_at else None,
             ts(i.closed_at) if i.closed_at else None, i.alert_count, i.firing_count,
-            dumps({k: ts(v) for k, v in i.phase_times.items()}), i.root_cause, i.acknowledged_by)
+            dumps({k: ts(v) for k, v in i.phase_times.items()}), i.root_cause, i.acknowledged_by,
+            ts(i.acknowledged_at) if i.acknowledged_at else None)
 
 
 def incident_from_row(r: Sequence[Any]) -> Incident:
@@ -119,6 +124,7 @@ def incident_from_row(r: Sequence[Any]) -> Incident:
         phase=Phase(r[5]), opened_at=_required(r[6]), updated_at=_required(r[7]), resolved_at=parse_ts(r[8]),
         closed_at=parse_ts(r[9]), alert_count=r[10], firing_count=r[11],
         phase_times={k: _required(v) for k, v in loads(r[12]).items()}, root_cause=r[13], acknowledged_by=r[14],
+        acknowledged_at=parse_ts(r[15]),
     )
 
 
@@ -185,3 +191,47 @@ def audit_from_row(r: Sequence[Any]) -> AuditRecord:
 def timer_from_row(r: Sequence[Any]) -> Timer:
     payload: Mapping[str, Any] = loads(r[3])
     return Timer(r[0], r[1], _required(r[2]), payload)
+
+
+# -- approvals ----------------------------------------------------------------------------------
+APPROVAL_COLUMNS = ("id, request_id, incident_id, alert_id, policy, step, action, target, params, plan_hash, "
+                    "severity, requested_by, reason, required, created_at, expires_at, status, decided_at, "
+                    "run_request_id, outcome, detail")
+INSERT_APPROVAL = (f"INSERT OR IGNORE INTO approvals ({APPROVAL_COLUMNS}) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+UPDATE_APPROVAL = ("UPDATE approvals SET status = ?, decided_at = ?, run_request_id = ?, outcome = ?, detail = ? "
+                   "WHERE id = ?")
+VOTE_COLUMNS = "approval_id, voter, choice, reason, plan_hash, at"
+INSERT_VOTE = f"INSERT INTO approval_votes ({VOTE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+def approval_row(a: Approval) -> tuple[Any, ...]:
+    return (a.id, a.request_id, a.incident_id, a.alert_id, a.policy, a.step, a.action, a.target, dumps(a.params),
+            a.plan_hash, a.severity.value, a.requested_by, a.reason, a.required, ts(a.created_at),
+            ts(a.expires_at), a.status.value, ts(a.decided_at) if a.decided_at else None, a.run_request_id,
+            a.outcome.value if a.outcome else None, a.detail)
+
+
+def approval_state_row(a: Approval) -> tuple[Any, ...]:
+    """The mutable part of an approval, for UPDATE_APPROVAL."""
+    return (a.status.value, ts(a.decided_at) if a.decided_at else None, a.run_request_id,
+            a.outcome.value if a.outcome else None, a.detail, a.id)
+
+
+def approval_from_row(r: Sequence[Any], votes: Sequence[Vote] = ()) -> Approval:
+    return Approval(
+        id=r[0], request_id=r[1], incident_id=r[2], alert_id=r[3], policy=r[4], step=r[5], action=r[6],
+        target=r[7], params=loads(r[8]), plan_hash=r[9], severity=Severity(r[10]), requested_by=r[11],
+        reason=r[12], required=r[13], created_at=_required(r[14]), expires_at=_required(r[15]),
+        status=ApprovalStatus(r[16]), decided_at=parse_ts(r[17]), run_request_id=r[18],
+        outcome=Outcome(r[19]) if r[19] else None, detail=r[20], votes=tuple(votes),
+    )
+
+
+def vote_row(approval_id: str, v: Vote) -> tuple[Any, ...]:
+    return (approval_id, v.by, v.choice.value, v.reason, v.plan_hash, ts(v.at))
+
+
+def vote_from_row(r: Sequence[Any]) -> Vote:
+    """From (voter, choice, reason, plan_hash, at)."""
+    return Vote(by=r[0], choice=Choice(r[1]), reason=r[2], plan_hash=r[3], at=_required(r[4]))

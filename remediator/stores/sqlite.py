@@ -41,6 +41,7 @@ from remediator.model import (
 )
 from remediator.stores import rows
 from remediator.stores.base import Correlation, Observation, RequestState, StoredRequest, Timer
+from remediator.stores.sqlite_people import PeopleRecords
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
@@ -219,7 +220,7 @@ def _settle(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
             future.set_result(outcome)
 
 
-class SqliteStore:
+class SqliteStore(PeopleRecords):
     """`Store` on one SQLite file."""
 
     def __init__(
@@ -362,6 +363,9 @@ class SqliteStore:
             lambda c: c.execute("SELECT count(*) FROM alerts WHERE processed_at IS NULL").fetchone()[0]))
 
     # -- incidents --------------------------------------------------------------------------------
+    def _save_incident(self, conn: sqlite3.Connection, incident: Incident) -> None:
+        self._open.save(conn, incident)
+
     async def correlate(self, alert: Alert, severity: Severity, now: datetime) -> Correlation:
         return (await self.correlate_many([Observation(alert, severity)], now))[0]
 
@@ -372,7 +376,7 @@ class SqliteStore:
         alert = seen.alert
         done = conn.execute("SELECT correlated, incident_id FROM alerts WHERE id = ?", (alert.id,)).fetchone()
         if done is not None and done[0]:
-            return Correlation(self._incident(conn, done[1]) if done[1] else None)
+            return Correlation(self._incident(conn, done[1]) if done[1] else None, replayed=True)
         current = self._open.get(conn, alert.group_key)
         if alert.status is AlertStatus.FIRING and self._is_stale(conn, alert):
             return Correlation(current, stale=True)
@@ -447,6 +451,11 @@ class SqliteStore:
             return [rows.event_from_row(r) for r in found]
 
         return await self._read(op)
+
+    async def is_firing(self, incident_id: str, fingerprint: str) -> bool:
+        return await self._read(lambda conn: conn.execute(
+            "SELECT 1 FROM incident_firing WHERE incident_id = ? AND fingerprint = ?",
+            (incident_id, fingerprint)).fetchone() is not None)
 
     async def open_incident_counts(self) -> dict[Severity, int]:
         def op(conn: sqlite3.Connection) -> dict[Severity, int]:

@@ -17,6 +17,7 @@ from remediator.settings import ApiSettings, BasicCredential, is_loopback, token
 
 Role = Literal["viewer", "approver", "admin"]
 ROLE_RANK = {"viewer": 0, "approver": 1, "admin": 2}
+STORE_DOWN = {"error": "store_unavailable", "detail": "the store cannot be reached; retry"}
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -105,3 +106,28 @@ def authorize(request: web.Request, api: ApiSettings, role: Role) -> str:
                 return entry.name
             raise BadRequest(403, "forbidden", f"{entry.name} lacks the {role} role")
     raise BadRequest(401, "unauthorized", "unknown API token")
+
+
+async def read_json_object(request: web.Request, limit: int = 16 * 1024) -> dict[str, Any]:
+    """The body as a JSON object, or BadRequest 400/413 saying what is wrong."""
+    body = await read_body(request, limit)
+    try:
+        payload = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        raise BadRequest(400, "malformed_json", "the body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise BadRequest(400, "invalid_payload", "the body must be a JSON object")
+    return payload
+
+
+def text_field(payload: dict[str, Any], key: str, *, max_length: int = 2000, required: bool = True) -> str:
+    """A trimmed string field; BadRequest when it is missing (if required), not text, or too long."""
+    value = payload.get(key, "")
+    if not isinstance(value, str):
+        raise BadRequest(400, "invalid_payload", f"{key} must be a string")
+    value = value.strip()
+    if required and not value:
+        raise BadRequest(400, "invalid_payload", f"{key} is required")
+    if len(value) > max_length:
+        raise BadRequest(400, "invalid_payload", f"{key} must be at most {max_length} characters")
+    return value

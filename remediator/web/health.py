@@ -6,6 +6,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from remediator.errors import CoordinationUnavailable, StoreUnavailable
+from remediator.model import ApprovalStatus
 from remediator.web.common import json_response
 from remediator.web.keys import DEPS, ENGINE
 
@@ -46,6 +47,7 @@ async def metrics(request: web.Request) -> web.Response:
         for severity, count in (await deps.store.open_incident_counts()).items():
             m.open_incidents.labels(severity.value).set(count)
         m.backlog.set(await deps.store.count_unprocessed())
+        m.approvals_pending.set(len(await deps.store.list_approvals(ApprovalStatus.PENDING, limit=100_000)))
     except StoreUnavailable:
         pass  # the last known values stay; /readyz says what is wrong
     return web.Response(body=generate_latest(m.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

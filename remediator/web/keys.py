@@ -6,6 +6,8 @@ from aiohttp import web
 
 from remediator.deps import Deps
 from remediator.engine import Engine
+from remediator.web.sessions import SessionKeeper
 
 DEPS = web.AppKey("deps", Deps)
 ENGINE = web.AppKey("engine", Engine)
+SESSIONS = web.AppKey("sessions", SessionKeeper)

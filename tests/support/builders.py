@@ -5,17 +5,23 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from remediator.approvals import new_approval
 from remediator.model import (
     ActionRequest,
     Alert,
     AlertStatus,
+    Approval,
     AuditRecord,
+    Choice,
     DecisionReason,
     Outcome,
     Risk,
     Severity,
     Verdict,
+    Vote,
+    stable_id,
 )
+from remediator.policy.plan import plan_hash
 from tests.conftest import T0
 
 
@@ -55,3 +61,24 @@ def audit(req: ActionRequest, *, at: datetime = T0, outcome: Outcome = Outcome.D
         verdict=Verdict.ALLOW, decision_reason=DecisionReason.ALLOWED, decision_detail="", outcome=outcome,
         detail={"would_call": []},
     )
+
+
+def approval(
+    *, required: int = 1, created_at: datetime = T0, ttl: timedelta = timedelta(minutes=30),
+    incident_id: str = "INC-2026-00001", alert_id: str = "alert-1", policy: str = "api-redeploy",
+    severity: Severity = Severity.P1,
+) -> Approval:
+    """A pending approval of a held notify.webhook request (its plan hash is the real one)."""
+    params = {"to": "oncall", "text": "restart the API"}
+    held = request(stable_id(alert_id, policy, "0"), incident_id=incident_id, alert_id=alert_id,
+                   created_at=created_at, policy=policy, severity=severity, params=params,
+                   plan_hash=plan_hash("notify.webhook", "notify:oncall", params))
+    return new_approval(held, "P1 policy: held for approval", required, created_at, ttl)
+
+
+def vote(
+    of: Approval, by: str, choice: Choice = Choice.APPROVE, *, at: datetime = T0, plan: str | None = None,
+    reason: str = "looked at the dashboards",
+) -> Vote:
+    """`by`'s vote on `of`, naming the plan hash it was shown (`plan` to name another)."""
+    return Vote(by=by, choice=choice, reason=reason, plan_hash=of.plan_hash if plan is None else plan, at=at)

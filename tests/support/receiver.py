@@ -15,6 +15,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
+        self.paths: list[str] = []  # the path each POST went to, in the order of `received`
         self.headers: list[dict[str, str]] = []
         self.statuses: list[int] = []
         self.delay = 0.0
@@ -22,6 +23,7 @@ class Receiver:
 
     async def handle(self, request: web.Request) -> web.Response:
         self.received.append(await request.json())
+        self.paths.append(request.path)
         self.headers.append(dict(request.headers))
         if self.delay:
             await asyncio.sleep(self.delay)

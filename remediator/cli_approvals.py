@@ -1,0 +1,139 @@
+"""`remediator approvals list|show|approve|reject`: a client of the running daemon's HTTP API.
+
+Execution happens in the daemon, never here: this process only sends the vote (with the plan
+hash it was shown) and prints the answer. The daemon's address comes from `--url` or
+`REMEDIATOR_URL`, the token from `--token` or (better: it stays out of the process list)
+`REMEDIATOR_TOKEN`. The token is sent as a bearer header and never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import orjson
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+class ApiError(Exception):
+    """The daemon answered with an error, or could not be reached."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(f"{error}: {detail}" if detail else error)
+        self.status, self.error, self.detail = status, error, detail
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonApi:
+    url: str
+    token: str
+    timeout: float
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = None
+        if body is not None:
+            data, headers["Content-Type"] = orjson.dumps(body), "application/json"
+        # The scheme is checked in api_from: http or https only.
+        request = urllib.request.Request(self.url.rstrip("/") + path, data=data, method=method,  # noqa: S310
+                                         headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310
+                return orjson.loads(answer.read())
+        except urllib.error.HTTPError as exc:
+            try:
+                payload = orjson.loads(exc.read())
+            except orjson.JSONDecodeError:
+                payload = {}
+            raise ApiError(exc.code, str(payload.get("error", exc.reason)), str(payload.get("detail", ""))) from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ApiError(0, "unreachable", f"cannot reach the daemon at {self.url}: {reason}") from None
+
+
+def api_from(args: argparse.Namespace) -> DaemonApi:
+    url = args.url or os.environ.get("REMEDIATOR_URL") or DEFAULT_URL
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ApiError(0, "bad_url", f"{url!r}: the daemon's URL must start with http:// or https://")
+    return DaemonApi(url, args.token or os.environ.get("REMEDIATOR_TOKEN", ""), args.timeout)
+
+
+def describe(approval: dict[str, Any]) -> str:
+    plan = approval["plan"]
+    votes = "".join(f"\n    {v['by']} {v['choice']}d at {v['at']}: {v['reason']}" for v in approval["votes"])
+    outcome = f"\n    result: {approval['outcome'] or '-'} {approval['detail']}" if approval["status"] != "pending" \
+        else ""
+    return (f"{approval['id']}  {approval['severity']}  {approval['status']:<16} "
+            f"{len(approval['approvers'])}/{approval['required']} approvals  expires {approval['expires_at']}\n"
+            f"    {plan['action']} on {plan['target']} {orjson.dumps(plan['params']).decode()}\n"
+            f"    {plan['summary']}\n"
+            f"    incident {approval['incident_id']} · requested by {approval['requested_by']} · {approval['reason']}\n"
+            f"    plan hash {plan['hash']}{votes}{outcome}")
+
+
+def _print(data: Any, as_json: bool, text: str) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n" if as_json else text + "\n")
+
+
+def _confirmed_hash(api: DaemonApi, approval_id: str, choice: str) -> str:
+    """Without --plan-hash: show the current plan and ask; the hash sent is the one shown."""
+    if not sys.stdin.isatty():
+        raise ApiError(0, "plan_hash_required", "give --plan-hash (from `remediator approvals show`)")
+    approval = api.call("GET", f"/api/v1/approvals/{quote(approval_id)}")
+    sys.stdout.write(describe(approval) + "\n")
+    if input(f"{choice.capitalize()} this plan? Type yes: ").strip().lower() != "yes":
+        raise ApiError(0, "cancelled", "nothing was sent")
+    return str(approval["plan"]["hash"])
+
+
+def cmd_approvals(args: argparse.Namespace) -> int:
+    try:
+        api = api_from(args)
+        if args.action == "list":
+            found = api.call("GET", f"/api/v1/approvals?status={quote(args.status)}&limit={args.limit}")
+            approvals = found["approvals"]
+            _print(found, args.json, "\n".join(describe(a) for a in approvals) or f"no {args.status} approvals")
+            return 0
+        if args.action == "show":
+            approval = api.call("GET", f"/api/v1/approvals/{quote(args.id)}")
+            _print(approval, args.json, describe(approval))
+            return 0
+        plan_hash = args.plan_hash or _confirmed_hash(api, args.id, args.action)
+        answer = api.call("POST", f"/api/v1/approvals/{quote(args.id)}/{args.action}",
+                          {"plan_hash": plan_hash, "reason": args.reason})
+        _print(answer, args.json, describe(answer))
+        return 0
+    except ApiError as exc:
+        print(f"remediator: {exc}", file=sys.stderr)
+        return 3 if exc.error == "unreachable" else 1
+
+
+def add_parser(sub: Any) -> None:
+    approvals = sub.add_parser("approvals", help="list, approve or reject held actions (through the daemon)")
+    approvals.add_argument("--url", help=f"the daemon (default: $REMEDIATOR_URL, else {DEFAULT_URL})")
+    approvals.add_argument("--token", help="API token (better: $REMEDIATOR_TOKEN, kept out of `ps`)")
+    approvals.add_argument("--timeout", type=float, default=600.0,
+                           help="seconds to wait; an approval waits for the action it runs (default 600)")
+    approvals.add_argument("--json", action="store_true", help="print the daemon's JSON answer")
+    action = approvals.add_subparsers(dest="action", required=True)
+    listing = action.add_parser("list", help="approvals by status (default: pending)")
+    listing.add_argument("--status", default="pending",
+                         choices=["pending", "approved", "rejected", "expired", "no_longer_needed", "all"])
+    listing.add_argument("--limit", type=int, default=50)
+    show = action.add_parser("show", help="one approval: the plan, its hash, the votes")
+    show.add_argument("id")
+    for name in ("approve", "reject"):
+        decide = action.add_parser(name, help=f"{name} an approval (the daemon runs what is approved)")
+        decide.add_argument("id")
+        decide.add_argument("--reason", required=True, help="why (recorded with your name)")
+        decide.add_argument("--plan-hash", help="the plan hash you were shown (asked for interactively if omitted)")
+    approvals.set_defaults(func=cmd_approvals)

@@ -1,0 +1,178 @@
+"""The HTML of the /approvals page: small, server-rendered, every value escaped.
+
+Templates are constants formatted by `render`, which escapes every value that is not `Markup`
+built here: alert labels, incident titles and reasons are attacker-influenced and must never
+become markup. The stylesheet is a constant too, allowed by its hash in the page's CSP.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from remediator.clock import describe_duration
+from remediator.model import Alert, Approval, Incident
+from remediator.web.sessions import Session
+
+
+class Markup(str):
+    """HTML built by this module from escaped parts: inserted as is."""
+
+    __slots__ = ()
+
+
+def render(template: str, **values: object) -> Markup:
+    return Markup(template.format(**{k: v if isinstance(v, Markup) else html.escape(str(v), quote=True)
+                                     for k, v in values.items()}))
+
+
+def join(parts: Iterable[Markup]) -> Markup:
+    return Markup("".join(parts))
+
+
+STYLE = """
+body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2430;background:#f4f6f8}
+header{display:flex;justify-content:space-between;align-items:center;padding:.6rem 1.2rem;background:#1d3557;color:#fff}
+header h1{font-size:1.2rem;margin:0}header form{display:inline}
+main{max-width:62rem;margin:1rem auto;padding:0 1rem}
+.flash{padding:.6rem 1rem;border-radius:6px;background:#e8f1fb;border:1px solid #9cc3ea}
+.flash.bad{background:#fdecea;border-color:#f1a7a0}
+article{background:#fff;border:1px solid #d4dae1;border-left:6px solid #999;border-radius:6px;padding:.8rem 1rem;
+margin:1rem 0}
+article.P1{border-left-color:#c62828}article.P2{border-left-color:#ef6c00}
+h2{font-size:1.05rem}h3{margin:.1rem 0 .4rem;font-size:1.05rem}
+.plan{font-size:1.05rem}dl{display:grid;grid-template-columns:9rem 1fr;gap:.2rem .8rem;margin:.6rem 0}
+dt{color:#5a6473}dd{margin:0}code{font-size:.85rem;word-break:break-all}
+table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:.3rem .5rem;
+border-bottom:1px solid #e3e7ec;vertical-align:top}table.params{width:auto;min-width:20rem}
+.decide{display:flex;gap:.5rem;align-items:end;flex-wrap:wrap;margin-top:.6rem}
+.decide label{flex:1;min-width:16rem}.decide input[type=text]{width:100%;padding:.4rem;box-sizing:border-box}
+button{padding:.45rem 1rem;border-radius:5px;border:1px solid #777;cursor:pointer;font-weight:600}
+button.approve{background:#2e7d32;color:#fff;border-color:#2e7d32}
+button.reject{background:#fff;color:#b71c1c;border-color:#b71c1c}
+.muted{color:#5a6473}.labels span{display:inline-block;background:#eef1f4;border-radius:4px;padding:0 .35rem;
+margin:0 .25rem .2rem 0;font-size:.85rem}
+form.login{background:#fff;border:1px solid #d4dae1;border-radius:6px;padding:1rem;max-width:26rem}
+form.login input{width:100%;padding:.4rem;margin:.3rem 0 .8rem;box-sizing:border-box}
+"""
+STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
+CSP = (f"default-src 'none'; style-src '{STYLE_HASH}'; form-action 'self'; frame-ancestors 'none'; "
+       "base-uri 'none'")
+
+LAYOUT = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Approvals · remediator</title><style>{style}</style></head>
+<body><header><h1>remediator · approvals</h1>{who}</header><main>{flash}{body}</main></body></html>
+"""
+WHO = """<div>Signed in as <strong>{name}</strong> ({roles})
+<form method="post" action="/approvals/logout"><input type="hidden" name="csrf" value="{csrf}">
+<button type="submit">Sign out</button></form></div>"""
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One approval waiting for a decision, with what a person needs to decide."""
+
+    approval: Approval
+    summary: str
+    why: str  # the policy's description: what it is for
+    incident: Incident | None
+    alert: Alert | None
+    may_vote: bool
+    why_not: str = ""
+
+
+NOTHING = Markup("")
+
+
+def page(body: Markup, session: Session | None, flash: Markup = NOTHING) -> str:
+    who = render(WHO, name=session.name, roles=", ".join(session.roles), csrf=session.csrf) if session else ""
+    return render(LAYOUT, style=Markup(STYLE), who=who, flash=flash, body=body)
+
+
+def flash_box(message: str, good: bool) -> Markup:
+    return render('<p class="flash{bad}" role="status">{message}</p>', bad=Markup("" if good else " bad"),
+                  message=message)
+
+
+def login_form(nonce: str) -> Markup:
+    return render("""<h2>Sign in</h2>
+<form class="login" method="post" action="/approvals/login" autocomplete="off">
+<input type="hidden" name="nonce" value="{nonce}">
+<label for="token">API token</label>
+<input id="token" name="token" type="password" required autocomplete="off" spellcheck="false">
+<button type="submit">Sign in</button>
+<p class="muted">Your token is sent once, in this form's body; the page keeps a signed session cookie.</p>
+</form>""", nonce=nonce)
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+def _params(params: Mapping[str, object]) -> Markup:
+    not_set = Markup('<span class="muted">not set</span>')
+    rows = join(render("<tr><th>{k}</th><td>{v}</td></tr>", k=k,
+                       v=render("<code>{v}</code>", v=v) if v is not None else not_set) for k, v in params.items())
+    return render('<table class="params">{rows}</table>', rows=rows) if params else Markup("<p>(no parameters)</p>")
+
+
+def _labels(alert: Alert | None) -> Markup:
+    if alert is None:
+        return Markup("—")
+    spans = join(render("<span>{k}={v}</span>", k=k, v=v) for k, v in sorted(alert.labels.items()))
+    return render('{name} <span class="labels">{spans}</span>', name=alert.name, spans=spans)
+
+
+def pending_item(item: Pending, session: Session, now: datetime) -> Markup:
+    a, incident = item.approval, item.incident
+    about = render("{id} — {title} ({severity}, {phase})", id=a.incident_id, title=incident.title,
+                   severity=incident.severity.value, phase=incident.phase.value) if incident else a.incident_id
+    left = describe_duration(a.expires_at - now) if a.expires_at > now else "now"
+    form = render("""<form class="decide" method="post" action="/approvals/{id}/decide">
+<input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="plan_hash" value="{hash}">
+<label>Reason (required)<input type="text" name="reason" required maxlength="500"
+ placeholder="what you checked, why this is right"></label>
+<button class="approve" type="submit" name="choice" value="approve">Approve</button>
+<button class="reject" type="submit" name="choice" value="reject">Reject</button></form>""",
+                  id=a.id, csrf=session.csrf, hash=a.plan_hash) if item.may_vote else \
+        render('<p class="muted">{why}</p>', why=item.why_not)
+    return render("""<article class="{severity}" id="{id}" data-approval="{id}">
+<h3>{severity} · {id}</h3>
+<p class="plan">Run <strong>{action}</strong> on <strong>{target}</strong>: {summary}</p>{why}
+{params}
+<dl><dt>Incident</dt><dd>{about}</dd><dt>Alert</dt><dd>{labels}</dd>
+<dt>Requested by</dt><dd>{requester}: {reason}</dd>
+<dt>Expires</dt><dd>{expires} (in {left})</dd>
+<dt>Approvals</dt><dd>{count} of {required}{by}</dd>
+<dt>Plan hash</dt><dd><code>{hash}</code></dd></dl>
+{form}</article>""", severity=a.severity.value, id=a.id, action=a.action, target=a.target, summary=item.summary,
+                  why=render('<p class="muted">{why}</p>', why=item.why) if item.why else NOTHING,
+                  params=_params(a.params), about=about, labels=_labels(item.alert), requester=a.requested_by,
+                  reason=a.reason, expires=_when(a.expires_at), left=left, count=len(a.approvers),
+                  required=a.required, by=f": {', '.join(a.approvers)}" if a.approvers else "", hash=a.plan_hash,
+                  form=form)
+
+
+def history_table(decided: Sequence[Approval]) -> Markup:
+    if not decided:
+        return Markup('<p class="muted">No decisions yet.</p>')
+    rows = join(render("""<tr id="history-{id}"><td>{when}</td><td>{id}</td><td>{action} on {target}</td>
+<td class="status">{status}</td><td>{votes}</td><td class="outcome">{outcome}</td></tr>""",
+                       when=_when(a.decided_at), id=a.id, action=a.action, target=a.target, status=a.status.value,
+                       votes="; ".join(f"{v.by} {v.choice.value}d: {v.reason}" for v in a.votes) or "—",
+                       outcome=(f"{a.outcome.value}: " if a.outcome else "") + a.detail) for a in decided)
+    return render("""<table><thead><tr><th>Decided</th><th>Approval</th><th>Plan</th><th>Status</th><th>Votes</th>
+<th>Result</th></tr></thead><tbody>{rows}</tbody></table>""", rows=rows)
+
+
+def approvals_body(pending: Sequence[Pending], decided: Sequence[Approval], session: Session, now: datetime) -> Markup:
+    items = join(pending_item(p, session, now) for p in pending) if pending else \
+        Markup('<p class="muted">Nothing is waiting for a decision.</p>')
+    return render("""<section id="pending"><h2>Waiting for a decision ({count})</h2>{items}</section>
+<section id="history"><h2>Last decisions</h2>{history}</section>""", count=len(pending), items=items,
+                  history=history_table(decided))
