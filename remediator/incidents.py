@@ -32,6 +32,17 @@ class AlertEffect:
     firing_change: int = 0
 
 
+_INCIDENT_FIELDS = tuple(f.name for f in dataclasses.fields(Incident))
+
+
+def evolve(incident: Incident, **changes: object) -> Incident:
+    """`dataclasses.replace` without its per-call introspection: correlation calls it per alert."""
+    new = object.__new__(Incident)
+    for name in _INCIDENT_FIELDS:
+        object.__setattr__(new, name, changes[name] if name in changes else getattr(incident, name))
+    return new
+
+
 def move_phase(incident: Incident, phase: Phase, at: datetime) -> Incident:
     """Advance (never go back) to `phase`, stamping when it was reached.
 
@@ -41,19 +52,7 @@ def move_phase(incident: Incident, phase: Phase, at: datetime) -> Incident:
     if PHASE_ORDER.index(phase) <= PHASE_ORDER.index(incident.phase):
         return incident
     times = {**incident.phase_times, phase.value: at}
-    return dataclasses.replace(incident, phase=phase, phase_times=times, updated_at=at)
-
-
-def with_matches(
-    events: list[TimelineEvent], alert: Alert, policies: tuple[str, ...], at: datetime
-) -> list[TimelineEvent]:
-    """The alert's events once it matched policies: its `alert_firing` becomes a `matched` event
-    (one event per alert either way: an alert storm must not double the timeline)."""
-    others = [e for e in events if not (e.kind == "alert_firing" and e.alert_id == alert.id)]
-    incident_id = events[0].incident_id
-    return [*others, TimelineEvent(incident_id, at, "matched", f"{alert.name} matched {', '.join(policies)}",
-                                   alert_id=alert.id, data={"policies": list(policies),
-                                                            "fingerprint": alert.fingerprint})]
+    return evolve(incident, phase=phase, phase_times=times, updated_at=at)
 
 
 def title_of(alert: Alert) -> str:
@@ -62,41 +61,50 @@ def title_of(alert: Alert) -> str:
 
 
 def _event(incident_id: str, alert: Alert, at: datetime, kind: str, message: str) -> TimelineEvent:
-    data = {"status": alert.status.value, "fingerprint": alert.fingerprint, "source": alert.source}
+    data = {"status": alert.status, "fingerprint": alert.fingerprint, "source": alert.source}
     return TimelineEvent(incident_id, at, kind, message, alert_id=alert.id, data=data)
+
+
+def _matched_event(incident_id: str, alert: Alert, policies: tuple[str, ...], at: datetime) -> TimelineEvent:
+    return TimelineEvent(incident_id, at, "matched", f"{alert.name} matched {', '.join(policies)}",
+                         alert_id=alert.id, data={"policies": list(policies), "fingerprint": alert.fingerprint})
 
 
 def apply_alert(
     current: Incident | None, alert: Alert, severity: Severity, now: datetime, new_id: Callable[[], str],
-    *, known: bool = False,
+    *, known: bool = False, matched: tuple[str, ...] = (),
 ) -> AlertEffect:
     """Correlate one (non-stale) alert with the open incident of its group, if any.
 
     `known`: the alert's fingerprint is in the open incident's firing set already. The set itself
     lives in the store (an alert storm can hold thousands); only its size is on the incident.
+    `matched`: the policies the alert matched; a matched alert moves its open incident to triage,
+    and its event says which policies (one event per alert: a storm must not double the timeline).
     """
     if not alert.actionable:
         if current is None:
             return AlertEffect(None, ())
         return AlertEffect(current, (_event(current.id, alert, now, "observed", f"observed: {alert.name}"),))
     if alert.status is AlertStatus.FIRING:
-        return _firing(current, alert, severity, now, new_id, known=known)
+        return _firing(current, alert, severity, now, new_id, known=known, matched=matched)
     if current is None:
         return AlertEffect(None, ())
     change = -1 if known else 0
-    incident = dataclasses.replace(current, firing_count=current.firing_count + change, updated_at=now)
+    incident = evolve(current, firing_count=current.firing_count + change, updated_at=now)
     events = [_event(incident.id, alert, now, "alert_resolved", f"resolved: {alert.name}")]
+    if matched:
+        events.append(_matched_event(incident.id, alert, matched, now))
     if incident.firing_count > 0:
         return AlertEffect(incident, tuple(events), firing_change=change)
     incident = move_phase(incident, Phase.RECOVER, now)
-    incident = dataclasses.replace(incident, status=IncidentStatus.RESOLVED, resolved_at=now)
+    incident = evolve(incident, status=IncidentStatus.RESOLVED, resolved_at=now)
     events.append(TimelineEvent(incident.id, now, "resolved", "all alerts resolved", alert_id=alert.id))
     return AlertEffect(incident, tuple(events), resolved=True, firing_change=change)
 
 
 def _firing(
     current: Incident | None, alert: Alert, severity: Severity, now: datetime, new_id: Callable[[], str],
-    *, known: bool,
+    *, known: bool, matched: tuple[str, ...],
 ) -> AlertEffect:
     if current is None:
         incident = Incident(
@@ -104,17 +112,24 @@ def _firing(
             status=IncidentStatus.OPEN, phase=Phase.DETECT, opened_at=now, updated_at=now,
             firing_count=1, phase_times={Phase.DETECT.value: now},
         )
-        opened = TimelineEvent(incident.id, now, "detected", f"{alert.name}: {alert.summary}".rstrip(": "),
-                               alert_id=alert.id, data={"severity": severity.value, "source": alert.source,
-                                                        "fingerprint": alert.fingerprint})
-        return AlertEffect(incident, (opened,), opened=True, firing_change=1)
+        opened = [TimelineEvent(incident.id, now, "detected", f"{alert.name}: {alert.summary}".rstrip(": "),
+                                alert_id=alert.id, data={"severity": severity, "source": alert.source,
+                                                         "fingerprint": alert.fingerprint})]
+        if matched:
+            incident = move_phase(incident, Phase.TRIAGE, now)
+            opened.append(_matched_event(incident.id, alert, matched, now))
+        return AlertEffect(incident, tuple(opened), opened=True, firing_change=1)
     raised = severity.rank < current.severity.rank
     change = 0 if known else 1
-    incident = dataclasses.replace(
+    incident = evolve(
         current, firing_count=current.firing_count + change, alert_count=current.alert_count + 1, updated_at=now,
         severity=severity if raised else current.severity,
     )
-    events = [_event(incident.id, alert, now, "alert_firing", f"firing: {alert.name}")]
+    if matched:
+        incident = move_phase(incident, Phase.TRIAGE, now)
+        events = [_matched_event(incident.id, alert, matched, now)]
+    else:
+        events = [_event(incident.id, alert, now, "alert_firing", f"firing: {alert.name}")]
     if raised:
         events.append(TimelineEvent(incident.id, now, "severity_raised",
                                     f"severity raised {current.severity.value} → {severity.value}",

@@ -25,11 +25,14 @@ class Severity(StrEnum):
     @property
     def rank(self) -> int:
         """1 for P1 … 4 for P4: lower is more severe."""
-        return int(self.value[1])
+        return _RANKS[self]
 
     @staticmethod
     def highest(severities: list[Severity]) -> Severity | None:
         return min(severities, key=lambda s: s.rank) if severities else None
+
+
+_RANKS = {Severity.P1: 1, Severity.P2: 2, Severity.P3: 3, Severity.P4: 4}
 
 
 class AlertStatus(StrEnum):

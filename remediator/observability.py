@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable
+from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 from remediator.model import ApprovalStatus, DecisionReason, FailureReason, Outcome, Severity, Verdict
 
@@ -92,7 +94,16 @@ class Metrics:
                                      ["purpose", "result"], registry=r)
         self.sla_breaches = Counter("remediator_sla_breaches_total", "Respond and recover targets missed",
                                     ["severity", "target"], registry=r)
+        self._children: dict[tuple[object, ...], Any] = {}
         self._initialise(action_types)
+
+    def child(self, metric: MetricWrapperBase, *labels: str) -> Any:
+        """`metric.labels(*labels)`, remembered: the hot path asks for the same few children."""
+        key = (id(metric), *labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*(str(label) for label in labels))
+        return found
 
     def _initialise(self, action_types: Iterable[str]) -> None:
         for source in SOURCES:

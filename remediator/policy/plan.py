@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from remediator.actions.base import ActionParams, ActionRegistry
+from remediator.actions.base import ActionParams, ActionRegistry, AnyAction
 from remediator.errors import TemplateError
 from remediator.model import ActionRequest, Alert, Incident, Risk, stable_id
 from remediator.policy import template
@@ -51,6 +52,30 @@ def template_scope(alert: Alert, incident_id: str, policy: str) -> dict[str, Map
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Validated:
+    params: ActionParams | None
+    target: str
+    dumped: Mapping[str, Any]
+    plan_hash: str
+    error: str
+
+
+@functools.lru_cache(maxsize=4096)
+def _validate(action: AnyAction, rendered_json: bytes) -> _Validated:
+    """Rendered parameters validated into the action's types (an alert storm renders the same
+    parameters thousands of times: they are validated once; the models are immutable)."""
+    rendered = orjson.loads(rendered_json)
+    try:
+        params = action.Params.model_validate(rendered)
+    except ValidationError as exc:
+        error = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors())
+        return _Validated(None, "", rendered, plan_hash(action.type_name, "", rendered), error)
+    target = action.target(params)
+    dumped = params.model_dump(mode="json")
+    return _Validated(params, target, dumped, plan_hash(action.type_name, target, dumped), "")
+
+
 def plan_step(
     match: Match, index: int, incident: Incident, registry: ActionRegistry, now: datetime
 ) -> PlannedStep:
@@ -58,24 +83,16 @@ def plan_step(
     step = policy.actions[index]
     action = registry.get(step.type)
     risk = action.risk if action else Risk.NORMAL
-    params: ActionParams | None = None
-    error = ""
-    target = ""
-    rendered: dict[str, Any] = dict(step.params)
     try:
         rendered = template.render(step.params, template_scope(alert, incident.id, policy.name))
         if action is None:
-            error = f"unknown action {step.type!r}"
+            unknown = f"unknown action {step.type!r}"
+            checked = _Validated(None, "", rendered, plan_hash(step.type, "", rendered), unknown)
         else:
-            params = action.Params.model_validate(rendered)
-            target = action.target(params)
-            rendered = params.model_dump(mode="json")
+            checked = _validate(action, orjson.dumps(rendered, option=orjson.OPT_SORT_KEYS))
     except TemplateError as exc:
-        error = str(exc)
-    except ValidationError as exc:
-        error = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors()
-        )
+        checked = _Validated(None, "", dict(step.params), plan_hash(step.type, "", step.params), str(exc))
+    params, target, rendered, error = checked.params, checked.target, checked.dumped, checked.error
     request = ActionRequest(
         id=request_id(alert, policy.name, index),
         alert_id=alert.id,
@@ -87,7 +104,7 @@ def plan_step(
         params=rendered,
         severity=policy.severity,
         risk=risk,
-        plan_hash=plan_hash(step.type, target, rendered),
+        plan_hash=checked.plan_hash,
         created_at=now,
     )
     return PlannedStep(request, step, params, error)

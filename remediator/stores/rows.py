@@ -168,14 +168,26 @@ def stored_request_from_row(r: Sequence[Any]) -> StoredRequest:
 # -- audit --------------------------------------------------------------------------------------
 AUDIT_COLUMNS = ("request_id, at, incident_id, alert_id, policy, action, target, params, plan_hash, mode, "
                  "verdict, decision_reason, decision_detail, outcome, failure_reason, detail, duration_ms, origin")
-INSERT_AUDIT = (f"INSERT OR IGNORE INTO audit ({AUDIT_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+# The one audit record of a request: written once (a second finish changes nothing).
+FINISH_REQUEST = ("UPDATE requests SET state = ?, finished_at = ?, mode = ?, verdict = ?, decision_reason = ?, "
+                  "decision_detail = ?, outcome = ?, failure_reason = ?, detail = ?, duration_ms = ? "
+                  "WHERE id = ? AND verdict IS NULL")
 
 
-def audit_row(a: AuditRecord) -> tuple[Any, ...]:
-    return (a.request_id, ts(a.at), a.incident_id, a.alert_id, a.policy, a.action, a.target, dumps(a.params),
-            a.plan_hash, a.mode, a.verdict.value, a.decision_reason.value, a.decision_detail, a.outcome.value,
-            a.failure_reason.value if a.failure_reason else None, dumps(a.detail), a.duration_ms, a.origin)
+# A request decided without acting: its claim and its audit record at once (first writer wins).
+DECIDE_REQUEST = (f"INSERT OR IGNORE INTO requests ({REQUEST_COLUMNS}, finished_at, mode, verdict, decision_reason, "
+                  "decision_detail, outcome, failure_reason, detail, duration_ms) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def decide_row(q: ActionRequest, a: AuditRecord, holder: str, now: datetime) -> tuple[Any, ...]:
+    return (*request_row(q), "done", holder, ts(now), ts(a.at), a.mode, a.verdict, a.decision_reason,
+            a.decision_detail, a.outcome, a.failure_reason, dumps(a.detail), a.duration_ms)
+
+
+def finish_row(a: AuditRecord, state: str = "done") -> tuple[Any, ...]:
+    return (state, ts(a.at), a.mode, a.verdict, a.decision_reason, a.decision_detail, a.outcome, a.failure_reason,
+            dumps(a.detail), a.duration_ms, a.request_id)
 
 
 def audit_from_row(r: Sequence[Any]) -> AuditRecord:

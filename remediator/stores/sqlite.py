@@ -27,7 +27,6 @@ from remediator.errors import StoreUnavailable
 from remediator.model import (
     ActionRequest,
     Alert,
-    AlertStatus,
     AuditRecord,
     DecisionReason,
     FailureReason,
@@ -40,7 +39,8 @@ from remediator.model import (
     Verdict,
 )
 from remediator.stores import rows
-from remediator.stores.base import Correlation, Observation, RequestState, StoredRequest, Timer
+from remediator.stores.base import Correlation, Decided, Observation, RequestState, StoredRequest, Timer
+from remediator.stores.sqlite_correlate import BatchCorrelation
 from remediator.stores.sqlite_people import PeopleRecords
 
 T = TypeVar("T")
@@ -135,6 +135,11 @@ class _Writer(threading.Thread):
                     results.append((loop, future, failure))
                     continue
                 conn.execute("RELEASE op")
+                if isinstance(value, sqlite3.Cursor):
+                    # A cursor must never leave this thread: dropped in another one, it would finalise
+                    # its statement while this thread uses the connection ("API misuse").
+                    value.close()
+                    value = None
                 results.append((loop, future, value))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -370,44 +375,14 @@ class SqliteStore(PeopleRecords):
         return (await self.correlate_many([Observation(alert, severity)], now))[0]
 
     async def correlate_many(self, observations: Sequence[Observation], now: datetime) -> list[Correlation]:
-        return await self._write(lambda conn: [self._correlate(conn, o, now) for o in observations])
+        def op(conn: sqlite3.Connection) -> list[Correlation]:
+            batch = BatchCorrelation(conn, now, open_incident=lambda key: self._open.get(conn, key),
+                                     by_id=lambda incident_id: self._incident(conn, incident_id),
+                                     new_id=lambda: self._next_incident_id(conn, now),
+                                     save=lambda incident: self._open.save(conn, incident))
+            return batch.run(observations)
 
-    def _correlate(self, conn: sqlite3.Connection, seen: Observation, now: datetime) -> Correlation:
-        alert = seen.alert
-        done = conn.execute("SELECT correlated, incident_id FROM alerts WHERE id = ?", (alert.id,)).fetchone()
-        if done is not None and done[0]:
-            return Correlation(self._incident(conn, done[1]) if done[1] else None, replayed=True)
-        current = self._open.get(conn, alert.group_key)
-        if alert.status is AlertStatus.FIRING and self._is_stale(conn, alert):
-            return Correlation(current, stale=True)
-        known = current is not None and conn.execute(
-            "SELECT 1 FROM incident_firing WHERE incident_id = ? AND fingerprint = ?",
-            (current.id, alert.fingerprint)).fetchone() is not None
-        effect = incidents.apply_alert(current, alert, seen.severity, now, lambda: self._next_incident_id(conn, now),
-                                       known=known)
-        incident, events = effect.incident, list(effect.events)
-        if incident is not None and effect.firing_change > 0:
-            conn.execute("INSERT INTO incident_firing VALUES (?, ?)", (incident.id, alert.fingerprint))
-        elif incident is not None and effect.firing_change < 0:
-            conn.execute("DELETE FROM incident_firing WHERE incident_id = ? AND fingerprint = ?",
-                         (incident.id, alert.fingerprint))
-        if incident is not None and seen.matched and incident.status is IncidentStatus.OPEN:
-            incident = incidents.move_phase(incident, Phase.TRIAGE, now)
-            events = incidents.with_matches(events, alert, seen.matched, now)
-        if incident is not None:
-            self._open.save(conn, incident)
-        self._insert_events(conn, events)
-        conn.execute("UPDATE alerts SET correlated = 1, incident_id = ? WHERE id = ?",
-                     (incident.id if incident else None, alert.id))
-        return Correlation(incident, effect.opened, effect.resolved, False, effect.severity_raised)
-
-    @staticmethod
-    def _is_stale(conn: sqlite3.Connection, alert: Alert) -> bool:
-        """A firing occurrence older than a resolution already seen for the same alert."""
-        return conn.execute(
-            "SELECT 1 FROM alerts WHERE fingerprint = ? AND status = 'resolved' AND starts_at >= ? LIMIT 1",
-            (alert.fingerprint, rows.ts(alert.starts_at)),
-        ).fetchone() is not None
+        return await self._write(op)
 
     @staticmethod
     def _incident(conn: sqlite3.Connection, incident_id: str) -> Incident | None:
@@ -498,17 +473,31 @@ class SqliteStore(PeopleRecords):
         await self.finish_requests([record], events)
 
     async def finish_requests(self, records: Sequence[AuditRecord], events: Sequence[TimelineEvent] = ()) -> None:
-        audits = [rows.audit_row(r) for r in records]
-        done = [(rows.ts(r.at), r.request_id) for r in records]
+        finished = [rows.finish_row(r) for r in records]
         timeline = [rows.event_row(e) for e in events]
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.executemany(rows.INSERT_AUDIT, audits)
-            conn.executemany("UPDATE requests SET state = 'done', finished_at = ? WHERE id = ?", done)
+            conn.executemany(rows.FINISH_REQUEST, finished)
             if timeline:
                 conn.executemany(rows.INSERT_EVENT, timeline)
 
         await self._write(op)
+
+    async def record_decisions(self, decided: Sequence[Decided], now: datetime) -> list[bool]:
+        prepared = [(rows.decide_row(d.request, d.record, self.holder, now), rows.finish_row(d.record),
+                     [rows.event_row(e) for e in d.events]) for d in decided]
+
+        def op(conn: sqlite3.Connection) -> list[bool]:
+            results = []
+            for insert, finish, events in prepared:
+                won = conn.execute(rows.DECIDE_REQUEST, insert).rowcount == 1 or conn.execute(
+                    rows.FINISH_REQUEST + " AND state = 'claimed' AND holder = ?", (*finish, self.holder)).rowcount == 1
+                if won and events:
+                    conn.executemany(rows.INSERT_EVENT, events)
+                results.append(won)
+            return results
+
+        return await self._write(op)
 
     async def reconcile_running(self, now: datetime) -> list[StoredRequest]:
         def op(conn: sqlite3.Connection) -> list[StoredRequest]:
@@ -518,9 +507,7 @@ class SqliteStore(PeopleRecords):
             ).fetchall()
             stored = [rows.stored_request_from_row(r) for r in found]
             for item in stored:
-                conn.execute("UPDATE requests SET state = 'unknown', finished_at = ? WHERE id = ?",
-                             (rows.ts(now), item.request.id))
-                conn.execute(rows.INSERT_AUDIT, rows.audit_row(unknown_audit(item, now)))
+                conn.execute(rows.FINISH_REQUEST, rows.finish_row(unknown_audit(item, now), "unknown"))
             return stored
 
         return await self._write(op)

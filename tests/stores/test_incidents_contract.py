@@ -19,6 +19,7 @@ from remediator.model import (
 from remediator.stores.base import Store
 from tests.conftest import T0
 from tests.stores.conftest import StoreFactory
+from tests.support import builders
 from tests.support.builders import alert
 
 
@@ -137,6 +138,7 @@ def _audit(request_id: str, incident_id: str) -> AuditRecord:
 
 async def test_audit_for_several_incidents_in_written_order(store: Store) -> None:
     for request_id, incident_id in (("r1", "INC-1"), ("r2", "INC-2"), ("r3", "INC-1"), ("r4", "INC-3")):
+        await store.claim_request(builders.request(request_id, incident_id=incident_id), T0)
         await store.finish_request(_audit(request_id, incident_id))
     found = await store.audit_for_incidents(["INC-1", "INC-2"])
     assert [r.request_id for r in found] == ["r1", "r2", "r3"]

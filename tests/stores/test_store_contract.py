@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from remediator.model import IncidentStatus, Outcome, Phase, Severity, TimelineEvent
-from remediator.stores.base import RequestState, Store, Timer
+from remediator.stores.base import Decided, Observation, RequestState, Store, Timer
 from tests.conftest import T0
 from tests.stores.conftest import StoreFactory
 from tests.support import builders
@@ -101,6 +101,39 @@ async def test_firing_alert_opens_an_incident_and_its_resolution_resolves_it(sto
     assert kinds == ["detected", "alert_firing", "alert_firing", "alert_resolved", "alert_resolved", "resolved"]
 
 
+async def test_a_batch_is_correlated_in_order(store: Store) -> None:
+    """Several alerts of one group in one call: the same result as one call each."""
+    a, b = builders.alert(fingerprint="fp-1"), builders.alert(fingerprint="fp-2")
+    await store.record_alerts([a, b], LEASE)
+    firing = await store.correlate_many([Observation(x, Severity.P2, ("p",)) for x in (a, b)], T0)
+    assert [(c.opened, c.resolved) for c in firing] == [(True, False), (False, False)]
+    a_ok = builders.alert(fingerprint="fp-1", status="resolved")
+    b_ok = builders.alert(fingerprint="fp-2", status="resolved")
+    await store.record_alerts([a_ok, b_ok], LEASE)
+    found = await store.correlate_many([Observation(x, Severity.P2) for x in (a_ok, b_ok)], T0)
+    assert [(c.opened, c.resolved) for c in found] == [(False, False), (False, True)]
+    incident = found[-1].incident
+    assert incident is not None and incident.status is IncidentStatus.RESOLVED and incident.firing_count == 0
+    assert incident.alert_count == 2 and not await store.is_firing(incident.id, "fp-1")
+    stored = await store.get_incident(incident.id)
+    assert stored == incident
+    again = await store.correlate_many([Observation(a, Severity.P2)], T0)
+    assert again[0].replayed and again[0].incident == incident
+
+
+async def test_an_alert_that_fires_in_one_batch_and_resolves_in_the_next_leaves_the_firing_set(store: Store) -> None:
+    a, other = builders.alert(fingerprint="fp-1"), builders.alert(fingerprint="fp-2")
+    await store.record_alerts([a, other], LEASE)
+    first = await store.correlate_many([Observation(a, Severity.P2), Observation(other, Severity.P2)], T0)
+    incident = first[0].incident
+    assert incident is not None and await store.is_firing(incident.id, "fp-1")
+    a_ok = builders.alert(fingerprint="fp-1", status="resolved")
+    await store.record_alerts([a_ok], LEASE)
+    second = await store.correlate_many([Observation(a_ok, Severity.P2)], T0)
+    assert second[0].incident is not None and second[0].incident.firing_count == 1 and not second[0].resolved
+    assert not await store.is_firing(incident.id, "fp-1") and await store.is_firing(incident.id, "fp-2")
+
+
 async def test_correlating_the_same_alert_twice_changes_nothing_more(store: Store) -> None:
     item = builders.alert()
     await store.record_alerts([item], LEASE)
@@ -120,6 +153,14 @@ async def test_a_later_alert_raises_the_severity_never_lowers_it(store: Store) -
     assert first.incident and raised.incident and kept.incident
     assert raised.severity_raised and raised.incident.severity is Severity.P1
     assert kept.incident.severity is Severity.P1 and not kept.severity_raised
+
+
+async def test_a_firing_processed_after_its_resolution_was_recorded_is_stale_even_in_one_batch(store: Store) -> None:
+    firing, resolved = builders.alert(status="firing"), builders.alert(status="resolved")
+    await store.record_alerts([firing, resolved], LEASE)
+    found = await store.correlate_many([Observation(firing, Severity.P2), Observation(resolved, Severity.P2)], T0)
+    assert found[0].stale and found[1].incident is None
+    assert await store.list_incidents() == []
 
 
 async def test_a_firing_that_arrives_after_its_resolution_is_stale(store: Store) -> None:
@@ -194,6 +235,28 @@ async def test_finishing_a_request_writes_exactly_one_audit_record(store: Store)
     stored = await store.get_request(req.id)
     assert stored is not None and stored.state is RequestState.DONE
     assert [e.kind for e in await store.timeline(req.incident_id)] == ["decided"]
+
+
+async def test_a_decision_without_action_is_claimed_and_audited_at_once_first_writer_wins(
+    store_factory: StoreFactory,
+) -> None:
+    a, b = await store_factory("replica-a"), await store_factory("replica-b")
+    denied = builders.request("req-denied")
+    event = TimelineEvent(denied.incident_id, T0, "decided", "denied: cooldown", request_id=denied.id)
+    record = builders.audit(denied, outcome=Outcome.NOT_RUN)
+    assert await a.record_decisions([Decided(denied, record, (event,))], T0) == [True]
+    # The other replica decided the same occurrence: its record is not written, nor its event.
+    assert await b.record_decisions([Decided(denied, builders.audit(denied, outcome=Outcome.FAILED), (event,))],
+                                    T0) == [False]
+    assert [r.outcome for r in await b.list_audit()] == [Outcome.NOT_RUN]
+    assert [e.kind for e in await b.timeline(denied.incident_id)] == ["decided"]
+    assert not await b.claim_request(denied, T0)
+    # A claim of this holder that was never finished (the store failed between) gets finished.
+    held = builders.request("req-held")
+    assert await a.claim_request(held, T0)
+    assert await a.record_decisions([Decided(held, builders.audit(held, outcome=Outcome.NOT_RUN))], T0) == [True]
+    stored = await a.get_request(held.id)
+    assert stored is not None and stored.state is RequestState.DONE
 
 
 async def test_a_running_request_of_a_dead_replica_becomes_unknown_never_rerun(store_factory: StoreFactory) -> None:

@@ -23,7 +23,8 @@ CREATE TABLE alerts (
     claimed_until  TEXT
 );
 CREATE INDEX alerts_unprocessed ON alerts (seq) WHERE processed_at IS NULL;
-CREATE INDEX alerts_fingerprint ON alerts (fingerprint, status, starts_at);
+-- For the stale check only (a firing that arrives after its own resolution): resolved alerts.
+CREATE INDEX alerts_resolved ON alerts (fingerprint, starts_at) WHERE status = 'resolved';
 
 -- Every dedup key ever seen: a delivery with any known key is a duplicate.
 CREATE TABLE alert_keys (
@@ -75,51 +76,44 @@ CREATE TABLE timeline (
 );
 CREATE INDEX timeline_incident ON timeline (incident_id, seq);
 
--- One row per action request: the claim that makes execution at-most-once.
+-- One row per action request: the claim that makes execution at-most-once, and, once decided,
+-- its one audit record (the `audit` view). Finishing a request is one UPDATE of this row.
 CREATE TABLE requests (
-    id           TEXT PRIMARY KEY,
-    alert_id     TEXT NOT NULL,
-    incident_id  TEXT NOT NULL,
-    policy       TEXT NOT NULL,
-    step         INTEGER NOT NULL,
-    action       TEXT NOT NULL,
-    target       TEXT NOT NULL,
-    params       TEXT NOT NULL,
-    severity     TEXT NOT NULL,
-    risk         TEXT NOT NULL,
-    plan_hash    TEXT NOT NULL,
-    origin       TEXT NOT NULL,
-    created_at   TEXT NOT NULL,
-    state        TEXT NOT NULL,
-    holder       TEXT NOT NULL,
-    claimed_at   TEXT NOT NULL,
-    started_at   TEXT,
-    finished_at  TEXT
-);
-CREATE INDEX requests_running ON requests (state) WHERE state = 'running';
-
-CREATE TABLE audit (
-    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
-    request_id       TEXT NOT NULL UNIQUE,
-    at               TEXT NOT NULL,
-    incident_id      TEXT NOT NULL,
+    id               TEXT PRIMARY KEY,
     alert_id         TEXT NOT NULL,
+    incident_id      TEXT NOT NULL,
     policy           TEXT NOT NULL,
+    step             INTEGER NOT NULL,
     action           TEXT NOT NULL,
     target           TEXT NOT NULL,
     params           TEXT NOT NULL,
+    severity         TEXT NOT NULL,
+    risk             TEXT NOT NULL,
     plan_hash        TEXT NOT NULL,
-    mode             TEXT NOT NULL,
-    verdict          TEXT NOT NULL,
-    decision_reason  TEXT NOT NULL,
-    decision_detail  TEXT NOT NULL,
-    outcome          TEXT NOT NULL,
+    origin           TEXT NOT NULL,
+    created_at       TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    holder           TEXT NOT NULL,
+    claimed_at       TEXT NOT NULL,
+    started_at       TEXT,
+    finished_at      TEXT,
+    mode             TEXT,
+    verdict          TEXT,
+    decision_reason  TEXT,
+    decision_detail  TEXT,
+    outcome          TEXT,
     failure_reason   TEXT,
-    detail           TEXT NOT NULL,
-    duration_ms      REAL NOT NULL,
-    origin           TEXT NOT NULL
+    detail           TEXT,
+    duration_ms      REAL
 );
-CREATE INDEX audit_incident ON audit (incident_id, seq);
+CREATE INDEX requests_running ON requests (state) WHERE state = 'running';
+CREATE INDEX requests_incident ON requests (incident_id);
+
+CREATE VIEW audit AS
+    SELECT rowid AS seq, id AS request_id, finished_at AS at, incident_id, alert_id, policy, action, target,
+           params, plan_hash, mode, verdict, decision_reason, decision_detail, outcome, failure_reason, detail,
+           duration_ms, origin
+    FROM requests WHERE verdict IS NOT NULL;
 
 CREATE TABLE timers (
     id             TEXT PRIMARY KEY,
