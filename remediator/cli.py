@@ -18,6 +18,7 @@ from remediator.actions.registry import default_registry
 from remediator.app import make_store
 from remediator.clock import SystemClock, describe_duration
 from remediator.errors import BadRequest, PolicyError, SettingsError, StoreUnavailable
+from remediator.intake import serve_intake
 from remediator.model import IncidentStatus
 from remediator.observability import configure_logging
 from remediator.policy.loader import load_policies
@@ -36,7 +37,15 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings.log.level, settings.log.format)
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, Path(args.config) if args.config else None))
+    return 0
+
+
+def cmd_intake(args: argparse.Namespace) -> int:
+    """An intake process of `serve` (started by it, not by people)."""
+    settings = _settings(args)
+    configure_logging(settings.log.level, settings.log.format)
+    asyncio.run(serve_intake(settings, args.listen_fd, args.core_socket))
     return 0
 
 
@@ -177,6 +186,10 @@ def parser() -> argparse.ArgumentParser:
     main.add_argument("--config", "-c", help="settings YAML (default: $REMEDIATOR_CONFIG, else built-in defaults)")
     sub = main.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the daemon").set_defaults(func=cmd_serve)
+    intake = sub.add_parser("intake", help=argparse.SUPPRESS)
+    intake.add_argument("--listen-fd", type=int, required=True)
+    intake.add_argument("--core-socket", required=True)
+    intake.set_defaults(func=cmd_intake)
     check = sub.add_parser("check", help="validate a policy directory; every problem is reported")
     check.add_argument("directory")
     check.set_defaults(func=cmd_check)

@@ -97,6 +97,13 @@ class Metrics:
         self._children: dict[tuple[object, ...], Any] = {}
         self._initialise(action_types)
 
+    def counter(self, sample_name: str) -> Counter | None:
+        """The counter that exposes `sample_name` (`…_total`), if it is one of ours."""
+        for value in vars(self).values():
+            if isinstance(value, Counter) and f"{value._name}_total" == sample_name:
+                return value
+        return None
+
     def child(self, metric: MetricWrapperBase, *labels: str) -> Any:
         """`metric.labels(*labels)`, remembered: the hot path asks for the same few children."""
         key = (id(metric), *labels)

@@ -139,6 +139,8 @@ class EngineSettings(Section):
     retry_initial_wait: Duration = timedelta(seconds=0.5)
     alert_lease: Duration = timedelta(minutes=2)
     timer_interval: Duration = timedelta(seconds=1)
+    # How often the engine looks for alerts recorded by intake processes (or left by others).
+    backlog_poll: Duration = timedelta(milliseconds=100)
     action_timeout: Duration = timedelta(minutes=5)
     stop_timeout: Duration = timedelta(seconds=25)
 
@@ -429,6 +431,13 @@ def _is_loopback_url(url: str) -> bool:
     return host == "localhost" or is_loopback(host)
 
 
+class IntakeSettings(Section):
+    """Webhook intake in processes of its own, so that acknowledgements stay fast whatever the
+    engine is doing, and intake and engine each get a core. 0: everything in one process."""
+
+    processes: int = Field(1, ge=0, le=16)
+
+
 class LogSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "json"
@@ -453,6 +462,7 @@ class Settings(Section):
     incidents: IncidentSettings = IncidentSettings()
     aws: AwsSettings = AwsSettings()
     sns: SnsSettings = SnsSettings()
+    intake: IntakeSettings = IntakeSettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")

@@ -15,6 +15,7 @@ import itertools
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -59,7 +60,7 @@ def migrations(dialect: str) -> list[tuple[int, str]]:
 
 
 URGENT, NORMAL = 0, 1
-ENGINE_OPS_PER_COMMIT = 4  # bounds a commit's duration, so that acknowledgements stay fast
+ENGINE_OPS_PER_COMMIT = 2  # bounds a commit's duration, so that acknowledgements stay fast
 
 
 class _Writer(threading.Thread):
@@ -88,7 +89,9 @@ class _Writer(threading.Thread):
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
-            conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
+            # No SQLite busy handler: it sleeps in steps of up to 100 ms while another process (an
+            # intake process, the CLI) holds the write lock. `_begin` retries in fine steps instead.
+            conn.execute("PRAGMA busy_timeout=0")
             conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages: the hot indexes stay in memory
             # The checkpointer thread moves WAL pages into the database; this is only the safety net.
             conn.execute("PRAGMA wal_autocheckpoint=20000")
@@ -115,13 +118,25 @@ class _Writer(threading.Thread):
                 self._commit(conn, batch)
         conn.close()
 
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE, waiting in fine steps for another process's write to end."""
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.0002)
+
     def submit(self, job: Any, priority: int = NORMAL) -> None:
         self.jobs.put((priority, next(self._sequence), job))
 
     def _commit(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
         results: list[tuple[Any, Any, BaseException | None]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            self._begin(conn)
             self.on_begin(conn)
             for op, loop, future in batch:
                 conn.execute("SAVEPOINT op")
@@ -230,10 +245,13 @@ class SqliteStore(PeopleRecords):
 
     def __init__(
         self, path: Path | str, *, holder: str, synchronous: str = "normal", batch_max: int = 512,
-        busy_timeout_ms: int = 2000,
+        busy_timeout_ms: int = 2000, release_claims: bool = True,
     ) -> None:
         self.path = str(path)
         self.holder = holder
+        # Only the daemon's core owns the file: when it starts, claims of earlier processes are void.
+        # An intake process or a CLI command opening the file must leave the running core's claims be.
+        self.release_claims = release_claims
         self._writer = _Writer(self.path, synchronous, batch_max, busy_timeout_ms)
         self._checkpointer = _Checkpointer(self.path) if self.path != ":memory:" else None
         self._open = _OpenIncidents()
@@ -253,9 +271,9 @@ class SqliteStore(PeopleRecords):
         await self._write(self._migrate)
         if self._checkpointer is not None:
             self._checkpointer.start()
-        # Claims by earlier processes on this file are void: only one process uses it.
-        await self._write(lambda c: c.execute(
-            "UPDATE alerts SET claimed_by = NULL, claimed_until = NULL WHERE processed_at IS NULL"))
+        if self.release_claims:
+            await self._write(lambda c: c.execute(
+                "UPDATE alerts SET claimed_by = NULL, claimed_until = NULL WHERE processed_at IS NULL"))
 
     async def close(self) -> None:
         if self._checkpointer is not None and self._checkpointer.is_alive():
@@ -511,6 +529,19 @@ class SqliteStore(PeopleRecords):
             return stored
 
         return await self._write(op)
+
+    async def existing_requests(self, request_ids: Collection[str]) -> set[str]:
+        wanted = list(request_ids)
+
+        def op(conn: sqlite3.Connection) -> set[str]:
+            found: set[str] = set()
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                found.update(r for (r,) in conn.execute(
+                    f"SELECT id FROM requests WHERE id IN ({', '.join('?' * len(chunk))})", chunk))
+            return found
+
+        return await self._read(op) if wanted else set()
 
     async def get_request(self, request_id: str) -> StoredRequest | None:
         def op(conn: sqlite3.Connection) -> StoredRequest | None:

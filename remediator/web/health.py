@@ -51,3 +51,14 @@ async def metrics(request: web.Request) -> web.Response:
     except StoreUnavailable:
         pass  # the last known values stay; /readyz says what is wrong
     return web.Response(body=generate_latest(m.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def receive_counters(request: web.Request) -> web.Response:
+    """Counter increments relayed by intake processes (served on the core's private socket only)."""
+    metrics = request.app[DEPS].metrics
+    payload = await request.json()
+    for name, labels, delta in payload.get("counters", []):
+        counter = metrics.counter(name)
+        if counter is not None and delta > 0:
+            counter.labels(**labels).inc(delta)
+    return json_response({"ok": True})

@@ -16,7 +16,7 @@ answered 200 and not processed again. Token, SubscribeURL and UnsubscribeURL are
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Final
 
@@ -24,12 +24,12 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from remediator.aws import AwsClients
+from remediator.aws import AWS_EXTRA, AwsClients
 from remediator.clock import Clock
 from remediator.errors import BadRequest, StoreUnavailable
 from remediator.model import Alert
 from remediator.observability import get_logger
-from remediator.settings import BasicCredential, SnsRawDelivery, SnsSettings
+from remediator.settings import AwsSettings, BasicCredential, Settings, SnsRawDelivery, SnsSettings
 from remediator.sources.sns_confirm import (
     ApiConfirmer,
     ConfirmationFailed,
@@ -78,20 +78,26 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class SnsIntake:
-    """The verifier and the confirmer of the SNS handlers, opened and closed by the app's cleanup context."""
+    """The verifier and the confirmer of the SNS handlers, opened and closed with the app.
+
+    ConfirmSubscription uses the AWS clients the app already has (the core's, for its actions);
+    an intake process has none, and opens its own.
+    """
 
     # Failures (of any kind) of a certificate URL are remembered this long: shorter than SNS's
     # default 20 s between retries, so a retry after a failed fetch really fetches again.
     CERTIFICATE_FAILURE_TTL: Final = timedelta(seconds=15)
 
-    def __init__(self, settings: SnsSettings, clock: Clock) -> None:
+    def __init__(self, settings: SnsSettings, aws_settings: AwsSettings, clock: Clock) -> None:
         self.settings = settings
+        self._aws_settings = aws_settings
         self._clock = clock
         self._http: aiohttp.ClientSession | None = None
+        self._own_aws: AwsClients | None = None
         self._verifier: SnsVerifier | None = None
         self._confirmer: SubscriptionConfirmer | None = None
 
-    async def open(self, aws: AwsClients) -> None:
+    async def open(self, shared_aws: AwsClients | None) -> None:
         settings = self.settings
         # A session of its own: no cookies, nothing shared with what actions call.
         http = self._http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
@@ -102,28 +108,54 @@ class SnsIntake:
             clock=self._clock.now, max_age=settings.max_age, failure_ttl=self.CERTIFICATE_FAILURE_TTL,
         )
         timeout = settings.confirm_timeout.total_seconds()
-        self._confirmer = (ApiConfirmer(aws, timeout=timeout) if settings.confirm_method == "ConfirmSubscription"
-                           else SubscribeUrlConfirmer(http, timeout=timeout, mirror_base_url=settings.mirror_url))
+        if settings.confirm_method == "SubscribeURL":
+            self._confirmer = SubscribeUrlConfirmer(http, timeout=timeout, mirror_base_url=settings.mirror_url)
+            return
+        if shared_aws is None:
+            shared_aws = self._own_aws = AwsClients(self._aws_settings)
+            await shared_aws.open()
+        self._confirmer = ApiConfirmer(shared_aws, timeout=timeout)
 
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
-        self._http = self._verifier = self._confirmer = None
+        if self._own_aws is not None:
+            await self._own_aws.close()
+        self._http = self._own_aws = self._verifier = self._confirmer = None
 
     @property
     def verifier(self) -> SnsVerifier:
         if self._verifier is None:
-            raise RuntimeError("SnsIntake is not open: the app opens it in its cleanup context")
+            raise RuntimeError("SnsIntake is not open: add_sns_routes opens it with the app")
         return self._verifier
 
     @property
     def confirmer(self) -> SubscriptionConfirmer:
         if self._confirmer is None:
-            raise RuntimeError("SnsIntake is not open: the app opens it in its cleanup context")
+            raise RuntimeError("SnsIntake is not open: add_sns_routes opens it with the app")
         return self._confirmer
 
 
 SNS_INTAKE = web.AppKey("sns_intake", SnsIntake)
+
+
+def add_sns_routes(app: web.Application, settings: Settings) -> None:
+    """`sns.path` and the raw-delivery paths, and the SNS intake opened and closed with `app`."""
+    app[SNS_INTAKE] = SnsIntake(settings.sns, settings.aws, app[DEPS].clock)
+    app.cleanup_ctx.append(_sns_resources)
+    app.router.add_post(settings.sns.path, signed)
+    for raw in settings.sns.raw_delivery:
+        app.router.add_post(raw.path, raw_handler(raw))
+
+
+async def _sns_resources(app: web.Application) -> AsyncIterator[None]:
+    # In the core this runs after the app's own resources, so the actions' AWS clients exist.
+    intake = app[SNS_INTAKE]
+    await intake.open(app[DEPS].actions.extras.get(AWS_EXTRA))
+    try:
+        yield
+    finally:
+        await intake.close()
 
 
 def _refuse(request: web.Request, kind: str, result: str, error: BadRequest, *,

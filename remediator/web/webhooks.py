@@ -21,12 +21,13 @@ from remediator.web.common import (
     basic_credentials,
     basic_matches,
     bearer_token,
+    client_address,
     constant_time_in,
     error_response,
     json_response,
     read_body,
 )
-from remediator.web.keys import DEPS, ENGINE
+from remediator.web.keys import DEPS, INTAKE
 
 log = get_logger("remediator.web")
 
@@ -41,17 +42,17 @@ async def accept(request: web.Request, source: str, alerts: Sequence[Alert]) -> 
 
 async def accept_new(request: web.Request, source: str, alerts: Sequence[Alert]) -> tuple[web.Response, list[Alert]]:
     """`accept`, also saying which alerts were new (none unless the answer is 200)."""
-    deps, engine = request.app[DEPS], request.app[ENGINE]
+    deps, intake = request.app[DEPS], request.app[INTAKE]
     metrics = deps.metrics
-    if not engine.accepting:
+    if not intake.accepting:
         return json_response({"error": "stopping", "detail": "the daemon is shutting down; retry"}, 503), []
-    lease_until = deps.clock.now() + deps.settings.engine.alert_lease
+    lease_until = intake.lease_until(deps.clock.now())
     try:
         fresh = await deps.store.record_alerts(alerts, lease_until)
     except StoreUnavailable as exc:
         return store_unavailable(request, source, exc, len(alerts)), []
     new = [alert for alert, is_new in zip(alerts, fresh, strict=True) if is_new]
-    engine.submit(new)
+    intake.submit(new)
     metrics.alerts_received.labels(source, "accepted").inc(len(new))
     count_duplicates(request, source, len(alerts) - len(new))
     return json_response({"accepted": len(new), "duplicates": len(alerts) - len(new)}), new
@@ -75,7 +76,7 @@ def reject(request: web.Request, source: str, error: BadRequest, *, challenge: s
     """Count and answer a refused request; nothing has been recorded."""
     request.app[DEPS].metrics.requests_rejected.labels(source, REJECTION_RESULT.get(error.status, "bad_request")).inc()
     log.info("webhook_rejected", source=source, status=error.status, error=error.error, detail=error.detail,
-             remote=request.remote)
+             remote=client_address(request))
     return error_response(error, challenge=challenge)
 
 
@@ -87,7 +88,7 @@ def _authenticate_alertmanager(request: web.Request) -> None:
     basic = basic_credentials(request)
     if basic is not None and basic_matches(basic, settings.basic_auth):
         return
-    if token is None and basic is None and settings.allow_anonymous_loopback and is_loopback(request.remote):
+    if token is None and basic is None and settings.allow_anonymous_loopback and is_loopback(client_address(request)):
         return
     if not settings.bearer_tokens and not settings.basic_auth and not settings.allow_anonymous_loopback:
         raise BadRequest(401, "unauthorized", "no credentials are configured for this webhook "
@@ -104,3 +105,4 @@ async def alertmanager(request: web.Request) -> web.Response:
     except BadRequest as error:
         return reject(request, ALERTMANAGER, error)
     return await accept(request, ALERTMANAGER, alerts)
+
