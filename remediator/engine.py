@@ -302,7 +302,9 @@ class Engine:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        if handed_back:
-            with contextlib.suppress(StoreUnavailable):
-                await self.deps.store.release_alerts(handed_back)
+        # Always, even with nothing to hand back: a backlog claim cancelled above may still be queued
+        # in the store's writer and run later, claiming alerts recorded after this stop for a whole
+        # lease. Writes run in order, so once this one is done that claim has run too.
+        with contextlib.suppress(StoreUnavailable):
+            await self.deps.store.release_alerts(handed_back)
         log.info("engine_stopped", handed_back=len(handed_back), unfinished=self._busy)
