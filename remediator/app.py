@@ -108,6 +108,7 @@ def build_app(settings: Settings, deps: Deps | None = None, *, behind_intake: bo
     app.cleanup_ctx.append(_resources)
     if behind_intake:
         app.router.add_post("/internal/counters", health.receive_counters)
+        app.router.add_post("/internal/record", health.receive_alerts)
     add_webhook_routes(app, settings)
     app.router.add_get("/api/v1/incidents", api.list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", api.get_incident)

@@ -1,4 +1,4 @@
-"""The `remediator` command: serve | check | simulate | incidents | approvals | postmortem | audit | token."""
+"""The `remediator` command: serve | check | test | simulate | incidents | approvals | postmortem | audit | token."""
 
 from __future__ import annotations
 
@@ -17,15 +17,16 @@ from remediator import cli_approvals
 from remediator.actions.registry import default_registry
 from remediator.app import make_store
 from remediator.clock import SystemClock, describe_duration
-from remediator.errors import BadRequest, PolicyError, SettingsError, StoreUnavailable
+from remediator.errors import BadRequest, FixtureError, PolicyError, SettingsError, StoreUnavailable
 from remediator.intake import serve_intake
 from remediator.model import IncidentStatus
 from remediator.observability import configure_logging
-from remediator.policy.loader import load_policies
+from remediator.policy.loader import FIXTURES_DIR, load_policies
 from remediator.reports import postmortem_report, stats_report
 from remediator.serve import serve
 from remediator.settings import Settings, load_settings, token_digest
-from remediator.simulate import render_plan, simulate
+from remediator.simulate import PayloadError, render_plan, simulate
+from remediator.tester import load_fixtures, render_report, run_fixtures
 from remediator.web.incidents_api import period
 from remediator.web.views import audit_view, event_view, incident_view
 
@@ -56,10 +57,26 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_test(args: argparse.Namespace) -> int:
+    """Run the policy fixtures of a directory: 0 when every case matched its expectation, else 1."""
+    directory = Path(args.directory)
+    settings = _settings(args).model_copy(update={"policies_dir": directory})
+    policies = load_policies(directory, default_registry())
+    cases = load_fixtures(Path(args.fixtures) if args.fixtures else directory / FIXTURES_DIR)
+    configure_logging("critical", "console")  # the report is the output; dry-run's own logs would bury it
+    report = asyncio.run(run_fixtures(settings, cases, [p.name for p in policies if p.enabled]))
+    sys.stdout.write(render_report(report))
+    return 1 if report.failed else 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging("warning", "console")
-    plan = asyncio.run(simulate(settings, Path(args.payload).read_bytes()))
+    try:
+        plan = asyncio.run(simulate(settings, Path(args.payload).read_bytes()))
+    except PayloadError as exc:
+        print(f"remediator: {args.payload}: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         sys.stdout.write(orjson.dumps(plan, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
@@ -193,8 +210,13 @@ def parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate a policy directory; every problem is reported")
     check.add_argument("directory")
     check.set_defaults(func=cmd_check)
+    test = sub.add_parser("test", help="run policy fixtures: payloads in, expected decisions out (dry-run)")
+    test.add_argument("directory", help="the policy directory")
+    test.add_argument("--fixtures", help=f"the fixture directory (default: DIRECTORY/{FIXTURES_DIR})")
+    test.set_defaults(func=cmd_test)
     simulate = sub.add_parser("simulate", help="run a payload through the pipeline in dry-run and print the plan")
-    simulate.add_argument("payload", help="an Alertmanager webhook body (JSON file)")
+    simulate.add_argument("payload", help="an Alertmanager webhook body or an SNS envelope (JSON file; an SNS "
+                                     "signature is not verified)")
     simulate.add_argument("--json", action="store_true", help="print the plan as JSON")
     simulate.set_defaults(func=cmd_simulate)
     incidents = sub.add_parser("incidents", help="read incidents from the store")
@@ -231,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (SettingsError, PolicyError) as exc:
+    except (SettingsError, PolicyError, FixtureError) as exc:
         print(f"remediator: {exc}", file=sys.stderr)
         return 2
     except StoreUnavailable as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from remediator.approval_desk import ApprovalDesk
 from remediator.deps import Deps
@@ -174,8 +174,12 @@ class Engine:
         await self.escalation.escalate_now(incident_id, reason)
 
     # -- intake and workers -----------------------------------------------------------------------
-    def lease_until(self, now: datetime) -> datetime:
-        return now + self.deps.settings.engine.alert_lease
+    async def record(self, alerts: Sequence[Alert]) -> list[bool]:
+        """Record alerts durably (deduplicated), claimed by this process, and queue the new ones."""
+        lease_until = self.deps.clock.now() + self.deps.settings.engine.alert_lease
+        fresh = await self.deps.store.record_alerts(alerts, lease_until)
+        self.submit([alert for alert, is_new in zip(alerts, fresh, strict=True) if is_new])
+        return fresh
 
     def submit(self, alerts: Sequence[Alert]) -> None:
         """Queue freshly recorded alerts; what does not fit stays in the store for the backlog feeder."""
@@ -298,7 +302,9 @@ class Engine:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        if handed_back:
-            with contextlib.suppress(StoreUnavailable):
-                await self.deps.store.release_alerts(handed_back)
+        # Always, even with nothing to hand back: a backlog claim cancelled above may still be queued
+        # in the store's writer and run later, claiming alerts recorded after this stop for a whole
+        # lease. Writes run in order, so once this one is done that claim has run too.
+        with contextlib.suppress(StoreUnavailable):
+            await self.deps.store.release_alerts(handed_back)
         log.info("engine_stopped", handed_back=len(handed_back), unfinished=self._busy)

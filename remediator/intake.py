@@ -16,14 +16,15 @@ import ctypes
 import signal
 import socket
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
 from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp import web
 
 from remediator.app import build_deps
-from remediator.model import Alert
+from remediator.errors import StoreUnavailable
+from remediator.model import Alert, alert_to_wire
 from remediator.observability import Metrics, get_logger
 from remediator.settings import Settings
 from remediator.web.common import CLIENT_HEADER, json_response
@@ -38,20 +39,67 @@ INTERNAL = "/internal/"
 CORE = web.AppKey("core", aiohttp.ClientSession)
 
 
-class Handoff:
-    """The intake side of the hand-off: alerts are recorded unclaimed for the core's engine."""
+class CoreRecorder:
+    """The intake side of recording: alerts go to the core's engine, which alone writes the store.
+
+    Alerts of requests that arrive together travel in one call (and one commit at the core): one
+    writer for the whole daemon means no lock contention, and an ack still means "stored".
+    """
 
     def __init__(self) -> None:
         self.accepting = True
+        self.core: aiohttp.ClientSession | None = None
+        self._pending: list[tuple[Sequence[Alert], asyncio.Future[list[bool]]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
-    def lease_until(self, now: datetime) -> datetime:
-        return now  # no claim: the core's backlog feeder takes them at once
+    def start(self, core: aiohttp.ClientSession) -> None:
+        self.core = core
+        self._task = asyncio.create_task(self._run(), name="intake-recorder")
 
-    def submit(self, alerts: Sequence[Alert]) -> None:
-        return None
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def record(self, alerts: Sequence[Alert]) -> list[bool]:
+        future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
+        self._pending.append((alerts, future))
+        self._wake.set()
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            if batch:
+                await self._send(batch)
+
+    async def _send(self, batch: list[tuple[Sequence[Alert], asyncio.Future[list[bool]]]]) -> None:
+        assert self.core is not None
+        wire = [alert_to_wire(a) for alerts, _ in batch for a in alerts]
+        try:
+            async with self.core.post("http://core/internal/record", data=orjson.dumps({"alerts": wire}),
+                                      headers={"Content-Type": "application/json"}) as answer:
+                if answer.status != 200:
+                    raise StoreUnavailable(f"the core answered {answer.status}")
+                fresh = orjson.loads(await answer.read())["fresh"]
+        except (aiohttp.ClientError, StoreUnavailable) as exc:
+            failure = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(f"core unreachable: {exc}")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(failure)
+            return
+        position = 0
+        for alerts, future in batch:
+            if not future.done():
+                future.set_result(fresh[position : position + len(alerts)])
+            position += len(alerts)
 
 
-HANDOFF = web.AppKey("handoff", Handoff)
+RECORDER = web.AppKey("recorder", CoreRecorder)
 
 
 async def forward(request: web.Request) -> web.StreamResponse:
@@ -115,15 +163,17 @@ def build_intake_app(settings: Settings, core_socket: str) -> web.Application:
     deps = build_deps(settings, owner=False)
     app = web.Application(client_max_size=settings.max_body_bytes + 1)
     app[DEPS] = deps
-    app[INTAKE] = app[HANDOFF] = Handoff()
+    recorder = CoreRecorder()
+    app[INTAKE] = recorder
+    app[RECORDER] = recorder
     add_webhook_routes(app, settings)
     app.router.add_route("*", "/{tail:.*}", forward)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        await deps.store.open()
         core = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=core_socket),
                                      timeout=aiohttp.ClientTimeout(total=60))
         app[CORE] = core
+        recorder.start(core)
         relay = CounterRelay(deps.metrics)
         task = asyncio.create_task(relay.run(core), name="intake-counters")
         try:
@@ -133,8 +183,8 @@ def build_intake_app(settings: Settings, core_socket: str) -> web.Application:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await relay.flush(core)
+            await recorder.stop()
             await core.close()
-            await deps.store.close()
 
     app.cleanup_ctx.append(resources)
     return app
@@ -161,6 +211,6 @@ async def serve_intake(settings: Settings, listen_fd: int, core_socket: str) -> 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    app[HANDOFF].accepting = False
+    app[RECORDER].accepting = False
     await runner.cleanup()
     log.info("intake_stopped")

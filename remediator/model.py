@@ -344,3 +344,25 @@ class Approval:
     @property
     def open(self) -> bool:
         return self.status is ApprovalStatus.PENDING
+
+
+def alert_to_wire(alert: Alert) -> dict[str, Any]:
+    """An alert as plain JSON values (intake process → core)."""
+    return {
+        "source": alert.source, "name": alert.name, "status": alert.status, "fingerprint": alert.fingerprint,
+        "dedup_keys": list(alert.dedup_keys), "group_key": alert.group_key, "starts_at": alert.starts_at.isoformat(),
+        "received_at": alert.received_at.isoformat(), "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations), "ends_at": alert.ends_at.isoformat() if alert.ends_at else None,
+        "actionable": alert.actionable, "summary": alert.summary, "severity_hint": alert.severity_hint,
+    }
+
+
+def alert_from_wire(data: Mapping[str, Any]) -> Alert:
+    return Alert(
+        source=data["source"], name=data["name"], status=AlertStatus(data["status"]), fingerprint=data["fingerprint"],
+        dedup_keys=tuple(data["dedup_keys"]), group_key=data["group_key"],
+        starts_at=datetime.fromisoformat(data["starts_at"]), received_at=datetime.fromisoformat(data["received_at"]),
+        labels=data["labels"], annotations=data["annotations"],
+        ends_at=datetime.fromisoformat(data["ends_at"]) if data["ends_at"] else None, actionable=data["actionable"],
+        summary=data["summary"], severity_hint=Severity(data["severity_hint"]) if data["severity_hint"] else None,
+    )

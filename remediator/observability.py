@@ -15,6 +15,8 @@ from remediator.model import ApprovalStatus, DecisionReason, FailureReason, Outc
 
 SOURCES = ("alertmanager", "sns")
 NOTIFICATION_PURPOSES = ("approval_requested", "approval_reminder", "approval_expired", "escalation")
+# Why a webhook request was refused before anything was recorded (web/webhooks.py REJECTION_RESULT).
+REJECTION_REASONS = ("bad_request", "unauthorized", "too_large")
 INGEST_RESULTS = ("accepted", "duplicate", "bad_request", "unauthorized", "too_large", "store_unavailable")
 SNS_DELIVERY_TYPES = ("notification", "subscription_confirmation", "unsubscribe_confirmation", "raw", "unknown")
 # The verifier's results (sources.sns_message.VerifyResult); "authenticated": a raw delivery with its
@@ -116,6 +118,8 @@ class Metrics:
         for source in SOURCES:
             for result in INGEST_RESULTS:
                 self.alerts_received.labels(source, result)
+            for reason in REJECTION_REASONS:  # from zero, so the first refusals show in increase()
+                self.requests_rejected.labels(source, reason)
         for kind in ("delivery", "request"):
             self.duplicates.labels(kind)
         for verdict, reason in DECISION_PAIRS:

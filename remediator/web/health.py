@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from remediator.errors import CoordinationUnavailable, StoreUnavailable
-from remediator.model import ApprovalStatus
+from remediator.model import ApprovalStatus, alert_from_wire
 from remediator.web.common import json_response
 from remediator.web.keys import DEPS, ENGINE
 
@@ -62,3 +63,14 @@ async def receive_counters(request: web.Request) -> web.Response:
         if counter is not None and delta > 0:
             counter.labels(**labels).inc(delta)
     return json_response({"ok": True})
+
+
+async def receive_alerts(request: web.Request) -> web.Response:
+    """Alerts an intake process parsed, recorded here (one writer) and queued (private socket only)."""
+    engine = request.app[ENGINE]
+    payload = orjson.loads(await request.read())
+    try:
+        fresh = await engine.record([alert_from_wire(a) for a in payload["alerts"]])
+    except StoreUnavailable as exc:
+        return json_response({"error": "store_unavailable", "detail": str(exc)}, 503)
+    return web.Response(body=orjson.dumps({"fresh": fresh}), content_type="application/json")

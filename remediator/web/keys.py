@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Protocol
 
 from aiohttp import web
@@ -15,16 +14,15 @@ from remediator.web.sessions import SessionKeeper
 
 
 class Intake(Protocol):
-    """Where a webhook handler hands freshly recorded alerts: the engine itself, or, in an intake
-    process, nobody (the core process's engine picks them up from the store)."""
+    """Where a webhook handler records alerts: the engine itself (which records them durably and
+    queues the new ones), or, in an intake process, the core's engine over its private socket."""
 
     @property
     def accepting(self) -> bool: ...
 
-    def lease_until(self, now: datetime) -> datetime:
-        """Until when the recorded alerts are claimed for processing by this process."""
-
-    def submit(self, alerts: Sequence[Alert]) -> None: ...
+    async def record(self, alerts: Sequence[Alert]) -> list[bool]:
+        """Record durably (deduplicated) and queue; True per alert that was new. Raises
+        StoreUnavailable when nothing could be stored (the sender must retry)."""
 
 
 DEPS = web.AppKey("deps", Deps)

@@ -16,6 +16,7 @@ answered 200 and not processed again. Token, SubscribeURL and UnsubscribeURL are
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Final
@@ -26,7 +27,7 @@ from aiohttp import web
 
 from remediator.aws import AWS_EXTRA, AwsClients
 from remediator.clock import Clock
-from remediator.errors import BadRequest, StoreUnavailable
+from remediator.errors import BadRequest
 from remediator.model import Alert
 from remediator.observability import get_logger
 from remediator.settings import AwsSettings, BasicCredential, Settings, SnsRawDelivery, SnsSettings
@@ -43,7 +44,7 @@ from remediator.sources.sns_message import (
     SUBSCRIPTION_CONFIRMATION,
     parse_sns_timestamp,
 )
-from remediator.sources.sns_messages import SOURCE, alerts_from_notification
+from remediator.sources.sns_messages import SOURCE, alerts_from_notification, delivery_key
 from remediator.sources.sns_verify import (
     HttpsCertificateFetcher,
     SnsEnvelope,
@@ -63,7 +64,7 @@ from remediator.web.common import (
     read_body,
 )
 from remediator.web.keys import DEPS
-from remediator.web.webhooks import accept, accept_new, count_duplicates, reject, store_unavailable
+from remediator.web.webhooks import accept, accept_new, reject
 
 log = get_logger("remediator.web.sns")
 
@@ -87,6 +88,7 @@ class SnsIntake:
     # Failures (of any kind) of a certificate URL are remembered this long: shorter than SNS's
     # default 20 s between retries, so a retry after a failed fetch really fetches again.
     CERTIFICATE_FAILURE_TTL: Final = timedelta(seconds=15)
+    CONFIRMED_REMEMBERED: Final = 1024
 
     def __init__(self, settings: SnsSettings, aws_settings: AwsSettings, clock: Clock) -> None:
         self.settings = settings
@@ -96,6 +98,18 @@ class SnsIntake:
         self._own_aws: AwsClients | None = None
         self._verifier: SnsVerifier | None = None
         self._confirmer: SubscriptionConfirmer | None = None
+        self._confirmed: OrderedDict[str, None] = OrderedDict()
+
+    def was_confirmed(self, delivery: str) -> bool:
+        """Whether this process confirmed that delivery already (SNS re-sends a confirmation whose
+        answer it did not get). Memory only: elsewhere or after a restart it is confirmed again,
+        which AWS treats as a no-op."""
+        return delivery in self._confirmed
+
+    def confirmed(self, delivery: str) -> None:
+        self._confirmed[delivery] = None
+        if len(self._confirmed) > self.CONFIRMED_REMEMBERED:
+            self._confirmed.popitem(last=False)
 
     async def open(self, shared_aws: AwsClients | None) -> None:
         settings = self.settings
@@ -225,24 +239,22 @@ async def _notification(request: web.Request, env: SnsEnvelope, settings: SnsSet
 
 
 async def _confirmation(request: web.Request, env: SnsEnvelope, intake: SnsIntake) -> web.Response:
-    """Confirm (idempotent at AWS), then record it; a confirmation already recorded is not confirmed again."""
+    """Confirm (idempotent at AWS), then record; a confirmation this process made is not made again."""
     deps = request.app[DEPS]
+    delivery = delivery_key(env.topic_arn, env.message_id)
+    if not intake.was_confirmed(delivery):
+        try:
+            await intake.confirmer.confirm(env)
+        except ConfirmationFailed as exc:
+            deps.metrics.sns_confirmations.labels("failed").inc()
+            log.warning("sns_confirmation_failed", topic_arn=env.topic_arn, message_id=env.message_id,
+                        error=str(exc))
+            return json_response({"error": "confirmation_failed", "detail": str(exc)}, 503)
+        intake.confirmed(delivery)
+        deps.metrics.sns_confirmations.labels("confirmed").inc()
+        log.info("sns_subscription_confirmed", topic_arn=env.topic_arn, message_id=env.message_id,
+                 method=intake.settings.confirm_method)
     record = _subscription_record(request, env, removed=False, how=intake.settings.confirm_method)
-    try:
-        if await deps.store.get_alert(record.id) is not None:
-            count_duplicates(request, SOURCE, 1)
-            return json_response({"accepted": 0, "duplicates": 1})
-    except StoreUnavailable as exc:
-        return store_unavailable(request, SOURCE, exc, 1)
-    try:
-        await intake.confirmer.confirm(env)
-    except ConfirmationFailed as exc:
-        deps.metrics.sns_confirmations.labels("failed").inc()
-        log.warning("sns_confirmation_failed", topic_arn=env.topic_arn, message_id=env.message_id, error=str(exc))
-        return json_response({"error": "confirmation_failed", "detail": str(exc)}, 503)
-    deps.metrics.sns_confirmations.labels("confirmed").inc()
-    log.info("sns_subscription_confirmed", topic_arn=env.topic_arn, message_id=env.message_id,
-             method=intake.settings.confirm_method)
     return await accept(request, SOURCE, [record])
 
 

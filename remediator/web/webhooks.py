@@ -46,30 +46,19 @@ async def accept_new(request: web.Request, source: str, alerts: Sequence[Alert])
     metrics = deps.metrics
     if not intake.accepting:
         return json_response({"error": "stopping", "detail": "the daemon is shutting down; retry"}, 503), []
-    lease_until = intake.lease_until(deps.clock.now())
     try:
-        fresh = await deps.store.record_alerts(alerts, lease_until)
+        fresh = await intake.record(alerts)
     except StoreUnavailable as exc:
-        return store_unavailable(request, source, exc, len(alerts)), []
+        metrics.alerts_received.labels(source, "store_unavailable").inc(len(alerts))
+        log.warning("store_unavailable", source=source, error=str(exc))
+        return json_response({"error": "store_unavailable", "detail": "alerts could not be stored; retry"}, 503), []
     new = [alert for alert, is_new in zip(alerts, fresh, strict=True) if is_new]
-    intake.submit(new)
+    duplicates = len(alerts) - len(new)
     metrics.alerts_received.labels(source, "accepted").inc(len(new))
-    count_duplicates(request, source, len(alerts) - len(new))
-    return json_response({"accepted": len(new), "duplicates": len(alerts) - len(new)}), new
-
-
-def count_duplicates(request: web.Request, source: str, duplicates: int) -> None:
     if duplicates:
-        metrics = request.app[DEPS].metrics
         metrics.alerts_received.labels(source, "duplicate").inc(duplicates)
         metrics.duplicates.labels("delivery").inc(duplicates)
-
-
-def store_unavailable(request: web.Request, source: str, exc: StoreUnavailable, alerts: int) -> web.Response:
-    """503: the sender must deliver again, because nothing it sent is on record."""
-    request.app[DEPS].metrics.alerts_received.labels(source, "store_unavailable").inc(alerts)
-    log.warning("store_unavailable", source=source, error=str(exc))
-    return json_response({"error": "store_unavailable", "detail": "alerts could not be stored; retry"}, 503)
+    return json_response({"accepted": len(new), "duplicates": duplicates}), new
 
 
 def reject(request: web.Request, source: str, error: BadRequest, *, challenge: str = BEARER_CHALLENGE) -> web.Response:

@@ -91,7 +91,7 @@ async def test_started_as_the_readme_says_it_records_decides_and_reports(
     daemon.start()
     try:
         assert daemon.events("serving")[0]["mode"] == "dry-run"
-        data = (ROOT / "tests" / "data" / "alertmanager-firing.json").read_bytes()
+        data = (ROOT / "policies" / "fixtures" / "payloads" / "am-pg-too-many-connections.json").read_bytes()
         async with http.post(f"{daemon.url}/webhooks/alertmanager", data=data, headers=BEARER) as response:
             assert response.status == 200 and await response.json() == {"accepted": 2, "duplicates": 0}
         async with http.post(f"{daemon.url}/webhooks/alertmanager", data=b"{}", headers=BEARER) as response:

@@ -126,7 +126,7 @@ async def test_a_failed_confirm_call_gets_503_so_sns_retries_and_the_retry_confi
     assert_no_capability_in(logs)
 
 
-async def test_a_confirmation_that_cannot_be_recorded_gets_503_and_the_retry_confirms_again(
+async def test_a_confirmation_that_cannot_be_recorded_gets_503_and_the_retry_records_it(
     moto_daemon: Any, moto_proxy: RecordingProxy,
 ) -> None:
     daemon = await moto_daemon(store={"sqlite_busy_timeout": "100ms"})
@@ -139,9 +139,9 @@ async def test_a_confirmation_that_cannot_be_recorded_gets_503_and_the_retry_con
         blocker.execute("ROLLBACK")
         blocker.close()
     assert nothing_recorded(daemon)
-    # Confirmed, but not on record: SNS delivers again, and confirming again is harmless at AWS.
+    # Confirmed, but not on record: SNS delivers again; this process remembers it confirmed it.
     assert (await post(daemon, signed("SubscriptionConfirmation")))[0] == 200
-    assert len(moto_proxy.calls("ConfirmSubscription")) == 2 and daemon.count("alerts") == 1
+    assert len(moto_proxy.calls("ConfirmSubscription")) == 1 and daemon.count("alerts") == 1
     assert daemon.metric("remediator_alerts_received_total", source="sns", result="store_unavailable") == 1
 
 
