@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Protocol
+from typing import Final, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
@@ -28,6 +28,9 @@ from yarl import URL
 from remediator.aws import AwsCallError, AwsCalls, AwsClients
 from remediator.sources.sns_certs import moto_authorization
 from remediator.sources.sns_message import SnsEnvelope, TopicArn, parse_topic_arn
+
+CONFIRM_PERMISSIONS: Final = ("sns:ConfirmSubscription",)
+"""What the daemon's role needs for the default confirm_method (the task role's policy adds it)."""
 
 
 class ConfirmationFailed(Exception):
