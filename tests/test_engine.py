@@ -110,20 +110,26 @@ actions:
     assert "String should match pattern" in records[0].decision_detail
 
 
-async def test_p1_is_held_and_not_run(start_daemon: DaemonFactory, receiver: Receiver) -> None:
+async def test_a_p1_notification_goes_out_at_once_but_a_p1_step_asking_for_approval_waits(
+    start_daemon: DaemonFactory, receiver: Receiver
+) -> None:
     policy = """
 name: p1-page
 severity: P1
 match: {alertname: PostgresTooManyConnections, labels: {instance: "db-1:9187"}}
 actions:
   - type: notify.webhook
-    params: {to: oncall, text: hello}
+    params: {to: oncall, text: paging}
+  - type: notify.webhook
+    params: {to: oncall, text: approved words only}
+    guardrails: {require_approval: true}
 """
     daemon = await start_daemon(policies=policy, mode="enforce", **notify_settings(receiver))
     await post(daemon, FIRING)
-    (record,) = await daemon.deps.store.list_audit()
-    assert (record.verdict, record.outcome) == (Verdict.HOLD, Outcome.NOT_RUN)
-    assert receiver.received == []
+    records = sorted(await daemon.deps.store.list_audit(), key=lambda r: r.params["text"])
+    assert [(r.params["text"], r.verdict, r.outcome) for r in records] == [
+        ("approved words only", Verdict.HOLD, Outcome.NOT_RUN), ("paging", Verdict.ALLOW, Outcome.SUCCEEDED)]
+    assert len(receiver.received) == 1 and "\npaging\n" in receiver.received[0]["text"]
     incident = (await daemon.deps.store.list_incidents())[0]
     assert incident.severity.value == "P1"
 

@@ -103,6 +103,8 @@ class Action(ABC, Generic[P]):
     needs_coordination: ClassVar[bool] = True
     # Counts against the global action budget (notifications do not: they must get out).
     budgeted: ClassVar[bool] = True
+    # Changes nothing in the estate (notifications, diagnostics): never held for its severity alone.
+    changes_nothing: ClassVar[bool] = False
 
     @abstractmethod
     def target(self, params: P) -> str:

@@ -1,4 +1,9 @@
-"""Approval: P1 requests (by settings) and high-risk actions wait for people."""
+"""Approval: P1 requests (by settings) and high-risk actions wait for people.
+
+An action that changes nothing in the estate (a notification, a diagnostics snapshot) is not
+held because of its policy's severity: holding it would only delay telling people about the
+most serious incidents. A `risk: high` action, or a step that asks for approval, is always held.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +24,8 @@ class ApprovalGuard:
         if request.origin.startswith("approval:"):
             return None  # people approved this very plan; the other rules still apply
         reasons = []
-        if request.severity in self.hold_severities:
+        changes_nothing = given.action is not None and given.action.changes_nothing
+        if request.severity in self.hold_severities and not changes_nothing:
             reasons.append(f"{request.severity.value} policy")
         if request.risk is Risk.HIGH:
             reasons.append(f"{request.action} is a high-risk action")
