@@ -28,9 +28,10 @@ from remediator.stores.memory import InProcessCoordination
 from remediator.stores.postgres import PostgresStore
 from remediator.stores.redis import RedisCoordination
 from remediator.stores.sqlite import SqliteStore
-from remediator.web import api, approvals_api, console, health, incidents_api, webhooks
+from remediator.web import api, approvals_api, console, health, incidents_api
 from remediator.web.common import CLIENT_HEADER
 from remediator.web.keys import DEPS, ENGINE, INTAKE, SESSIONS
+from remediator.web.routes import add_webhook_routes
 from remediator.web.sessions import SessionKeeper
 
 
@@ -113,7 +114,7 @@ def build_app(settings: Settings, deps: Deps | None = None, *, behind_intake: bo
     if behind_intake:
         app.router.add_post("/internal/counters", health.receive_counters)
         app.router.add_post("/internal/record", health.receive_alerts)
-    webhooks.add_webhook_routes(app, settings)
+    add_webhook_routes(app, settings)
     app.router.add_get("/api/v1/incidents", api.list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", api.get_incident)
     app.router.add_get("/api/v1/incidents/{id}/postmortem", incidents_api.postmortem)

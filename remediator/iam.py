@@ -20,21 +20,21 @@ PERMISSION = re.compile(r"^(?P<service>[a-z0-9-]+):(?P<operation>[A-Z][A-Za-z0-9
 DATABASE_PRIVILEGE = re.compile(r"^(?P<system>postgres|redis): \S.*$")
 
 
-def iam_policy(actions: Iterable[AnyAction]) -> dict[str, Any]:
-    """An IAM policy document (Version 2012-10-17) allowing exactly what `actions` declare.
+def iam_policy(actions: Iterable[AnyAction], *, extra: Iterable[str] = ()) -> dict[str, Any]:
+    """An IAM policy document (Version 2012-10-17) allowing exactly what `actions` declare,
+    plus `extra`: what the daemon itself calls (sns:ConfirmSubscription, for its SNS intake).
 
     Raises ValueError for a permission that is not "service:Operation" (a typo would
     otherwise ship a policy that silently grants nothing, or too much).
     """
     by_service: dict[str, set[str]] = {}
-    for action in actions:
-        for permission in action.permissions:
-            if DATABASE_PRIVILEGE.match(permission):
-                continue
-            found = PERMISSION.match(permission)
-            if found is None:
-                raise ValueError(f"{action.type_name}: {permission!r} is not an IAM action like 'ecs:UpdateService'")
-            by_service.setdefault(found["service"], set()).add(permission)
+    wanted = [(action.type_name, p) for action in actions for p in action.permissions
+              if not DATABASE_PRIVILEGE.match(p)]
+    for owner, permission in [*wanted, *(("the daemon", p) for p in extra)]:
+        found = PERMISSION.match(permission)
+        if found is None:
+            raise ValueError(f"{owner}: {permission!r} is not an IAM action like 'ecs:UpdateService'")
+        by_service.setdefault(found["service"], set()).add(permission)
     statements = [
         {"Sid": "Remediator" + "".join(part.capitalize() for part in service.split("-")),
          "Effect": "Allow", "Action": sorted(names), "Resource": "*"}

@@ -29,7 +29,7 @@ from remediator.observability import Metrics, get_logger
 from remediator.settings import Settings
 from remediator.web.common import CLIENT_HEADER, json_response
 from remediator.web.keys import DEPS, INTAKE
-from remediator.web.webhooks import add_webhook_routes
+from remediator.web.routes import add_webhook_routes
 
 log = get_logger("remediator.intake")
 

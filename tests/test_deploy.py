@@ -18,6 +18,8 @@ from remediator.observability import Metrics
 from remediator.policy.loader import load_policies
 from remediator.policy.model import Policy
 from remediator.settings import Settings, load_settings, parse_duration
+from remediator.sources.sns_confirm import CONFIRM_PERMISSIONS
+from remediator.sources.sns_message import parse_topic_arn
 from tests.conftest import ROOT
 from tests.test_dockerfile import final_stage, instructions, the
 
@@ -170,7 +172,17 @@ def test_the_iam_policy_is_what_the_bundled_policies_need(policies: list[Policy]
     registry = default_registry()
     used = sorted({step.type for policy in policies for step in policy.actions})
     actions = [a for a in (registry.get(t) for t in used) if a is not None]
-    assert load(DEPLOY / "iam-policy.json") == iam_policy(actions)
+    assert load(DEPLOY / "iam-policy.json") == iam_policy(actions, extra=CONFIRM_PERMISSIONS)
+
+
+def test_the_task_trusts_the_templates_topic_in_both_regions_and_may_confirm_it(container: dict[str, Any]) -> None:
+    settings = load_settings(None, environ=_environment(container))
+    topics = [parse_topic_arn(arn) for arn in settings.sns.topics]
+    assert {t.name for t in topics} == {_template()["Resources"]["Topic"]["Properties"]["TopicName"]}
+    assert {t.region for t in topics} == {settings.aws.region, "us-east-1"}  # us-east-1: the Route 53 alarm
+    assert settings.sns.confirm_method == "ConfirmSubscription"
+    statements = load(DEPLOY / "iam-policy.json")["Statement"]
+    assert any("sns:ConfirmSubscription" in s["Action"] for s in statements)
 
 
 def _template() -> dict[str, Any]:

@@ -41,64 +41,60 @@ Record = Any  # asyncpg.Record: a read-only mapping by column name
 ALERT_COLUMNS = ("id, source, name, status, fingerprint, group_key, starts_at, ends_at, received_at, labels, "
                  "annotations, summary, actionable, severity_hint, dedup_keys")
 
-# New alerts of one batch in one statement. Keys are inserted in key order (so concurrent batches
-# lock them in the same order and cannot deadlock); an alert is new when every one of its keys was
-# inserted by this statement, and only new alerts are written, claimed by the recording holder.
+# A batch of alerts in one transaction, two statements. First the keys of the batch's candidates,
+# in key order (concurrent batches lock keys in one order: no deadlock); an alert is new when this
+# statement inserted every one of its keys. Then the new alerts, claimed by the recording holder,
+# and the removal of the keys a duplicate inserted (no key may name an alert never stored).
+RECORD_KEYS = """
+INSERT INTO alert_keys (key, alert_id) SELECT key, alert_id FROM unnest($1::text[], $2::text[]) AS k(key, alert_id)
+ORDER BY key ON CONFLICT (key) DO NOTHING RETURNING key
+"""
 RECORD_ALERTS = f"""
-WITH k AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::int4[]) AS k(key, alert_id, ord)
-), inserted AS (
-    INSERT INTO alert_keys (key, alert_id) SELECT key, alert_id FROM k ORDER BY key
-    ON CONFLICT (key) DO NOTHING RETURNING key
-), fresh AS (
-    SELECT k.ord FROM k LEFT JOIN inserted i ON i.key = k.key GROUP BY k.ord HAVING bool_and(i.key IS NOT NULL)
+WITH dropped AS (
+    DELETE FROM alert_keys WHERE key = ANY($1::text[])
 ), a AS (
-    SELECT * FROM unnest($4::int4[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                         $11::timestamptz[], $12::timestamptz[], $13::timestamptz[], $14::text[], $15::text[],
-                         $16::text[], $17::bool[], $18::text[], $19::text[], $20::timestamptz[])
-        AS a(ord, {ALERT_COLUMNS}, claimed_until)
+    SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[],
+                         $13::text[], $14::bool[], $15::text[], $16::text[], $17::timestamptz[])
+        WITH ORDINALITY AS a({ALERT_COLUMNS}, claimed_until, ord)
 )
 INSERT INTO alerts ({ALERT_COLUMNS}, claimed_by, claimed_until)
 SELECT {ALERT_COLUMNS.replace("labels", "labels::jsonb").replace("annotations", "annotations::jsonb")
-        .replace("dedup_keys", "dedup_keys::jsonb")}, $21::text, claimed_until
-FROM a WHERE a.ord IN (SELECT ord FROM fresh) ORDER BY a.ord
+        .replace("dedup_keys", "dedup_keys::jsonb")}, $18::text, claimed_until
+FROM a ORDER BY a.ord
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 """
 
 
-def record_alerts_args(batch: Sequence[tuple[Alert, datetime]], holder: str) -> tuple[list[Any], list[int]]:
-    """Bind arguments of RECORD_ALERTS and the batch positions of the candidates.
+def batch_candidates(batch: Sequence[tuple[Alert, datetime]]) -> list[int]:
+    """Positions of the alerts none of whose keys appeared earlier in the batch.
 
-    A key seen earlier in the same batch makes its alert a duplicate here (as SQLite's one-by-one
-    inserts would); its other keys are still recorded, owned by their first alert.
+    The others are duplicates already (as SQLite's one-by-one recording would find), and leave
+    no key behind.
     """
-    first_owner: dict[str, int] = {}
-    keys: tuple[list[str], list[str], list[int]] = ([], [], [])
+    seen: set[str] = set()
     candidates: list[int] = []
     for position, (alert, _) in enumerate(batch):
-        owns_all = True
-        for key in alert.dedup_keys:
-            if key in first_owner:
-                owns_all = owns_all and first_owner[key] == position
-                continue
-            first_owner[key] = position
-            keys[0].append(key)
-            keys[1].append(alert.id)
-            keys[2].append(position)
-        if owns_all:
+        if not seen.intersection(alert.dedup_keys):
             candidates.append(position)
-    columns: list[list[Any]] = [[] for _ in range(17)]
-    for position in candidates:
+        seen.update(alert.dedup_keys)
+    return candidates
+
+
+def alerts_args(batch: Sequence[tuple[Alert, datetime]], positions: Sequence[int]) -> list[list[Any]]:
+    """The columns of RECORD_ALERTS ($2 on) for the alerts at `positions`."""
+    columns: list[list[Any]] = [[] for _ in range(16)]
+    for position in positions:
         alert, lease_until = batch[position]
-        values = (position, alert.id, alert.source, alert.name, alert.status.value, alert.fingerprint,
+        values = (alert.id, alert.source, alert.name, alert.status.value, alert.fingerprint,
                   alert.group_key, alert.starts_at, alert.ends_at, alert.received_at, rows.dumps(alert.labels),
                   rows.dumps(alert.annotations), alert.summary, alert.actionable,
                   alert.severity_hint.value if alert.severity_hint else None, rows.dumps(alert.dedup_keys),
                   lease_until)
         for column, value in zip(columns, values, strict=True):
             column.append(value)
-    return [*keys, *columns, holder], candidates
+    return columns
 
 
 def alert_from_record(r: Record) -> Alert:

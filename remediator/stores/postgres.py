@@ -201,11 +201,17 @@ class PostgresStore(PeopleRecords):
         return await self._batcher.record(alerts, lease_until)
 
     async def _write_alerts(self, batch: list[tuple[Alert, datetime]]) -> list[bool]:
-        args, candidates = pr.record_alerts_args(batch, self.holder)
-        async with self._conn("record alerts") as conn:
-            inserted = {r["id"] for r in await conn.fetch(pr.RECORD_ALERTS, *args)}
-        chosen = set(candidates)
-        return [i in chosen and alert.id in inserted for i, (alert, _) in enumerate(batch)]
+        candidates = pr.batch_candidates(batch)
+        keys = [(key, batch[p][0].id) for p in candidates for key in dict.fromkeys(batch[p][0].dedup_keys)]
+        async with self._tx("record alerts") as conn:
+            inserted = {r["key"] for r in await conn.fetch(pr.RECORD_KEYS, [k for k, _ in keys],
+                                                           [a for _, a in keys])}
+            fresh = [p for p in candidates if inserted.issuperset(batch[p][0].dedup_keys)]
+            chosen = set(fresh)
+            leftover = [k for p in candidates if p not in chosen for k in batch[p][0].dedup_keys if k in inserted]
+            stored = {r["id"] for r in await conn.fetch(pr.RECORD_ALERTS, leftover, *pr.alerts_args(batch, fresh),
+                                                        self.holder)}
+        return [i in chosen and alert.id in stored for i, (alert, _) in enumerate(batch)]
 
     async def claim_backlog(
         self, now: datetime, lease_until: datetime, limit: int, exclude: Collection[str] = ()

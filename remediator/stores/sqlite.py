@@ -154,13 +154,13 @@ class SqliteStore(PeopleRecords):
         def op(conn: sqlite3.Connection) -> list[bool]:
             results = []
             for alert, row in prepared:
-                new = True
-                for key in alert.dedup_keys:
-                    cursor = conn.execute("INSERT OR IGNORE INTO alert_keys (key, alert_id) VALUES (?, ?)",
-                                          (key, alert.id))
-                    new = new and cursor.rowcount == 1
+                inserted = [key for key in alert.dedup_keys if conn.execute(
+                    "INSERT OR IGNORE INTO alert_keys (key, alert_id) VALUES (?, ?)", (key, alert.id)).rowcount == 1]
+                new = len(inserted) == len(alert.dedup_keys)
                 if new:
                     conn.execute(rows.INSERT_ALERT, (*row, *claim))
+                elif inserted:  # a duplicate by another of its keys: leave no key naming an alert never stored
+                    conn.executemany("DELETE FROM alert_keys WHERE key = ?", [(key,) for key in inserted])
                 results.append(new)
             return results
 

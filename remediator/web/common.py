@@ -34,8 +34,12 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
                         headers=headers)
 
 
-def error_response(error: BadRequest) -> web.Response:
-    headers = {"WWW-Authenticate": 'Bearer realm="remediator"'} if error.status == 401 else None
+BEARER_CHALLENGE = 'Bearer realm="remediator"'
+
+
+def error_response(error: BadRequest, *, challenge: str = BEARER_CHALLENGE) -> web.Response:
+    """The JSON error; a 401 names the scheme expected (`challenge`) in WWW-Authenticate."""
+    headers = {"WWW-Authenticate": challenge} if error.status == 401 else None
     return json_response({"error": error.error, "detail": error.detail}, error.status, headers)
 
 

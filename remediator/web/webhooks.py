@@ -13,10 +13,11 @@ from aiohttp import web
 from remediator.errors import BadRequest, StoreUnavailable
 from remediator.model import Alert
 from remediator.observability import get_logger
-from remediator.settings import Settings, is_loopback
+from remediator.settings import is_loopback
 from remediator.sources.alertmanager import SOURCE as ALERTMANAGER
 from remediator.sources.alertmanager import parse_alertmanager
 from remediator.web.common import (
+    BEARER_CHALLENGE,
     basic_credentials,
     basic_matches,
     bearer_token,
@@ -35,31 +36,37 @@ REJECTION_RESULT = {400: "bad_request", 401: "unauthorized", 403: "unauthorized"
 
 async def accept(request: web.Request, source: str, alerts: Sequence[Alert]) -> web.Response:
     """Record the alerts (durably, deduplicated), queue the new ones, answer 200 — or 503."""
+    response, _ = await accept_new(request, source, alerts)
+    return response
+
+
+async def accept_new(request: web.Request, source: str, alerts: Sequence[Alert]) -> tuple[web.Response, list[Alert]]:
+    """`accept`, also saying which alerts were new (none unless the answer is 200)."""
     deps, intake = request.app[DEPS], request.app[INTAKE]
     metrics = deps.metrics
     if not intake.accepting:
-        return json_response({"error": "stopping", "detail": "the daemon is shutting down; retry"}, 503)
+        return json_response({"error": "stopping", "detail": "the daemon is shutting down; retry"}, 503), []
     try:
         fresh = await intake.record(alerts)
     except StoreUnavailable as exc:
         metrics.alerts_received.labels(source, "store_unavailable").inc(len(alerts))
         log.warning("store_unavailable", source=source, error=str(exc))
-        return json_response({"error": "store_unavailable", "detail": "alerts could not be stored; retry"}, 503)
-    new = sum(fresh)
-    duplicates = len(alerts) - new
-    metrics.alerts_received.labels(source, "accepted").inc(new)
+        return json_response({"error": "store_unavailable", "detail": "alerts could not be stored; retry"}, 503), []
+    new = [alert for alert, is_new in zip(alerts, fresh, strict=True) if is_new]
+    duplicates = len(alerts) - len(new)
+    metrics.alerts_received.labels(source, "accepted").inc(len(new))
     if duplicates:
         metrics.alerts_received.labels(source, "duplicate").inc(duplicates)
         metrics.duplicates.labels("delivery").inc(duplicates)
-    return json_response({"accepted": new, "duplicates": duplicates})
+    return json_response({"accepted": len(new), "duplicates": duplicates}), new
 
 
-def reject(request: web.Request, source: str, error: BadRequest) -> web.Response:
+def reject(request: web.Request, source: str, error: BadRequest, *, challenge: str = BEARER_CHALLENGE) -> web.Response:
     """Count and answer a refused request; nothing has been recorded."""
     request.app[DEPS].metrics.requests_rejected.labels(source, REJECTION_RESULT.get(error.status, "bad_request")).inc()
     log.info("webhook_rejected", source=source, status=error.status, error=error.error, detail=error.detail,
              remote=client_address(request))
-    return error_response(error)
+    return error_response(error, challenge=challenge)
 
 
 def _authenticate_alertmanager(request: web.Request) -> None:
@@ -88,7 +95,3 @@ async def alertmanager(request: web.Request) -> web.Response:
         return reject(request, ALERTMANAGER, error)
     return await accept(request, ALERTMANAGER, alerts)
 
-
-def add_webhook_routes(app: web.Application, settings: Settings) -> None:
-    """The intake routes: served by an intake process, or by the core when it runs without one."""
-    app.router.add_post(settings.alertmanager.path, alertmanager)
