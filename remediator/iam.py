@@ -1,18 +1,22 @@
 """The least-privilege IAM policy for a set of actions (`remediator actions --iam`).
 
-One statement per AWS service, each with the sorted, unique IAM actions the registered
-actions declare. Resource is "*": targets come from alerts at run time, so the action list
-is the least privilege this document can state; a deployment narrows Resource per statement
-where it knows its ARNs (the forensics bucket, the blocklist IP set, the ECS cluster).
+`remediator actions --iam` asks for the actions the configured policies use (`used_actions`),
+not for every registered one: a deployment grants what its runbook can do, nothing more.
+One statement per AWS service, each with the sorted, unique IAM actions those actions declare.
+Resource is "*": targets come from alerts at run time, so the action list is the least privilege
+this document can state; a deployment narrows Resource per statement where it knows its ARNs
+(the forensics bucket, the blocklist IP set, the ECS cluster).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
 
-from remediator.actions.base import AnyAction
+from remediator.actions.base import ActionRegistry, AnyAction
+from remediator.policy.model import Policy
 
 PERMISSION = re.compile(r"^(?P<service>[a-z0-9-]+):(?P<operation>[A-Z][A-Za-z0-9]+)$")
 
@@ -36,3 +40,28 @@ def iam_policy(actions: Iterable[AnyAction]) -> dict[str, Any]:
         for service, names in sorted(by_service.items())
     ]
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def used_actions(policies: Iterable[Policy], registry: ActionRegistry) -> list[AnyAction]:
+    """The actions enabled policies run, with the follow-ups the daemon runs on their behalf.
+
+    Disabled policies never run (the policy index leaves them out), so they grant nothing; an
+    operator who enables one regenerates the policy, and until then its AWS calls are denied.
+    Raises LookupError for a type the registry does not know (the loader refuses those first).
+    """
+    wanted = {step.type for policy in policies if policy.enabled for step in policy.actions}
+    chosen: dict[str, AnyAction] = {}
+    while wanted:
+        name = wanted.pop()
+        action = registry.get(name)
+        if action is None:
+            raise LookupError(f"no registered action {name!r}")
+        if name not in chosen:
+            chosen[name] = action
+            wanted.update(t for t in action.follow_ups if t not in chosen)
+    return [chosen[name] for name in sorted(chosen)]
+
+
+def policy_json(document: dict[str, Any]) -> str:
+    """The document as `remediator actions --iam` prints it and `deploy/iam-policy.json` holds it."""
+    return json.dumps(document, indent=2) + "\n"

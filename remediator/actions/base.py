@@ -7,6 +7,7 @@ An action is data plus three coroutines. Its class declares:
                 validated into these types before anything runs;
 - `permissions` the IAM actions (or other privileges) it needs, for `remediator actions --iam`;
 - `risk`        `high` actions are always held for approval;
+- `follow_ups`  action types the daemon runs later on its behalf (their permissions are needed too);
 - a docstring with a YAML example in a ```yaml fence, loaded by the contract test.
 
 At run time the engine calls `precheck` (live preconditions), then `run` (returns an
@@ -103,6 +104,9 @@ class Action(ABC, Generic[P]):
     needs_coordination: ClassVar[bool] = True
     # Counts against the global action budget (notifications do not: they must get out).
     budgeted: ClassVar[bool] = True
+    # Action types the daemon runs later on this one's behalf (waf.block_ip's expiry runs
+    # waf.unblock_ip): a configuration that uses this action needs their permissions too.
+    follow_ups: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def target(self, params: P) -> str:

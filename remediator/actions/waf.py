@@ -99,6 +99,7 @@ class BlockIp(Action[BlockParams]):
     Params = BlockParams
     permissions = PERMISSIONS
     risk = Risk.NORMAL
+    follow_ups = ("waf.unblock_ip",)  # run by the daemon when the block expires
 
     def target(self, params: BlockParams) -> str:
         return address_target(params.address)
