@@ -36,7 +36,7 @@ async def running_receiver() -> AsyncIterator[Receiver]:
     receiver = Receiver()
     app = web.Application()
     app.router.add_post("/{tail:.*}", receiver.handle)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)  # hanging handlers are abandoned
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
