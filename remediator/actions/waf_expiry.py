@@ -12,7 +12,7 @@ submits `unblock_params(block)` as a `waf.unblock_ip` request of origin "system"
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -21,27 +21,13 @@ from remediator.actions.base import ActionDeps
 from remediator.actions.waf_ipset import IpSetRef, remove_address, to_network
 from remediator.aws import AwsCallError, AwsCalls, AwsClients
 from remediator.clock import Clock
-from remediator.model import Execution, FailureReason
+from remediator.model import Execution, FailureReason, WafBlock
 from remediator.settings import WafSettings
 
+__all__ = ["LEDGER_EXTRA", "BlockLedger", "InMemoryBlockLedger", "WafBlock", "WafExpiry", "block_ledger",
+           "unblock_params"]
+
 LEDGER_EXTRA = "waf_blocks"  # the key of the BlockLedger in `ActionDeps.extras`
-
-
-@dataclass(frozen=True, slots=True)
-class WafBlock:
-    """One address remediator added to one IP set, and when it must come out again."""
-
-    ip_set_arn: str
-    address: str  # CIDR as normalised by the action ("203.0.113.7/32")
-    blocked_at: datetime
-    expires_at: datetime
-    request_id: str = ""
-    incident_id: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"ip_set": self.ip_set_arn, "address": self.address, "blocked_at": self.blocked_at.isoformat(),
-                "expires_at": self.expires_at.isoformat(), "request_id": self.request_id,
-                "incident_id": self.incident_id}
 
 
 @runtime_checkable

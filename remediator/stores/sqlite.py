@@ -42,6 +42,7 @@ from remediator.stores import rows
 from remediator.stores.base import Correlation, Observation, RequestState, StoredRequest, Timer
 from remediator.stores.sqlite_correlate import BatchCorrelation
 from remediator.stores.sqlite_people import PeopleRecords
+from remediator.stores.sqlite_waf import WafBlockRecords
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
@@ -225,7 +226,7 @@ def _settle(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
             future.set_result(outcome)
 
 
-class SqliteStore(PeopleRecords):
+class SqliteStore(PeopleRecords, WafBlockRecords):
     """`Store` on one SQLite file."""
 
     def __init__(
