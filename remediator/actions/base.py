@@ -107,6 +107,9 @@ class Action(ABC, Generic[P]):
     # Action types the daemon runs later on this one's behalf (waf.block_ip's expiry runs
     # waf.unblock_ip): a configuration that uses this action needs their permissions too.
     follow_ups: ClassVar[tuple[str, ...]] = ()
+    # Only lifts a restriction (an unblock). A request for it of origin "system" is the daemon
+    # ending its own restriction on schedule: it passes the kill switch and is never held.
+    only_loosens: ClassVar[bool] = False
 
     @abstractmethod
     def target(self, params: P) -> str:

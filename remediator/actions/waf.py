@@ -233,6 +233,7 @@ class UnblockIp(Action[UnblockParams]):
     Params = UnblockParams
     permissions = PERMISSIONS
     risk = Risk.NORMAL
+    only_loosens = True
 
     def target(self, params: UnblockParams) -> str:
         return address_target(params.address)

@@ -1,10 +1,14 @@
-"""Approval: P1 requests (by settings) and high-risk actions wait for people."""
+"""Approval: P1 requests (by settings) and high-risk actions wait for people.
+
+Never held: what people approved (it runs as origin `approval:<id>`), and the daemon ending its
+own restriction on schedule (a WAF block's expiry, part of the block people or the policy decided).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
-from remediator.guardrails.base import GuardInput
+from remediator.guardrails.base import GuardInput, lifts_own_restriction
 from remediator.model import Decision, Risk, Severity
 
 
@@ -18,6 +22,8 @@ class ApprovalGuard:
         request = given.request
         if request.origin.startswith("approval:"):
             return None  # people approved this very plan; the other rules still apply
+        if lifts_own_restriction(given):
+            return None  # the end of a restriction already decided; the other rules still apply
         reasons = []
         if request.severity in self.hold_severities:
             reasons.append(f"{request.severity.value} policy")
