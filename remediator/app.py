@@ -12,6 +12,7 @@ from aiohttp import web
 
 from remediator.actions.base import ActionDeps, ActionRegistry
 from remediator.actions.registry import default_registry
+from remediator.actions.waf_expiry import LEDGER_EXTRA
 from remediator.aws import AWS_EXTRA, AwsClients
 from remediator.clock import Clock, SystemClock
 from remediator.deps import Deps
@@ -24,6 +25,7 @@ from remediator.settings import Settings
 from remediator.stores.base import Coordination, Store
 from remediator.stores.memory import InProcessCoordination
 from remediator.stores.sqlite import SqliteStore
+from remediator.waf_blocks import StoreBlockLedger
 from remediator.web import api, approvals_api, console, health, incidents_api, webhooks
 from remediator.web.keys import DEPS, ENGINE, SESSIONS
 from remediator.web.sessions import SessionKeeper
@@ -57,11 +59,13 @@ def build_deps(
     registry = registry or default_registry()
     policies = PolicyIndex(load_policies(settings.policies_dir, registry))
     coordination = coordination or make_coordination(settings)
+    store = store or make_store(settings, holder_id())
+    # waf.block_ip's ledger lives in the store, which also schedules each block's expiry timer.
+    actions = ActionDeps(settings, clock, extras={LEDGER_EXTRA: StoreBlockLedger(store)})
     return Deps(
-        settings=settings, clock=clock, store=store or make_store(settings, holder_id()),
-        coordination=coordination, registry=registry, policies=policies,
-        guardrails=default_guardrails(settings.guardrails, coordination),
-        metrics=Metrics(registry.names()), actions=ActionDeps(settings, clock),
+        settings=settings, clock=clock, store=store, coordination=coordination, registry=registry,
+        policies=policies, guardrails=default_guardrails(settings.guardrails, coordination),
+        metrics=Metrics(registry.names()), actions=actions,
     )
 
 
