@@ -34,7 +34,7 @@ from remediator.model import (
 )
 from remediator.observability import get_logger
 from remediator.policy.plan import PlannedStep
-from remediator.stores.base import Lease
+from remediator.stores.base import Decided, Lease
 
 log = get_logger("remediator.execution")
 
@@ -76,37 +76,63 @@ class Executor:
         self.on_hold = on_hold
 
     async def respond(self, items: Sequence[tuple[PlannedStep, Alert, int]]) -> list[Pending]:
-        """Claim, decide, execute, audit. Requests another replica (or an earlier run) owns are dropped.
+        """Decide, then claim and act, and audit; a request another replica (or an earlier run) owns
+        is dropped. Returns the requests this call recorded.
 
         Decisions are taken one after the other (the second of two requests for one target sees
-        the first one's cooldown); executions then run concurrently; all audit records and their
-        timeline events are written together, in `finally`.
+        the first one's cooldown). A request decided without acting (denied, held) is claimed and
+        audited in one write; a request that will act is claimed first, and nothing runs unless its
+        claim was won. Deciding before claiming is safe across replicas because admission is
+        idempotent per request: two replicas deciding one occurrence reach the same verdict.
         """
-        store, metrics = self.deps.store, self.deps.metrics
-        claims = await store.claim_requests([planned.request for planned, _, _ in items], self.deps.clock.now())
-        pending = [Pending(planned, alert, flaps) for (planned, alert, flaps), ok in zip(items, claims, strict=True)
-                   if ok]
-        if len(pending) < len(items):
-            metrics.duplicates.labels("request").inc(len(items) - len(pending))
-            for (planned, _, _), ok in zip(items, claims, strict=True):
-                if not ok:
-                    await self._hold_again(planned)
-        try:
-            for item in pending:
-                item.decision = await self.decide(item.planned, item.alert, item.flap_count)
-            await asyncio.gather(*(self._execute(item) for item in pending))
-        finally:
-            for item in pending:
-                item.record = self._audit(item)
-            await store.finish_requests([i.record for i in pending if i.record],
-                                        [e for i in pending if i.record for e in _events(i.planned.request, i.record)])
-            for item in pending:
-                self._count(item)
+        pending = [Pending(planned, alert, flaps) for planned, alert, flaps in items]
+        for item in pending:
+            item.decision = await self.decide(item.planned, item.alert, item.flap_count)
+        acting = [i for i in pending if i.decision is not None and i.decision.verdict is Verdict.ALLOW]
+        settled = [i for i in pending if i.decision is not None and i.decision.verdict is not Verdict.ALLOW]
+        done = await self._record(settled) if settled else []
+        done += await self._act(acting) if acting else []
         if self.on_hold is not None:
-            for item in pending:
+            for item in done:
                 if item.decision is not None and item.decision.verdict is Verdict.HOLD:
                     await self.on_hold(item.planned, item.decision)
-        return pending
+        return done
+
+    async def _record(self, settled: list[Pending]) -> list[Pending]:
+        """Denied and held requests: claim and audit record in one write, per request."""
+        for item in settled:
+            item.execution = Execution(Outcome.NOT_RUN)
+            item.record = self._audit(item)
+        won = await self.deps.store.record_decisions(
+            [Decided(i.planned.request, i.record, tuple(_events(i.planned.request, i.record)))
+             for i in settled if i.record is not None], self.deps.clock.now())
+        kept = [item for item, ok in zip(settled, won, strict=True) if ok]
+        for item, ok in zip(settled, won, strict=True):
+            if ok:
+                self._count(item)
+            else:
+                self.deps.metrics.duplicates.labels("request").inc()
+                await self._hold_again(item.planned)
+        return kept
+
+    async def _act(self, acting: list[Pending]) -> list[Pending]:
+        """Allowed requests: claimed before anything runs; executions run concurrently; all audit
+        records and their timeline events are written together, in `finally`."""
+        store = self.deps.store
+        claims = await store.claim_requests([i.planned.request for i in acting], self.deps.clock.now())
+        claimed = [item for item, ok in zip(acting, claims, strict=True) if ok]
+        if len(claimed) < len(acting):
+            self.deps.metrics.duplicates.labels("request").inc(len(acting) - len(claimed))
+        try:
+            await asyncio.gather(*(self._execute(item) for item in claimed))
+        finally:
+            for item in claimed:
+                item.record = self._audit(item)
+            await store.finish_requests([i.record for i in claimed if i.record],
+                                        [e for i in claimed if i.record for e in _events(i.planned.request, i.record)])
+            for item in claimed:
+                self._count(item)
+        return claimed
 
     async def respond_one(self, planned: PlannedStep, alert: Alert, flap_count: int = 0) -> AuditRecord | None:
         """One request (approvals, verification's next step); None when it was claimed already."""

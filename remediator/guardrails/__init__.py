@@ -43,7 +43,7 @@ class Guardrails:
                 notes.append(decision.detail)  # passed, with something the record must say
             quotas = [q for rule in self.quotas if (q := rule.quota(given)) is not None]
             if quotas:
-                admission = await self.coordination.admit(quotas, given.now)
+                admission = await self.coordination.admit(quotas, given.now, given.request.id)
                 if not admission.admitted and admission.denied_by is not None:
                     quota = admission.denied_by
                     return Decision.deny(quota.reason, f"{quota.describe()}; retry in {admission.retry_after:.0f}s",

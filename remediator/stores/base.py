@@ -67,6 +67,15 @@ class Observation:
 
 
 @dataclass(frozen=True, slots=True)
+class Decided:
+    """A request with its audit record and timeline events, decided without acting."""
+
+    request: ActionRequest
+    record: AuditRecord
+    events: tuple[TimelineEvent, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Timer:
     """A durable, once-only wake-up (verification, escalation, approval expiry, WAF unblock...)."""
 
@@ -196,6 +205,12 @@ class Store(Protocol):
 
     async def finish_requests(self, records: Sequence[AuditRecord], events: Sequence[TimelineEvent] = ()) -> None:
         """`finish_request` for several requests in one transaction."""
+
+    async def record_decisions(self, decided: Sequence[Decided], now: datetime) -> list[bool]:
+        """Requests decided without acting (denied, held): each one's claim and its one audit record
+        in one write, with its events. False for a request that already has a row (another replica,
+        or an earlier run, decided it: its record stands, nothing is written). A request this holder
+        claimed but never finished is finished. One transaction; one answer per request, in order."""
 
     async def reconcile_running(self, now: datetime) -> list[StoredRequest]:
         """Requests left RUNNING by a dead process: mark them UNKNOWN (with their audit record)."""
@@ -367,8 +382,13 @@ class Coordination(Protocol):
 
     async def ping(self) -> None: ...
 
-    async def admit(self, quotas: Sequence[Quota], now: datetime) -> Admission:
-        """All or nothing: admit (and count) every quota, or none and say which one denied."""
+    async def admit(self, quotas: Sequence[Quota], now: datetime, request_id: str = "") -> Admission:
+        """All or nothing: admit (and count) every quota, or none and say which one denied.
+
+        Idempotent per `request_id`: a quota already counting this request admits it again
+        without counting it twice. Two replicas deciding the same request (the same occurrence
+        delivered to both) therefore reach the same verdict, and whichever claims it first runs it.
+        """
 
     async def kill_switch(self) -> KillSwitch: ...
 

@@ -16,7 +16,7 @@ class InProcessCoordination:
     """Sliding windows, leases and the kill switch in dictionaries."""
 
     def __init__(self) -> None:
-        self._windows: dict[str, deque[datetime]] = {}
+        self._windows: dict[str, deque[tuple[datetime, str]]] = {}
         self._members: dict[str, dict[str, datetime]] = {}
         self._changes: dict[str, deque[datetime]] = {}
         self._leases: dict[str, Lease] = {}
@@ -32,9 +32,9 @@ class InProcessCoordination:
     async def ping(self) -> None:
         return None
 
-    def _window(self, key: str, window: timedelta, now: datetime) -> deque[datetime]:
+    def _window(self, key: str, window: timedelta, now: datetime) -> deque[tuple[datetime, str]]:
         times = self._windows.setdefault(key, deque())
-        while times and times[0] <= now - window:
+        while times and times[0][0] <= now - window:
             times.popleft()
         return times
 
@@ -44,7 +44,7 @@ class InProcessCoordination:
             del members[member]
         return members
 
-    def _denial(self, quota: Quota, now: datetime) -> Admission | None:
+    def _denial(self, quota: Quota, now: datetime, request_id: str) -> Admission | None:
         if quota.member is not None:
             members = self._members_in(quota.key, quota.window, now)
             if quota.member in members or len(members) < quota.limit:
@@ -52,22 +52,22 @@ class InProcessCoordination:
             oldest = min(members.values())
         else:
             times = self._window(quota.key, quota.window, now)
-            if len(times) < quota.limit:
+            if len(times) < quota.limit or (request_id and any(r == request_id for _, r in times)):
                 return None
-            oldest = times[0] if times else now
+            oldest = times[0][0] if times else now
         retry = (oldest + quota.window - now).total_seconds()
         return Admission(False, quota, max(retry, 0.0))
 
-    async def admit(self, quotas: Sequence[Quota], now: datetime) -> Admission:
+    async def admit(self, quotas: Sequence[Quota], now: datetime, request_id: str = "") -> Admission:
         for quota in quotas:
-            denial = self._denial(quota, now)
+            denial = self._denial(quota, now, request_id)
             if denial is not None:
                 return denial
         for quota in quotas:
             if quota.member is not None:
                 self._members[quota.key][quota.member] = now
-            else:
-                self._windows[quota.key].append(now)
+            elif not request_id or all(r != request_id for _, r in self._windows[quota.key]):
+                self._windows[quota.key].append((now, request_id))
         return Admission(True)
 
     async def kill_switch(self) -> KillSwitch:

@@ -174,6 +174,17 @@ FINISH_REQUEST = ("UPDATE requests SET state = ?, finished_at = ?, mode = ?, ver
                   "WHERE id = ? AND verdict IS NULL")
 
 
+# A request decided without acting: its claim and its audit record at once (first writer wins).
+DECIDE_REQUEST = (f"INSERT OR IGNORE INTO requests ({REQUEST_COLUMNS}, finished_at, mode, verdict, decision_reason, "
+                  "decision_detail, outcome, failure_reason, detail, duration_ms) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def decide_row(q: ActionRequest, a: AuditRecord, holder: str, now: datetime) -> tuple[Any, ...]:
+    return (*request_row(q), "done", holder, ts(now), ts(a.at), a.mode, a.verdict, a.decision_reason,
+            a.decision_detail, a.outcome, a.failure_reason, dumps(a.detail), a.duration_ms)
+
+
 def finish_row(a: AuditRecord, state: str = "done") -> tuple[Any, ...]:
     return (state, ts(a.at), a.mode, a.verdict, a.decision_reason, a.decision_detail, a.outcome, a.failure_reason,
             dumps(a.detail), a.duration_ms, a.request_id)

@@ -39,7 +39,7 @@ from remediator.model import (
     Verdict,
 )
 from remediator.stores import rows
-from remediator.stores.base import Correlation, Observation, RequestState, StoredRequest, Timer
+from remediator.stores.base import Correlation, Decided, Observation, RequestState, StoredRequest, Timer
 from remediator.stores.sqlite_correlate import BatchCorrelation
 from remediator.stores.sqlite_people import PeopleRecords
 from remediator.stores.sqlite_waf import WafBlockRecords
@@ -483,6 +483,22 @@ class SqliteStore(PeopleRecords, WafBlockRecords):
                 conn.executemany(rows.INSERT_EVENT, timeline)
 
         await self._write(op)
+
+    async def record_decisions(self, decided: Sequence[Decided], now: datetime) -> list[bool]:
+        prepared = [(rows.decide_row(d.request, d.record, self.holder, now), rows.finish_row(d.record),
+                     [rows.event_row(e) for e in d.events]) for d in decided]
+
+        def op(conn: sqlite3.Connection) -> list[bool]:
+            results = []
+            for insert, finish, events in prepared:
+                won = conn.execute(rows.DECIDE_REQUEST, insert).rowcount == 1 or conn.execute(
+                    rows.FINISH_REQUEST + " AND state = 'claimed' AND holder = ?", (*finish, self.holder)).rowcount == 1
+                if won and events:
+                    conn.executemany(rows.INSERT_EVENT, events)
+                results.append(won)
+            return results
+
+        return await self._write(op)
 
     async def reconcile_running(self, now: datetime) -> list[StoredRequest]:
         def op(conn: sqlite3.Connection) -> list[StoredRequest]:

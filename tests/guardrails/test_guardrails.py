@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 from typing import Any
 
@@ -29,8 +30,13 @@ class HighRiskNotify(type(NOTIFY)):  # type: ignore[misc]
     budgeted = True
 
 
+REQUEST_IDS = itertools.count()
+
+
 def guard_input(clock: FakeClock, *, step: dict[str, Any] | None = None, flaps: int = 0, action: Any = None,
                 **request: Any) -> GuardInput:
+    """A fresh request each time (a new id), unless the test names one."""
+    request.setdefault("request_id", f"req-{next(REQUEST_IDS)}")
     return GuardInput(builders.request(**request), StepGuardrails.model_validate(step or {}), builders.alert(),
                       action or HighRiskNotify(), clock.now(), flaps)
 
@@ -59,6 +65,16 @@ async def test_cooldown_per_policy_and_target(clock: FakeClock) -> None:
     assert other.verdict is Verdict.ALLOW  # another target has its own cooldown
     clock.advance(timedelta(minutes=1, seconds=1))
     assert (await guardrails.evaluate(guard_input(clock, step=step, action=NOTIFY))).verdict is Verdict.ALLOW
+
+
+async def test_deciding_the_same_request_again_gives_the_same_verdict(clock: FakeClock) -> None:
+    """Two replicas deciding one occurrence: the second must not be denied by the first's cooldown."""
+    guardrails, _ = rails()
+    step = {"cooldown": "10m"}
+    first = await guardrails.evaluate(guard_input(clock, step=step, action=NOTIFY, request_id="same"))
+    again = await guardrails.evaluate(guard_input(clock, step=step, action=NOTIFY, request_id="same"))
+    other = await guardrails.evaluate(guard_input(clock, step=step, action=NOTIFY))
+    assert (first.verdict, again.verdict, other.reason) == (Verdict.ALLOW, Verdict.ALLOW, DecisionReason.COOLDOWN)
 
 
 async def test_the_default_cooldown_applies_when_the_policy_sets_none(clock: FakeClock) -> None:
@@ -180,7 +196,7 @@ class Unreachable(InProcessCoordination):
     async def kill_switch(self) -> KillSwitch:
         raise CoordinationUnavailable("redis: connection refused")
 
-    async def admit(self, quotas: Any, now: Any) -> Admission:
+    async def admit(self, quotas: Any, now: Any, request_id: str = "") -> Admission:
         raise CoordinationUnavailable("redis: connection refused")
 
 

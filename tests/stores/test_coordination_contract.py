@@ -78,3 +78,16 @@ async def test_a_lease_is_exclusive_until_released_or_expired(coordination: Coor
     assert await coordination.held_leases(T0 + 6 * MINUTE) == []
     third = await coordination.acquire_lease("target:api", "a", 5 * MINUTE, T0 + 7 * MINUTE)
     assert third is not None and third.token > second.token
+
+
+async def test_admission_is_idempotent_per_request(coordination: Coordination) -> None:
+    """The same request decided twice (two replicas got the same occurrence) is admitted both times."""
+    rate = Quota("rate:p:0", 1, 10 * MINUTE, DecisionReason.RATE_LIMITED)
+    budget = Quota("budget", 5, 60 * MINUTE, DecisionReason.BUDGET_EXHAUSTED)
+    assert (await coordination.admit([rate, budget], T0, "req-1")).admitted
+    assert (await coordination.admit([rate, budget], T0 + MINUTE, "req-1")).admitted
+    assert (await coordination.admit([rate, budget], T0 + MINUTE, "req-2")).denied_by == rate
+    # Counted once: four more requests still fit the budget of five (with room in their own rates).
+    for i in range(4):
+        assert (await coordination.admit([budget], T0, f"other-{i}")).admitted
+    assert (await coordination.admit([budget], T0, "other-5")).denied_by == budget

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from remediator.model import IncidentStatus, Outcome, Phase, Severity, TimelineEvent
-from remediator.stores.base import Observation, RequestState, Store, Timer
+from remediator.stores.base import Decided, Observation, RequestState, Store, Timer
 from tests.conftest import T0
 from tests.stores.conftest import StoreFactory
 from tests.support import builders
@@ -235,6 +235,28 @@ async def test_finishing_a_request_writes_exactly_one_audit_record(store: Store)
     stored = await store.get_request(req.id)
     assert stored is not None and stored.state is RequestState.DONE
     assert [e.kind for e in await store.timeline(req.incident_id)] == ["decided"]
+
+
+async def test_a_decision_without_action_is_claimed_and_audited_at_once_first_writer_wins(
+    store_factory: StoreFactory,
+) -> None:
+    a, b = await store_factory("replica-a"), await store_factory("replica-b")
+    denied = builders.request("req-denied")
+    event = TimelineEvent(denied.incident_id, T0, "decided", "denied: cooldown", request_id=denied.id)
+    record = builders.audit(denied, outcome=Outcome.NOT_RUN)
+    assert await a.record_decisions([Decided(denied, record, (event,))], T0) == [True]
+    # The other replica decided the same occurrence: its record is not written, nor its event.
+    assert await b.record_decisions([Decided(denied, builders.audit(denied, outcome=Outcome.FAILED), (event,))],
+                                    T0) == [False]
+    assert [r.outcome for r in await b.list_audit()] == [Outcome.NOT_RUN]
+    assert [e.kind for e in await b.timeline(denied.incident_id)] == ["decided"]
+    assert not await b.claim_request(denied, T0)
+    # A claim of this holder that was never finished (the store failed between) gets finished.
+    held = builders.request("req-held")
+    assert await a.claim_request(held, T0)
+    assert await a.record_decisions([Decided(held, builders.audit(held, outcome=Outcome.NOT_RUN))], T0) == [True]
+    stored = await a.get_request(held.id)
+    assert stored is not None and stored.state is RequestState.DONE
 
 
 async def test_a_running_request_of_a_dead_replica_becomes_unknown_never_rerun(store_factory: StoreFactory) -> None:
