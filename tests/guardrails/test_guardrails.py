@@ -225,8 +225,9 @@ async def test_the_kill_switch_lets_the_expiry_of_remediators_own_block_through(
     assert (decision.verdict, decision.reason) == (Verdict.ALLOW, DecisionReason.ALLOWED)
     assert decision.detail.startswith("kill switch") and "an expiry only lifts remediator's own restriction" \
         in decision.detail
-    # Every other rule still applies: the budget it spent denies the next one.
-    assert (await guardrails.evaluate(expiry)).reason is DecisionReason.BUDGET_EXHAUSTED
+    # Every other rule still applies: the budget it spent denies the next expiry.
+    next_expiry = guard_input(clock, action=UNBLOCK, origin="system", request_id="req-2")
+    assert (await guardrails.evaluate(next_expiry)).reason is DecisionReason.BUDGET_EXHAUSTED
 
 
 @pytest.mark.parametrize(("origin", "action"), [
