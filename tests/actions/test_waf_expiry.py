@@ -237,3 +237,22 @@ async def test_an_expiry_unblock_leaves_an_extended_or_foreign_block_alone(
     clock.advance(timedelta(minutes=5))
     assert (await unblock.run(unblock.Params(**params), ctx_for(unblock, params))).outcome is Outcome.SUCCEEDED
     assert await addresses(moto, arn) == [] and ledger.entries() == []
+
+
+async def test_in_dry_run_an_expiry_is_planned_and_recorded_but_the_block_stays(
+        moto: MotoClient, aws_daemon: DaemonFactory, clock: FakeClock, proxy: FaultProxy) -> None:
+    """A block left from enforce mode (its request and alert are not in this store: the expiry
+    still has a record to land on) stays until enforce mode returns."""
+    arn = await make_ip_set(moto, [ADDRESS])
+    daemon: Daemon = await aws_daemon(block_policy(arn), mode="dry-run")
+    await daemon.deps.store.record_waf_block(WafBlock(arn, ADDRESS, clock.now(), clock.now() + timedelta(minutes=15),
+                                                      "req-from-before", "INC-2026-00042"))
+
+    assert await tick(daemon, clock, timedelta(minutes=15)) == 1
+
+    [planned] = await audit(daemon, "waf.unblock_ip")
+    assert (planned.mode, planned.outcome, planned.incident_id) == ("dry-run", Outcome.DRY_RUN, "INC-2026-00042")
+    assert [c["operation"] for c in planned.detail["would_call"]] == ["UpdateIPSet"]
+    assert "UpdateIPSet" not in proxy.operations() and await addresses(moto, arn) == [ADDRESS]
+    assert await daemon.deps.store.get_waf_block(arn, ADDRESS) is not None
+    assert await tick(daemon, clock, timedelta(minutes=1)) == 1  # still due: tried again
