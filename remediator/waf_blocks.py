@@ -7,9 +7,9 @@ entry; a re-block that extends it replaces it). When the timer fires, `BlockExpi
 guardrails and leaves exactly one audit record and its timeline events, like any other action.
 
 Guardrails: an expiry only lifts remediator's own restriction, on the schedule people (or the
-policy) agreed to when the block was decided. So it passes the kill switch and is never held for
-approval (`Action.only_loosens`; the audit record's decision notes the kill switch); every
-other guardrail applies. A kill switch that stopped expiries would silently turn a 15-minute
+policy) agreed to when the block was decided. So it passes the kill switch and a protection of
+the address added since, and is never held for approval (`Action.only_loosens`; the audit
+record's decision notes what it passed); every other guardrail applies. A kill switch that stopped expiries would silently turn a 15-minute
 block, perhaps of a clinic's shared address, into one that lasts as long as the switch is on.
 
 An unblock that did not remove the entry (failed, denied, or taken by a process that died)

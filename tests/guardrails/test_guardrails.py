@@ -247,3 +247,16 @@ async def test_an_expiry_is_never_held_for_approval(clock: FakeClock) -> None:
     assert expiry.verdict is Verdict.ALLOW and expiry.detail == ""
     by_policy = await guardrails.evaluate(guard_input(clock, action=UNBLOCK, severity=Severity.P1))
     assert by_policy.verdict is Verdict.HOLD
+
+
+async def test_protection_never_keeps_remediators_own_block_in_place(clock: FakeClock) -> None:
+    """An address protected after it was blocked: its expiry passes; a new block of it does not."""
+    guardrails, _ = rails(protected=[{"action": "waf.*", "targets": ["203.0.113.0/24"], "reason": "clinic NAT"}])
+    unblock = builders.request(action="waf.unblock_ip", target="203.0.113.50", origin="system")
+    expiry = await guardrails.evaluate(GuardInput(unblock, StepGuardrails(), builders.alert(), UNBLOCK, clock.now()))
+    assert expiry.verdict is Verdict.ALLOW
+    assert expiry.detail == ("203.0.113.50 is protected by 203.0.113.0/24 (clinic NAT); let through: an expiry only "
+                             "lifts remediator's own restriction")
+    block = builders.request(action="waf.block_ip", target="203.0.113.50")
+    denied = await guardrails.evaluate(GuardInput(block, StepGuardrails(), builders.alert(), _normal(), clock.now()))
+    assert denied.reason is DecisionReason.PROTECTED_TARGET
