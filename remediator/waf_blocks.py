@@ -9,8 +9,9 @@ guardrails and leaves exactly one audit record and its timeline events, like any
 Guardrails: an expiry only lifts remediator's own restriction, on the schedule people (or the
 policy) agreed to when the block was decided. So it passes the kill switch and a protection of
 the address added since, and is never held for approval (`Action.only_loosens`; the audit
-record's decision notes what it passed); every other guardrail applies. A kill switch that stopped expiries would silently turn a 15-minute
-block, perhaps of a clinic's shared address, into one that lasts as long as the switch is on.
+record's decision notes what it passed); every other guardrail applies. A kill switch that
+stopped expiries would silently turn a 15-minute block, perhaps of a clinic's shared address,
+into one that lasts as long as the switch is on.
 
 An unblock that did not remove the entry (failed, denied, or taken by a process that died)
 leaves it due: the next attempt is a new timer (and a new request) after a growing delay, and
