@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from remediator.approval_desk import ApprovalDesk
 from remediator.deps import Deps
@@ -220,13 +220,29 @@ class Engine:
                 if self._overflow:
                     overflow, self._overflow = self._overflow, []
                     await self.deps.store.release_alerts(overflow)
-                alerts = await self.deps.store.claim_backlog(now, lease, min(room, 1000), self._queued)
+                alerts = await self._claim_backlog(now, lease, min(room, 1000))
             except StoreUnavailable as exc:
                 log.warning("backlog_store_unavailable", error=str(exc))
                 continue
             self.submit(alerts)
             if len(alerts) == min(room, 1000):
                 self._more_backlog.set()
+
+    async def _claim_backlog(self, now: datetime, lease: datetime, limit: int) -> list[Alert]:
+        """`claim_backlog`, handing back what it claimed when the feeder is stopped meanwhile.
+
+        The write commits on the store's side whether or not anyone still waits for it: alerts
+        claimed for a feeder that stop() cancelled would be nobody's until the lease runs out.
+        """
+        claim = asyncio.ensure_future(self.deps.store.claim_backlog(now, lease, limit, self._queued))
+        try:
+            return await asyncio.shield(claim)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                taken = await claim
+                if taken:
+                    await self.deps.store.release_alerts([a.id for a in taken])
+            raise
 
     async def drain(self, poll: timedelta = timedelta(milliseconds=20)) -> None:
         """Return once every recorded alert has been processed (tests, `simulate`)."""

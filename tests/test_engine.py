@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -137,6 +139,28 @@ async def test_recorded_but_unprocessed_alerts_are_processed_at_start(start_daem
     await daemon.engine.drain()
     assert len(await daemon.deps.store.list_incidents()) == 3
     assert await daemon.deps.store.count_unprocessed() == 0
+
+
+async def test_alerts_claimed_while_the_engine_stopped_are_handed_back(start_daemon: DaemonFactory) -> None:
+    """A backlog claim still commits after stop() cancels the feeder waiting for it: what it took
+    must come back, or it is nobody's until the lease runs out (forever on a fake clock)."""
+    daemon = await start_daemon()
+    store = daemon.deps.store
+    writer_busy = asyncio.ensure_future(store._write(lambda conn: time.sleep(0.3)))  # SqliteStore._write
+    await asyncio.sleep(0.02)
+    daemon.engine._more_backlog.set()  # the feeder's next claim queues behind the busy writer
+    await asyncio.sleep(0.02)
+    stopping = asyncio.ensure_future(daemon.engine.stop())  # cancels the feeder while its claim waits
+    await asyncio.sleep(0.02)
+    alerts = [builders.alert(fingerprint=f"fp-{i}", group=f"g-{i}") for i in range(3)]
+    # Recording alerts is urgent: it commits before the queued claim, which then takes them.
+    await store.record_alerts(alerts, daemon.deps.clock.now() - timedelta(minutes=10))
+    await writer_busy
+    await stopping
+    await daemon.engine.start()
+    async with asyncio.timeout(10):
+        await daemon.engine.drain()
+    assert len(await store.list_incidents()) == 3
 
 
 async def test_an_overflowing_queue_loses_nothing(start_daemon: DaemonFactory) -> None:
