@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/ingest.py                      # 30 s each, 50 senders, SQLite
     .venv/bin/python bench/ingest.py --duration 60 --store postgresql://postgres@127.0.0.1/test
+    .venv/bin/python bench/ingest.py --source sns         # signed SNS notifications instead
 
 Both servers run as their own processes and get the same load: 50 concurrent senders posting a
 realistic two-alert Alertmanager payload (the captured 0.25 one) for a fixed time. Every request
@@ -9,6 +10,11 @@ carries new alerts (fresh fingerprints across 100 alert groups), so the daemon d
 job: authenticate, parse, record durably (2xx only after COMMIT), and the engine correlates,
 matches the bundled policies and records decisions while the load goes on. The load generator
 is `wrk` when installed (it leaves the CPU to the servers), else a Python one (reported).
+
+With `--source sns` the senders post SNS notifications instead (bench/sns_load.py): CloudWatch
+alarms, each a new occurrence, signed (SignatureVersion 2) by a local CA that the daemon is told
+to trust; its certificate is fetched once and then cached. Signing happens before the load. The
+baseline then parses the SNS envelope the same way (JSON only).
 
 Printed: requests/s and p50/p99 acknowledgement latency of both, their ratio, alerts processed
 per second by the engine, the largest backlog seen, and how long the engine took to catch up.
@@ -18,6 +24,7 @@ It is a benchmark, not a test: nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -33,6 +40,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import sns_load
+
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = Path(os.environ.get("REMEDIATOR_CORPUS", ROOT.parent / "shared" / "corpus")) / \
     "am-v0.25-firing-2-alerts.json"
@@ -45,7 +54,7 @@ async def handle(request):
     orjson.loads(await request.read())
     return web.json_response({"ok": True})
 app = web.Application(client_max_size=1024 * 1024 + 1)
-app.router.add_post("/webhooks/alertmanager", handle)
+app.router.add_post(sys.argv[2], handle)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 """
 
@@ -67,6 +76,25 @@ function request()
   local body = template:gsub("@A@", string.format("%%016x", n * 2)):gsub("@B@", string.format("%%016x", n * 2 + 1))
   body = body:gsub("@G@", group)
   return wrk.format(nil, nil, nil, body)
+end
+"""
+
+# wrk, SNS: the pre-signed bodies of a file, one per line; thread i of n sends lines i, i+n, ...
+SNS_WRK_SCRIPT = """
+local bodies = {}
+local counter = 0
+local threads = {}
+function setup(thread) thread:set("id", #threads); table.insert(threads, thread) end
+function init(args)
+  for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
+  stride = tonumber(args[2])
+end
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "text/plain; charset=UTF-8"
+function request()
+  local index = (id + counter * stride) % #bodies + 1
+  counter = counter + 1
+  return wrk.format(nil, nil, nil, bodies[index])
 end
 """
 
@@ -105,11 +133,12 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
     raise SystemExit(f"{url} did not become ready")
 
 
-def run_wrk(url: str, seconds: int, connections: int, threads: int) -> Result:
+def run_wrk(url: str, seconds: int, connections: int, threads: int, bodies: Path | None = None) -> Result:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT % (payload_template(), TOKEN))
+        script.write(WRK_SCRIPT % (payload_template(), TOKEN) if bodies is None else SNS_WRK_SCRIPT)
+    extra = [] if bodies is None else ["--", str(bodies), str(threads)]
     out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
-                          "-s", script.name, url], capture_output=True, text=True, check=True).stdout
+                          "-s", script.name, url, *extra], capture_output=True, text=True, check=True).stdout
     os.unlink(script.name)
 
     def latency(label: str) -> float:
@@ -125,11 +154,14 @@ def run_wrk(url: str, seconds: int, connections: int, threads: int) -> Result:
     return Result(rps, latency("50"), latency("99"), requests, errors)
 
 
-def run_python_load(url: str, seconds: int, connections: int) -> Result:
+def run_python_load(url: str, seconds: int, connections: int, bodies: Path | None = None) -> Result:
     """A fallback generator: aiohttp senders in a separate process."""
     code = f"""
 import asyncio, time, json, aiohttp
 TEMPLATE = {payload_template()!r}
+BODIES = open({str(bodies)!r}, "rb").read().splitlines() if {bodies is not None} else None
+HEADERS = {{"Authorization": "Bearer {TOKEN}", "Content-Type": "application/json"}} if BODIES is None \
+    else {sns_load.HEADERS!r}
 async def main():
     latencies, errors, counter = [], 0, [0]
     deadline = time.monotonic() + {seconds}
@@ -138,11 +170,13 @@ async def main():
         while time.monotonic() < deadline:
             counter[0] += 1
             n = i * 100000000 + counter[0]
-            body = TEMPLATE.replace("@A@", format(n * 2, "016x")).replace("@B@", format(n * 2 + 1, "016x"))
-            body = body.replace("@G@", "g%03d" % (n % 100))
+            if BODIES is None:
+                body = TEMPLATE.replace("@A@", format(n * 2, "016x")).replace("@B@", format(n * 2 + 1, "016x"))
+                body = body.replace("@G@", "g%03d" % (n % 100))
+            else:
+                body = BODIES[counter[0] % len(BODIES)]
             start = time.perf_counter()
-            async with session.post({url!r}, data=body, headers={{"Authorization": "Bearer {TOKEN}",
-                                    "Content-Type": "application/json"}}) as r:
+            async with session.post({url!r}, data=body, headers=HEADERS) as r:
                 await r.read()
                 errors += r.status != 200
             latencies.append(time.perf_counter() - start)
@@ -158,6 +192,22 @@ asyncio.run(main())
     return Result(data["n"] / seconds, data["p50"] * 1000, data["p99"] * 1000, data["n"], data["errors"])
 
 
+@dataclass(frozen=True)
+class Workload:
+    """What the senders post, where, and which daemon settings that needs."""
+
+    source: str
+    path: str
+    bodies: Path | None = None  # pre-signed SNS bodies; None: Alertmanager payloads made on the fly
+    settings: dict[str, object] = field(default_factory=dict)
+
+    def accepted_metric(self) -> str:
+        return f'remediator_alerts_received_total{{result="accepted",source="{self.source}"}}'
+
+    def duplicate_metric(self) -> str:
+        return f'remediator_alerts_received_total{{result="duplicate",source="{self.source}"}}'
+
+
 def metric(base: str, name: str) -> float:
     with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
         text = response.read().decode()
@@ -165,30 +215,30 @@ def metric(base: str, name: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def load(url: str, args: argparse.Namespace) -> Result:
+def load(url: str, args: argparse.Namespace, work: Workload) -> Result:
     if args.generator == "wrk":
-        return run_wrk(url, args.duration, args.connections, args.threads)
-    return run_python_load(url, args.duration, args.connections)
+        return run_wrk(url, args.duration, args.connections, args.threads, work.bodies)
+    return run_python_load(url, args.duration, args.connections, work.bodies)
 
 
-def bench_baseline(args: argparse.Namespace) -> Result:
+def bench_baseline(args: argparse.Namespace, work: Workload) -> Result:
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-c", BASELINE, str(port)])
+    server = subprocess.Popen([sys.executable, "-c", BASELINE, str(port), work.path])
     try:
         time.sleep(1.0)
-        return load(f"http://127.0.0.1:{port}/webhooks/alertmanager", args)
+        return load(f"http://127.0.0.1:{port}{work.path}", args, work)
     finally:
         server.terminate()
         server.wait()
 
 
-def bench_daemon(args: argparse.Namespace, workdir: Path) -> Result:
+def bench_daemon(args: argparse.Namespace, workdir: Path, work: Workload) -> Result:
     port = free_port()
     settings = workdir / "settings.yaml"
     settings.write_text(json.dumps({
         "listen": {"port": port}, "policies_dir": str(ROOT / "policies"),
         "store": {"url": args.store or f"sqlite:///{workdir / 'bench.db'}"},
-        "alertmanager": {"bearer_tokens": [TOKEN]}, "log": {"level": "warning"},
+        "alertmanager": {"bearer_tokens": [TOKEN]}, "log": {"level": "warning"}, **work.settings,
     }))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     server = subprocess.Popen([sys.executable, "-m", "remediator", "--config", str(settings), "serve"], env=env)
@@ -200,19 +250,20 @@ def bench_daemon(args: argparse.Namespace, workdir: Path) -> Result:
 
         def sample() -> None:
             while not stop.wait(2.0):
-                received = metric(base, 'remediator_alerts_received_total{result="accepted",source="alertmanager"}')
+                received = metric(base, work.accepted_metric())
                 processed = metric(base, "remediator_alerts_processed_total")
                 backlog_seen.append(received - processed)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         started = time.monotonic()
-        result = load(f"{base}/webhooks/alertmanager", args)
+        result = load(f"{base}{work.path}", args, work)
         loaded = time.monotonic() - started
         stop.set()
         sampler.join()
         processed_during = metric(base, "remediator_alerts_processed_total")
-        received = metric(base, 'remediator_alerts_received_total{result="accepted",source="alertmanager"}')
+        received = metric(base, work.accepted_metric())
+        duplicates = metric(base, work.duplicate_metric())
         caught_up = time.monotonic()
         while metric(base, "remediator_alerts_processed_total") < received:
             time.sleep(0.2)
@@ -220,7 +271,7 @@ def bench_daemon(args: argparse.Namespace, workdir: Path) -> Result:
             "alerts_accepted": received, "processed_per_second_under_load": processed_during / loaded,
             "max_backlog": max(backlog_seen, default=0.0), "backlog_at_end": received - processed_during,
             "catch_up_seconds": time.monotonic() - caught_up,
-            "backlog_samples": float(len(backlog_seen)),
+            "backlog_samples": float(len(backlog_seen)), "duplicates": duplicates,
         }
         result.extra["backlog_trend"] = backlog_seen[-1] - backlog_seen[len(backlog_seen) // 2] if backlog_seen \
             else 0.0
@@ -238,13 +289,19 @@ def main() -> None:
     parser.add_argument("--store", help="store URL for the daemon (default: a fresh SQLite file)")
     parser.add_argument("--generator", choices=["wrk", "python"],
                         default="wrk" if shutil.which("wrk") else "python")
+    parser.add_argument("--source", choices=["alertmanager", "sns"], default="alertmanager",
+                        help="what the senders post (default alertmanager)")
+    parser.add_argument("--messages", type=int, default=0,
+                        help="SNS messages signed before the load (default 2500 per second of --duration); "
+                             "re-sent from the start when the senders use them all, then counted as duplicates")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="remediator-bench-") as tmp:
-        baseline = bench_baseline(args)
-        daemon = bench_daemon(args, Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="remediator-bench-") as tmp, contextlib.ExitStack() as stack:
+        work = workload(args, Path(tmp), stack)
+        baseline = bench_baseline(args, work)
+        daemon = bench_daemon(args, Path(tmp), work)
     store = (args.store or "sqlite").split("@")[-1]
-    print(f"\ningest benchmark: {args.connections} senders, {args.duration}s each, generator {args.generator}, "
-          f"store {store}, {os.cpu_count()} CPUs")
+    print(f"\ningest benchmark ({args.source}): {args.connections} senders, {args.duration}s each, "
+          f"generator {args.generator}, store {store}, {os.cpu_count()} CPUs")
     print(f"{'':24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'requests':>11}{'errors':>8}")
     for name, r in (("parse-only baseline", baseline), ("remediator", daemon)):
         print(f"{name:24}{r.requests_per_second:10.0f}{r.p50_ms:10.2f}{r.p99_ms:10.2f}{r.requests:11d}{r.errors:8d}")
@@ -255,6 +312,20 @@ def main() -> None:
           f"processed/s under load, largest backlog {e['max_backlog']:.0f}, backlog at the end of the load "
           f"{e['backlog_at_end']:.0f} (change over the second half {e['backlog_trend']:+.0f}), "
           f"caught up {e['catch_up_seconds']:.1f}s after the load stopped")
+    if e["duplicates"]:
+        print(f"note: {e['duplicates']:.0f} deliveries were duplicates (the signed messages ran out; raise --messages)")
+
+
+def workload(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack) -> Workload:
+    if args.source == "alertmanager":
+        return Workload("alertmanager", "/webhooks/alertmanager")
+    mirror_url = stack.enter_context(sns_load.certificate_mirror())
+    bodies = workdir / "sns-bodies.txt"
+    count = args.messages or args.duration * 2500
+    started = time.monotonic()
+    sns_load.write_bodies(bodies, count)
+    print(f"signed {count} SNS notifications in {time.monotonic() - started:.1f}s (not part of the load)")
+    return Workload("sns", sns_load.PATH, bodies, sns_load.daemon_settings(workdir, mirror_url))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from remediator.actions.base import ActionDeps, ActionRegistry
 from remediator.actions.registry import default_registry
@@ -26,8 +27,10 @@ from remediator.stores.base import Coordination, Store
 from remediator.stores.memory import InProcessCoordination
 from remediator.stores.sqlite import SqliteStore
 from remediator.waf_blocks import StoreBlockLedger
-from remediator.web import api, approvals_api, console, health, incidents_api, webhooks
-from remediator.web.keys import DEPS, ENGINE, SESSIONS
+from remediator.web import api, approvals_api, console, health, incidents_api
+from remediator.web.common import CLIENT_HEADER
+from remediator.web.keys import DEPS, ENGINE, INTAKE, SESSIONS
+from remediator.web.routes import add_webhook_routes
 from remediator.web.sessions import SessionKeeper
 
 
@@ -36,11 +39,13 @@ def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-def make_store(settings: Settings, holder: str) -> Store:
+def make_store(settings: Settings, holder: str, *, owner: bool = True) -> Store:
+    """The configured store. `owner`: this is the daemon's core (an intake process or the CLI is not)."""
     if settings.store.is_sqlite:
         return SqliteStore(settings.store.sqlite_path, holder=holder, synchronous=settings.store.sqlite_synchronous,
                            batch_max=settings.store.batch_max,
-                           busy_timeout_ms=int(settings.store.sqlite_busy_timeout.total_seconds() * 1000))
+                           busy_timeout_ms=int(settings.store.sqlite_busy_timeout.total_seconds() * 1000),
+                           release_claims=owner)
     raise NotImplementedError("PostgreSQL store: see README (production mode)")
 
 
@@ -52,14 +57,14 @@ def make_coordination(settings: Settings) -> Coordination:
 
 def build_deps(
     settings: Settings, *, clock: Clock | None = None, registry: ActionRegistry | None = None,
-    store: Store | None = None, coordination: Coordination | None = None,
+    store: Store | None = None, coordination: Coordination | None = None, owner: bool = True,
 ) -> Deps:
     """Everything the engine needs, constructed but not opened (the cleanup context opens it)."""
     clock = clock or SystemClock()
     registry = registry or default_registry()
     policies = PolicyIndex(load_policies(settings.policies_dir, registry))
     coordination = coordination or make_coordination(settings)
-    store = store or make_store(settings, holder_id())
+    store = store or make_store(settings, holder_id(), owner=owner)
     # waf.block_ip's ledger lives in the store, which also schedules each block's expiry timer.
     actions = ActionDeps(settings, clock, extras={LEDGER_EXTRA: StoreBlockLedger(store)})
     return Deps(
@@ -89,14 +94,26 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await deps.store.close()
 
 
-def build_app(settings: Settings, deps: Deps | None = None) -> web.Application:
+@web.middleware
+async def _client_from_intake(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Behind intake processes every request comes from one of them: the client is who they saw."""
+    request["client"] = request.headers.get(CLIENT_HEADER, "")
+    return await handler(request)
+
+
+def build_app(settings: Settings, deps: Deps | None = None, *, behind_intake: bool = False) -> web.Application:
+    """The core app. `behind_intake`: it listens only on a private socket, behind intake processes."""
     deps = deps or build_deps(settings)
-    app = web.Application(client_max_size=settings.max_body_bytes + 1)
+    app = web.Application(client_max_size=settings.max_body_bytes + 1,
+                          middlewares=[_client_from_intake] if behind_intake else [])
     app[DEPS] = deps
-    app[ENGINE] = Engine(deps)
+    app[ENGINE] = app[INTAKE] = Engine(deps)
     app[SESSIONS] = SessionKeeper(settings)
     app.cleanup_ctx.append(_resources)
-    app.router.add_post(settings.alertmanager.path, webhooks.alertmanager)
+    if behind_intake:
+        app.router.add_post("/internal/counters", health.receive_counters)
+        app.router.add_post("/internal/record", health.receive_alerts)
+    add_webhook_routes(app, settings)
     app.router.add_get("/api/v1/incidents", api.list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", api.get_incident)
     app.router.add_get("/api/v1/incidents/{id}/postmortem", incidents_api.postmortem)

@@ -1,4 +1,4 @@
-"""The `remediator` command: serve | check | simulate | incidents | approvals | postmortem | audit | token |
+"""The `remediator` command: serve | check | test | simulate | incidents | approvals | postmortem | audit | token |
 actions."""
 
 from __future__ import annotations
@@ -19,15 +19,17 @@ from remediator.actions import catalog
 from remediator.actions.registry import default_registry
 from remediator.app import make_store
 from remediator.clock import SystemClock, describe_duration
-from remediator.errors import BadRequest, PolicyError, SettingsError, StoreUnavailable
-from remediator.iam import iam_policy, policy_json, used_actions
+from remediator.errors import BadRequest, FixtureError, PolicyError, SettingsError, StoreUnavailable
+from remediator.iam import configured_policy, policy_json
+from remediator.intake import serve_intake
 from remediator.model import IncidentStatus
 from remediator.observability import configure_logging
-from remediator.policy.loader import load_policies
+from remediator.policy.loader import FIXTURES_DIR, load_policies
 from remediator.reports import postmortem_report, stats_report
 from remediator.serve import serve
 from remediator.settings import Settings, load_settings, token_digest
-from remediator.simulate import render_plan, simulate
+from remediator.simulate import PayloadError, render_plan, simulate
+from remediator.tester import load_fixtures, render_report, run_fixtures
 from remediator.web.incidents_api import period
 from remediator.web.views import audit_view, event_view, incident_view
 
@@ -39,7 +41,15 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings.log.level, settings.log.format)
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, Path(args.config) if args.config else None))
+    return 0
+
+
+def cmd_intake(args: argparse.Namespace) -> int:
+    """An intake process of `serve` (started by it, not by people)."""
+    settings = _settings(args)
+    configure_logging(settings.log.level, settings.log.format)
+    asyncio.run(serve_intake(settings, args.listen_fd, args.core_socket))
     return 0
 
 
@@ -50,10 +60,26 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_test(args: argparse.Namespace) -> int:
+    """Run the policy fixtures of a directory: 0 when every case matched its expectation, else 1."""
+    directory = Path(args.directory)
+    settings = _settings(args).model_copy(update={"policies_dir": directory})
+    policies = load_policies(directory, default_registry())
+    cases = load_fixtures(Path(args.fixtures) if args.fixtures else directory / FIXTURES_DIR)
+    configure_logging("critical", "console")  # the report is the output; dry-run's own logs would bury it
+    report = asyncio.run(run_fixtures(settings, cases, [p.name for p in policies if p.enabled]))
+    sys.stdout.write(render_report(report))
+    return 1 if report.failed else 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging("warning", "console")
-    plan = asyncio.run(simulate(settings, Path(args.payload).read_bytes()))
+    try:
+        plan = asyncio.run(simulate(settings, Path(args.payload).read_bytes()))
+    except PayloadError as exc:
+        print(f"remediator: {args.payload}: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         sys.stdout.write(orjson.dumps(plan, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
@@ -173,11 +199,11 @@ def cmd_actions(args: argparse.Namespace) -> int:
     registry = default_registry()
     if args.iam:
         settings = _settings(args)
-        used = used_actions(load_policies(settings.policies_dir, registry), registry)
-        document = iam_policy(used)
+        document = configured_policy(settings, registry)
         if not document["Statement"]:
             print(f"remediator: no enabled policy in {settings.policies_dir} uses an AWS action: this document "
-                  "grants nothing (IAM refuses an empty Statement; attach no policy)", file=sys.stderr)
+                  "and the daemon needs none: this document grants nothing (IAM refuses an empty "
+                  "Statement; attach no policy)", file=sys.stderr)
         sys.stdout.write(policy_json(document))
         return 0
     if args.markdown:
@@ -209,16 +235,37 @@ def cmd_token_hash(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_actions_parser(sub: Any) -> None:
+    actions = sub.add_parser("actions", help="the registered actions: type, risk, permissions, parameters")
+    shown = actions.add_mutually_exclusive_group()
+    shown.add_argument("--iam", action="store_true",
+                       help="the least-privilege IAM policy (JSON) the enabled policies in policies_dir need")
+    shown.add_argument("--markdown", action="store_true", help="the README's actions section")
+    actions.add_argument("--write-readme", nargs="?", const="README.md", metavar="README",
+                         help="with --markdown: replace the section between the actions markers in README "
+                              "(default README.md)")
+    actions.set_defaults(func=cmd_actions)
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="remediator", description="Alert-driven auto-remediation daemon.")
     main.add_argument("--config", "-c", help="settings YAML (default: $REMEDIATOR_CONFIG, else built-in defaults)")
     sub = main.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the daemon").set_defaults(func=cmd_serve)
+    intake = sub.add_parser("intake", help=argparse.SUPPRESS)
+    intake.add_argument("--listen-fd", type=int, required=True)
+    intake.add_argument("--core-socket", required=True)
+    intake.set_defaults(func=cmd_intake)
     check = sub.add_parser("check", help="validate a policy directory; every problem is reported")
     check.add_argument("directory")
     check.set_defaults(func=cmd_check)
+    test = sub.add_parser("test", help="run policy fixtures: payloads in, expected decisions out (dry-run)")
+    test.add_argument("directory", help="the policy directory")
+    test.add_argument("--fixtures", help=f"the fixture directory (default: DIRECTORY/{FIXTURES_DIR})")
+    test.set_defaults(func=cmd_test)
     simulate = sub.add_parser("simulate", help="run a payload through the pipeline in dry-run and print the plan")
-    simulate.add_argument("payload", help="an Alertmanager webhook body (JSON file)")
+    simulate.add_argument("payload", help="an Alertmanager webhook body or an SNS envelope (JSON file; an SNS "
+                                     "signature is not verified)")
     simulate.add_argument("--json", action="store_true", help="print the plan as JSON")
     simulate.set_defaults(func=cmd_simulate)
     incidents = sub.add_parser("incidents", help="read incidents from the store")
@@ -243,15 +290,7 @@ def parser() -> argparse.ArgumentParser:
     audit.add_argument("--incident")
     audit.add_argument("--limit", type=int, default=50)
     audit.set_defaults(func=cmd_audit)
-    actions = sub.add_parser("actions", help="the registered actions: type, risk, permissions, parameters")
-    shown = actions.add_mutually_exclusive_group()
-    shown.add_argument("--iam", action="store_true",
-                       help="the least-privilege IAM policy (JSON) the enabled policies in policies_dir need")
-    shown.add_argument("--markdown", action="store_true", help="the README's actions section")
-    actions.add_argument("--write-readme", nargs="?", const="README.md", metavar="README",
-                         help="with --markdown: replace the section between the actions markers in README "
-                              "(default README.md)")
-    actions.set_defaults(func=cmd_actions)
+    _add_actions_parser(sub)
     token = sub.add_parser("token", help="API token helpers")
     token_sub = token.add_subparsers(dest="action", required=True)
     hashing = token_sub.add_parser("hash", help="print the SHA-256 form to put under api.tokens")
@@ -264,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (SettingsError, PolicyError) as exc:
+    except (SettingsError, PolicyError, FixtureError) as exc:
         print(f"remediator: {exc}", file=sys.stderr)
         return 2
     except StoreUnavailable as exc:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
 
 from remediator.approval_desk import ApprovalDesk
 from remediator.deps import Deps
@@ -32,6 +32,27 @@ from remediator.waf_blocks import BlockExpiry
 log = get_logger("remediator.engine")
 
 MAX_ATTEMPTS = 3  # an alert whose processing failed this often is set aside, with a log line
+
+
+class RecentIds:
+    """A bounded memory of ids seen recently (oldest forgotten first)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._ids: dict[str, None] = {}
+
+    def remember(self, item: str) -> bool:
+        """Remember `item`; whether it was remembered already."""
+        if item in self._ids:
+            return True
+        self._ids[item] = None
+        if len(self._ids) > self.size:
+            del self._ids[next(iter(self._ids))]
+        return False
+
+    def forget(self, items: Iterable[str]) -> None:
+        for item in items:
+            self._ids.pop(item, None)
 
 
 class Engine:
@@ -57,6 +78,7 @@ class Engine:
         self._idle = asyncio.Event()
         self._idle.set()
         self._overflow: list[str] = []
+        self._requested = RecentIds(100_000)
         self.accepting = False
 
     # -- the pipeline -----------------------------------------------------------------------------
@@ -76,10 +98,32 @@ class Engine:
             if incident is not None and found and not correlation.stale:
                 flaps = await self._flap_count(alert)
                 work += [(step, alert, flaps) for match in found for step in self.plan(match, incident)]
-        for item in await self.executor.respond(work) if work else []:
+        work = await self._new_requests(work)
+        try:
+            done = await self.executor.respond(work) if work else []
+        except BaseException:
+            self._requested.forget(item[0].request.id for item in work)  # not recorded: a replay decides them
+            raise
+        for item in done:
             if item.record is not None:
                 await self.verifier.follow_up(item.planned.request, item.alert, item.record)
         await self.deps.store.mark_processed([a.id for a in alerts], self.deps.clock.now())
+
+    async def _new_requests(self, work: list[tuple[PlannedStep, Alert, int]]) -> list[tuple[PlannedStep, Alert, int]]:
+        """Drop plans their incident has requested already: the alert joins that request (see
+        `plan.request_id`). Recent request ids are remembered; the store answers for the others."""
+        fresh: list[tuple[PlannedStep, Alert, int]] = []
+        for item in work:
+            if not self._requested.remember(item[0].request.id):
+                fresh.append(item)
+        existing = await self.deps.store.existing_requests([i[0].request.id for i in fresh]) if fresh else set()
+        for item in fresh:
+            if item[0].request.id in existing:
+                await self.executor.hold_again(item[0])  # a hold recorded before a crash gets its approval
+        joined = len(work) - len(fresh) + len(existing)
+        if joined:
+            self.deps.metrics.duplicates.labels("request").inc(joined)
+        return [item for item in fresh if item[0].request.id not in existing]
 
     def plan(self, match: Match, incident: Incident) -> list[PlannedStep]:
         """A policy's steps: all of them in order, or only the first when the policy verifies."""
@@ -132,6 +176,13 @@ class Engine:
         await self.escalation.escalate_now(incident_id, reason)
 
     # -- intake and workers -----------------------------------------------------------------------
+    async def record(self, alerts: Sequence[Alert]) -> list[bool]:
+        """Record alerts durably (deduplicated), claimed by this process, and queue the new ones."""
+        lease_until = self.deps.clock.now() + self.deps.settings.engine.alert_lease
+        fresh = await self.deps.store.record_alerts(alerts, lease_until)
+        self.submit([alert for alert, is_new in zip(alerts, fresh, strict=True) if is_new])
+        return fresh
+
     def submit(self, alerts: Sequence[Alert]) -> None:
         """Queue freshly recorded alerts; what does not fit stays in the store for the backlog feeder."""
         for index, alert in enumerate(alerts):
@@ -203,8 +254,9 @@ class Engine:
             log.error("alert_set_aside", alert_id=alert.id, attempts=failures)
 
     async def _feed_backlog(self) -> None:
-        """Read back what is recorded but not processed: after a restart, an overflow or a dead replica."""
-        interval = 1.0
+        """Read back what is recorded but not processed: what intake processes recorded, what did not
+        fit the queue, what a previous process or a dead replica left."""
+        interval = self.deps.settings.engine.backlog_poll.total_seconds()
         while True:
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow the cancellation of stop().
             with contextlib.suppress(TimeoutError):
@@ -220,29 +272,13 @@ class Engine:
                 if self._overflow:
                     overflow, self._overflow = self._overflow, []
                     await self.deps.store.release_alerts(overflow)
-                alerts = await self._claim_backlog(now, lease, min(room, 1000))
+                alerts = await self.deps.store.claim_backlog(now, lease, min(room, 1000), self._queued)
             except StoreUnavailable as exc:
                 log.warning("backlog_store_unavailable", error=str(exc))
                 continue
             self.submit(alerts)
             if len(alerts) == min(room, 1000):
                 self._more_backlog.set()
-
-    async def _claim_backlog(self, now: datetime, lease: datetime, limit: int) -> list[Alert]:
-        """`claim_backlog`, handing back what it claimed when the feeder is stopped meanwhile.
-
-        The write commits on the store's side whether or not anyone still waits for it: alerts
-        claimed for a feeder that stop() cancelled would be nobody's until the lease runs out.
-        """
-        claim = asyncio.ensure_future(self.deps.store.claim_backlog(now, lease, limit, self._queued))
-        try:
-            return await asyncio.shield(claim)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                taken = await claim
-                if taken:
-                    await self.deps.store.release_alerts([a.id for a in taken])
-            raise
 
     async def drain(self, poll: timedelta = timedelta(milliseconds=20)) -> None:
         """Return once every recorded alert has been processed (tests, `simulate`)."""
@@ -268,7 +304,9 @@ class Engine:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        if handed_back:
-            with contextlib.suppress(StoreUnavailable):
-                await self.deps.store.release_alerts(handed_back)
+        # Always, even with nothing to hand back: a backlog claim cancelled above may still be queued
+        # in the store's writer and run later, claiming alerts recorded after this stop for a whole
+        # lease. Writes run in order, so once this one is done that claim has run too.
+        with contextlib.suppress(StoreUnavailable):
+            await self.deps.store.release_alerts(handed_back)
         log.info("engine_stopped", handed_back=len(handed_back), unfinished=self._busy)

@@ -43,3 +43,11 @@ class CoordinationUnavailable(RemediatorError):
 
 class TemplateError(RemediatorError):
     """An action parameter template could not be filled from the alert."""
+
+
+class FixtureError(RemediatorError):
+    """Policy fixtures failed to load; `problems` lists every one with file and case path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid policy fixtures:\n" + "\n".join(f"  - {p}" for p in problems))
+        self.problems = problems

@@ -112,7 +112,7 @@ class Executor:
                 self._count(item)
             else:
                 self.deps.metrics.duplicates.labels("request").inc()
-                await self._hold_again(item.planned)
+                await self.hold_again(item.planned)
         return kept
 
     async def _act(self, acting: list[Pending]) -> list[Pending]:
@@ -151,7 +151,7 @@ class Executor:
             log_.exception("request_failed")
             item.execution = Execution.failed(FailureReason.INTERNAL, f"{type(exc).__name__}: {exc}")
 
-    async def _hold_again(self, planned: PlannedStep) -> None:
+    async def hold_again(self, planned: PlannedStep) -> None:
         """A request held before a crash may lack what the hold handler makes of it: hand it over again."""
         if self.on_hold is None:
             return
@@ -297,19 +297,19 @@ def _bound(request: ActionRequest) -> structlog.typing.FilteringBoundLogger:
 def _events(request: ActionRequest, record: AuditRecord) -> list[TimelineEvent]:
     decided = TimelineEvent(
         request.incident_id, record.at, "decided",
-        f"{request.action} on {request.target or '?'}: {record.verdict.value} ({record.decision_reason.value})"
+        f"{request.action} on {request.target or '?'}: {record.verdict} ({record.decision_reason})"
         + (f" — {record.decision_detail}" if record.decision_detail else ""),
         alert_id=request.alert_id, request_id=request.id,
-        data={"policy": request.policy, "step": request.step, "verdict": record.verdict.value,
-              "reason": record.decision_reason.value, "plan_hash": request.plan_hash},
+        data={"policy": request.policy, "step": request.step, "verdict": record.verdict,
+              "reason": record.decision_reason, "plan_hash": request.plan_hash},
     )
     if record.outcome is Outcome.NOT_RUN:
         return [decided]
     executed = TimelineEvent(
         request.incident_id, record.at, "executed",
-        f"{request.action} on {request.target}: {record.outcome.value}"
-        + (f" ({record.failure_reason.value})" if record.failure_reason else ""),
+        f"{request.action} on {request.target}: {record.outcome}"
+        + (f" ({record.failure_reason})" if record.failure_reason else ""),
         alert_id=request.alert_id, request_id=request.id,
-        data={"outcome": record.outcome.value, "detail": dict(record.detail)},
+        data={"outcome": record.outcome, "detail": dict(record.detail)},
     )
     return [decided, executed]

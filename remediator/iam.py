@@ -1,7 +1,8 @@
 """The least-privilege IAM policy for a set of actions (`remediator actions --iam`).
 
 `remediator actions --iam` asks for the actions the configured policies use (`used_actions`),
-not for every registered one: a deployment grants what its runbook can do, nothing more.
+not for every registered one, plus what the daemon itself calls (`daemon_permissions`): a
+deployment grants what its runbook can do, nothing more.
 One statement per AWS service, each with the sorted, unique IAM actions those actions declare.
 Resource is "*": targets come from alerts at run time, so the action list is the least privilege
 this document can state; a deployment narrows Resource per statement where it knows its ARNs
@@ -16,24 +17,28 @@ from collections.abc import Iterable
 from typing import Any
 
 from remediator.actions.base import ActionRegistry, AnyAction
+from remediator.policy.loader import load_policies
 from remediator.policy.model import Policy
+from remediator.settings import Settings
+from remediator.sources.sns_confirm import CONFIRM_PERMISSIONS
 
 PERMISSION = re.compile(r"^(?P<service>[a-z0-9-]+):(?P<operation>[A-Z][A-Za-z0-9]+)$")
 
 
-def iam_policy(actions: Iterable[AnyAction]) -> dict[str, Any]:
-    """An IAM policy document (Version 2012-10-17) allowing exactly what `actions` declare.
+def iam_policy(actions: Iterable[AnyAction], *, extra: Iterable[str] = ()) -> dict[str, Any]:
+    """An IAM policy document (Version 2012-10-17) allowing exactly what `actions` declare,
+    plus `extra`: what the daemon itself calls (sns:ConfirmSubscription, for its SNS intake).
 
     Raises ValueError for a permission that is not "service:Operation" (a typo would
     otherwise ship a policy that silently grants nothing, or too much).
     """
     by_service: dict[str, set[str]] = {}
-    for action in actions:
-        for permission in action.permissions:
-            found = PERMISSION.match(permission)
-            if found is None:
-                raise ValueError(f"{action.type_name}: {permission!r} is not an IAM action like 'ecs:UpdateService'")
-            by_service.setdefault(found["service"], set()).add(permission)
+    wanted = [(action.type_name, p) for action in actions for p in action.permissions]
+    for owner, permission in [*wanted, *(("the daemon", p) for p in extra)]:
+        found = PERMISSION.match(permission)
+        if found is None:
+            raise ValueError(f"{owner}: {permission!r} is not an IAM action like 'ecs:UpdateService'")
+        by_service.setdefault(found["service"], set()).add(permission)
     statements = [
         {"Sid": "Remediator" + "".join(part.capitalize() for part in service.split("-")),
          "Effect": "Allow", "Action": sorted(names), "Resource": "*"}
@@ -65,3 +70,19 @@ def used_actions(policies: Iterable[Policy], registry: ActionRegistry) -> list[A
 def policy_json(document: dict[str, Any]) -> str:
     """The document as `remediator actions --iam` prints it and `deploy/iam-policy.json` holds it."""
     return json.dumps(document, indent=2) + "\n"
+
+
+def daemon_permissions(settings: Settings) -> tuple[str, ...]:
+    """What the daemon itself calls, whatever its policies: confirming SNS subscriptions through
+    the API (`sns.confirm_method`, ConfirmSubscription by default; SubscribeURL needs no role)."""
+    return CONFIRM_PERMISSIONS if settings.sns.confirm_method == "ConfirmSubscription" else ()
+
+
+def configured_policy(settings: Settings, registry: ActionRegistry) -> dict[str, Any]:
+    """What `remediator actions --iam` prints: the actions the enabled policies in
+    `settings.policies_dir` use, their follow-ups, and the daemon's own calls.
+
+    Raises PolicyError when the policies do not load (a policy that cannot run grants nothing).
+    """
+    policies = load_policies(settings.policies_dir, registry)
+    return iam_policy(used_actions(policies, registry), extra=daemon_permissions(settings))

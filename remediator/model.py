@@ -366,3 +366,25 @@ class WafBlock:
         return {"ip_set": self.ip_set_arn, "address": self.address, "blocked_at": self.blocked_at.isoformat(),
                 "expires_at": self.expires_at.isoformat(), "request_id": self.request_id,
                 "incident_id": self.incident_id}
+
+
+def alert_to_wire(alert: Alert) -> dict[str, Any]:
+    """An alert as plain JSON values (intake process → core)."""
+    return {
+        "source": alert.source, "name": alert.name, "status": alert.status, "fingerprint": alert.fingerprint,
+        "dedup_keys": list(alert.dedup_keys), "group_key": alert.group_key, "starts_at": alert.starts_at.isoformat(),
+        "received_at": alert.received_at.isoformat(), "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations), "ends_at": alert.ends_at.isoformat() if alert.ends_at else None,
+        "actionable": alert.actionable, "summary": alert.summary, "severity_hint": alert.severity_hint,
+    }
+
+
+def alert_from_wire(data: Mapping[str, Any]) -> Alert:
+    return Alert(
+        source=data["source"], name=data["name"], status=AlertStatus(data["status"]), fingerprint=data["fingerprint"],
+        dedup_keys=tuple(data["dedup_keys"]), group_key=data["group_key"],
+        starts_at=datetime.fromisoformat(data["starts_at"]), received_at=datetime.fromisoformat(data["received_at"]),
+        labels=data["labels"], annotations=data["annotations"],
+        ends_at=datetime.fromisoformat(data["ends_at"]) if data["ends_at"] else None, actionable=data["actionable"],
+        summary=data["summary"], severity_hint=Severity(data["severity_hint"]) if data["severity_hint"] else None,
+    )

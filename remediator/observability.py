@@ -15,7 +15,16 @@ from remediator.model import ApprovalStatus, DecisionReason, FailureReason, Outc
 
 SOURCES = ("alertmanager", "sns")
 NOTIFICATION_PURPOSES = ("approval_requested", "approval_reminder", "approval_expired", "escalation")
+# Why a webhook request was refused before anything was recorded (web/webhooks.py REJECTION_RESULT).
+REJECTION_REASONS = ("bad_request", "unauthorized", "too_large")
 INGEST_RESULTS = ("accepted", "duplicate", "bad_request", "unauthorized", "too_large", "store_unavailable")
+SNS_DELIVERY_TYPES = ("notification", "subscription_confirmation", "unsubscribe_confirmation", "raw", "unknown")
+# The verifier's results (sources.sns_message.VerifyResult); "authenticated": a raw delivery with its
+# path's secret (no signature to verify); and what is decided before the verifier runs.
+SNS_DELIVERY_RESULTS = ("verified", "malformed", "unknown_topic", "stale", "bad_cert_url", "bad_certificate",
+                        "bad_signature", "cert_fetch_failed", "authenticated", "raw_refused", "unauthorized",
+                        "too_large")
+SNS_CONFIRMATION_RESULTS = ("confirmed", "refused", "failed")
 DECISION_PAIRS = [(Verdict.ALLOW, DecisionReason.ALLOWED), (Verdict.ALLOW, DecisionReason.APPROVED),
                   (Verdict.HOLD, DecisionReason.APPROVAL_REQUIRED)] + [
     (Verdict.DENY, r) for r in DecisionReason if r not in (DecisionReason.ALLOWED, DecisionReason.APPROVED,
@@ -60,6 +69,16 @@ class Metrics:
         self.timers_fired = Counter("remediator_timers_fired_total", "Durable timers fired", ["kind"], registry=r)
         self.verifications = Counter("remediator_verifications_total", "Verification results", ["result"],
                                      registry=r)
+        self.sns_deliveries = Counter("remediator_sns_deliveries_total",
+                                      "SNS deliveries by message type and verification result", ["type", "result"],
+                                      registry=r)
+        self.sns_confirmations = Counter("remediator_sns_confirmations_total",
+                                         "SubscriptionConfirmations: confirmed, refused (not verified or not "
+                                         "allow-listed) or failed (the confirming call failed)", ["result"],
+                                         registry=r)
+        self.sns_unsubscriptions = Counter("remediator_sns_unsubscriptions_total",
+                                           "Verified UnsubscribeConfirmations: somebody unsubscribed the daemon",
+                                           registry=r)
         self.coordination_errors = Counter("remediator_coordination_errors_total",
                                            "Calls to the coordination backend that failed", registry=r)
         self.approvals_requested = Counter("remediator_approvals_requested_total", "Held requests put to people",
@@ -80,6 +99,13 @@ class Metrics:
         self._children: dict[tuple[object, ...], Any] = {}
         self._initialise(action_types)
 
+    def counter(self, sample_name: str) -> Counter | None:
+        """The counter that exposes `sample_name` (`…_total`), if it is one of ours."""
+        for value in vars(self).values():
+            if isinstance(value, Counter) and f"{value._name}_total" == sample_name:
+                return value
+        return None
+
     def child(self, metric: MetricWrapperBase, *labels: str) -> Any:
         """`metric.labels(*labels)`, remembered: the hot path asks for the same few children."""
         key = (id(metric), *labels)
@@ -92,6 +118,8 @@ class Metrics:
         for source in SOURCES:
             for result in INGEST_RESULTS:
                 self.alerts_received.labels(source, result)
+            for reason in REJECTION_REASONS:  # from zero, so the first refusals show in increase()
+                self.requests_rejected.labels(source, reason)
         for kind in ("delivery", "request"):
             self.duplicates.labels(kind)
         for verdict, reason in DECISION_PAIRS:
@@ -104,6 +132,7 @@ class Metrics:
         for result in ("recovered", "not_recovered", "next_step", "escalated"):
             self.verifications.labels(result)
         self._initialise_people()
+        self._initialise_sns()
 
     def _initialise_people(self) -> None:
         """Label sets of approvals, escalations, notifications and targets."""
@@ -118,6 +147,13 @@ class Metrics:
         for purpose in NOTIFICATION_PURPOSES:
             for result in ("sent", "failed", "dry_run"):
                 self.notifications.labels(purpose, result)
+
+    def _initialise_sns(self) -> None:
+        for delivery_type in SNS_DELIVERY_TYPES:
+            for result in SNS_DELIVERY_RESULTS:
+                self.sns_deliveries.labels(delivery_type, result)
+        for result in SNS_CONFIRMATION_RESULTS:
+            self.sns_confirmations.labels(result)
 
     def add_action_type(self, action: str) -> None:
         for outcome in Outcome:

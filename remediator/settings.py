@@ -16,10 +16,12 @@ from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -33,6 +35,9 @@ from pydantic import (
 
 from remediator.errors import SettingsError
 from remediator.model import Severity
+from remediator.sources.cloudwatch import InsufficientData
+from remediator.sources.sns_certs import TrustPolicy
+from remediator.sources.sns_message import parse_topic_arn
 
 ENV_PREFIX = "REMEDIATOR_"
 DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -134,6 +139,8 @@ class EngineSettings(Section):
     retry_initial_wait: Duration = timedelta(seconds=0.5)
     alert_lease: Duration = timedelta(minutes=2)
     timer_interval: Duration = timedelta(seconds=1)
+    # How often the engine looks for alerts recorded by intake processes (or left by others).
+    backlog_poll: Duration = timedelta(milliseconds=100)
     action_timeout: Duration = timedelta(minutes=5)
     stop_timeout: Duration = timedelta(seconds=25)
 
@@ -352,6 +359,85 @@ class AwsSettings(Section):
     evidence: EvidenceSettings = EvidenceSettings()
 
 
+def _topic_arn(arn: str) -> str:
+    parse_topic_arn(arn)  # a typo fails the start, naming its key, instead of refusing that topic quietly
+    return arn
+
+
+TopicArnSetting = Annotated[str, AfterValidator(_topic_arn)]
+
+
+class SnsRawDelivery(Section):
+    """A path for one topic's raw message delivery: no signature, so a shared secret instead.
+
+    SNS sends the secret as basic auth from the subscription URL (`https://sns:<secret>@host/path`);
+    other senders may use `Authorization: Bearer <secret>`.
+    """
+
+    path: str = Field(pattern=r"^/")
+    topic_arn: TopicArnSetting
+    secret: SecretStr
+    username: str = Field("sns", min_length=1)
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr) -> SecretStr:
+        if len(secret.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (it is the only proof of origin)")
+        return secret
+
+
+class SnsSettings(Section):
+    """The SNS endpoint: which topics it trusts, how it confirms subscriptions, where certificates come from."""
+
+    path: str = Field("/webhooks/sns", pattern=r"^/")
+    topics: list[TopicArnSetting] = []  # the allow-list; messages of any other topic get 403
+    confirm_method: Literal["ConfirmSubscription", "SubscribeURL"] = "ConfirmSubscription"
+    confirm_timeout: Duration = timedelta(seconds=5)
+    insufficient_data: InsufficientData = InsufficientData.RECORD
+    # SNS keeps the Timestamp of the first attempt and retries for up to an hour, plus backlog (FORMATS §2.5).
+    max_age: Duration = timedelta(hours=2)
+    certificate_timeout: Duration = timedelta(seconds=3)
+    ca_files: list[Path] = []  # empty: the public SNS issuers (by name), over verified TLS
+    mirror_url: str | None = None  # tests and air-gapped setups: fetch SNS URLs' paths from here
+    raw_delivery: list[SnsRawDelivery] = []
+
+    @field_validator("ca_files")
+    @classmethod
+    def _readable_ca_files(cls, files: list[Path]) -> list[Path]:
+        for path in files:
+            try:
+                TrustPolicy.from_files([path])  # read again when the app starts
+            except OSError as exc:
+                raise ValueError(f"{path}: cannot read ({exc.strerror})") from None
+        return files
+
+    @model_validator(mode="after")
+    def _mirror_needs_a_ca(self) -> SnsSettings:
+        # Issuer names prove nothing about a certificate fetched from a mirror: only TLS to the
+        # real SNS host does. Over a network a mirror is therefore trusted through ca_files only.
+        if self.mirror_url is not None and not self.ca_files and not _is_loopback_url(self.mirror_url):
+            raise ValueError("mirror_url off loopback needs ca_files (the CA that issued the mirrored certificates)")
+        return self
+
+    @property
+    def allowed_topics(self) -> frozenset[str]:
+        """Topics whose signed messages are accepted: the allow-list and every raw-delivery topic."""
+        return frozenset(self.topics) | {raw.topic_arn for raw in self.raw_delivery}
+
+
+def _is_loopback_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "localhost" or is_loopback(host)
+
+
+class IntakeSettings(Section):
+    """Webhook intake in processes of its own, so that acknowledgements stay fast whatever the
+    engine is doing, and intake and engine each get a core. 0: everything in one process."""
+
+    processes: int = Field(1, ge=0, le=16)
+
+
 class LogSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "json"
@@ -375,12 +461,17 @@ class Settings(Section):
     approvals: ApprovalSettings = ApprovalSettings()
     incidents: IncidentSettings = IncidentSettings()
     aws: AwsSettings = AwsSettings()
+    sns: SnsSettings = SnsSettings()
+    intake: IntakeSettings = IntakeSettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
         if self.store.pool_min > self.store.pool_max:
             raise ValueError("store.pool_min must not exceed store.pool_max")
+        paths = [self.alertmanager.path, self.sns.path, *(raw.path for raw in self.sns.raw_delivery)]
+        if len(set(paths)) != len(paths):
+            raise ValueError("alertmanager.path, sns.path and every sns.raw_delivery path must differ")
         named = {"approvals.notify": self.approvals.notify, "incidents.notify": self.incidents.notify}
         named.update({f"incidents.contacts.{c}": t for c, t in self.incidents.contacts.items()})
         unknown = [f"{key}: no notify target named {target!r}" for key, target in named.items()

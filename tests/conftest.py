@@ -13,7 +13,8 @@ import pytest
 from remediator.clock import FakeClock
 from remediator.settings import Settings
 
-pytest_plugins = ["tests.support.daemon", "tests.support.engine"]  # start_daemon; make_harness, sink
+# start_daemon; make_harness, sink; the SNS endpoint's CA, certificate mirror and moto
+pytest_plugins = ["tests.support.daemon", "tests.support.engine", "tests.support.sns"]
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("REMEDIATOR_CORPUS", ROOT.parent / "shared" / "corpus"))

@@ -16,8 +16,9 @@ import pytest
 from remediator import cli
 from remediator.actions import catalog
 from remediator.actions.registry import default_registry
-from remediator.iam import iam_policy, policy_json, used_actions
+from remediator.iam import configured_policy, policy_json, used_actions
 from remediator.policy.loader import load_policies
+from remediator.settings import Settings
 from tests.conftest import ROOT
 
 REGISTRY = default_registry()
@@ -75,14 +76,24 @@ def test_iam_grants_what_the_enabled_policies_use_and_nothing_else(
     assert code == 0
     document: dict[str, Any] = json.loads(out)
     granted = {s["Sid"]: s["Action"] for s in document["Statement"]}
-    # ECS and its verify alarm, WAF for the block and for its expiry's unblock; the disabled
-    # failover policy grants no RDS permission, and notifications need none.
+    # ECS and its verify alarm, WAF for the block and for its expiry's unblock, and the daemon's
+    # own SNS confirmation; the disabled failover policy grants no RDS permission, and
+    # notifications need none.
     assert granted == {
         "RemediatorCloudwatch": ["cloudwatch:DescribeAlarms"],
         "RemediatorEcs": ["ecs:DescribeServices", "ecs:UpdateService"],
+        "RemediatorSns": ["sns:ConfirmSubscription"],
         "RemediatorWafv2": ["wafv2:GetIPSet", "wafv2:UpdateIPSet"],
     }
     assert out == policy_json(document)
+
+
+def test_confirming_by_subscribe_url_needs_no_sns_permission(
+        policies_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("REMEDIATOR_SNS__CONFIRM_METHOD", "SubscribeURL")
+    code, out, _ = run(capsys, "actions", "--iam")
+    assert code == 0
+    assert "RemediatorSns" not in {s["Sid"] for s in json.loads(out)["Statement"]}
 
 
 def test_a_block_brings_the_unblock_its_expiry_runs(policies_dir: Path) -> None:
@@ -109,6 +120,7 @@ def test_iam_of_policies_without_aws_actions_says_it_grants_nothing(
                                           "actions: [{type: notify.webhook, params: {to: oncall, text: hi}}]\n")
     monkeypatch.delenv("REMEDIATOR_CONFIG", raising=False)
     monkeypatch.setenv("REMEDIATOR_POLICIES_DIR", str(tmp_path))
+    monkeypatch.setenv("REMEDIATOR_SNS__CONFIRM_METHOD", "SubscribeURL")
     code, out, err = run(capsys, "actions", "--iam")
     assert code == 0 and json.loads(out) == {"Version": "2012-10-17", "Statement": []}
     assert "grants nothing" in err
@@ -116,8 +128,7 @@ def test_iam_of_policies_without_aws_actions_says_it_grants_nothing(
 
 def test_deploy_iam_policy_is_the_one_the_bundled_policies_need() -> None:
     """Whatever policies/ holds today: a changed policy needs the file regenerated with it."""
-    used = used_actions(load_policies(ROOT / "policies", REGISTRY), REGISTRY)
-    expected = policy_json(iam_policy(used))
+    expected = policy_json(configured_policy(Settings(policies_dir=ROOT / "policies"), REGISTRY))
     shipped = ROOT / "deploy" / "iam-policy.json"
     assert shipped.exists(), f"deploy/iam-policy.json is missing: run `{IAM_COMMAND}`"
     assert shipped.read_text(encoding="utf-8") == expected, \

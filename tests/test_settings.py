@@ -71,3 +71,58 @@ def test_an_unreadable_or_invalid_file_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_text("- a list\n")
     with pytest.raises(SettingsError, match="must be a mapping"):
         load_settings(bad, {})
+
+
+# -- sns ---------------------------------------------------------------------------------------------
+TOPIC = "arn:aws:sns:eu-west-1:123456789012:erp-alarms"
+
+
+def test_sns_defaults_trust_no_topic_and_confirm_through_the_api() -> None:
+    sns = load_settings(None, {}).sns
+    assert sns.path == "/webhooks/sns" and sns.topics == [] and sns.allowed_topics == frozenset()
+    assert sns.confirm_method == "ConfirmSubscription" and sns.confirm_timeout == timedelta(seconds=5)
+    assert sns.max_age == timedelta(hours=2) and sns.insufficient_data.value == "record"
+    assert sns.ca_files == [] and sns.mirror_url is None and sns.raw_delivery == []
+
+
+def test_every_mistyped_topic_fails_the_start_naming_its_key(tmp_path: Path) -> None:
+    path = tmp_path / "settings.yaml"
+    path.write_text(f"sns:\n  topics: [{TOPIC}, 'arn:aws:sns:eu-west-1:12345678901:short-account', "
+                    "'arn:aws-cn:sns:eu-west-1:123456789012:wrong-partition']\n"
+                    "  raw_delivery: [{path: /webhooks/sns-raw, topic_arn: 'arn:aws:sqs:eu-west-1:123456789012:q', "
+                    "secret: a-long-enough-secret}]\n")
+    with pytest.raises(SettingsError) as raised:
+        load_settings(path, {})
+    keys = [p.split(":")[0] for p in raised.value.problems]
+    assert keys == ["sns.topics.1", "sns.topics.2", "sns.raw_delivery.0.topic_arn"]
+    assert "not in partition aws-cn" in raised.value.problems[1]
+
+
+def test_raw_delivery_needs_a_long_secret_that_never_shows(tmp_path: Path) -> None:
+    path = tmp_path / "settings.yaml"
+    path.write_text(f"sns: {{raw_delivery: [{{path: /webhooks/sns-raw, topic_arn: '{TOPIC}', secret: hunter2}}]}}\n")
+    with pytest.raises(SettingsError) as raised:
+        load_settings(path, {})
+    assert raised.value.problems == ["sns.raw_delivery.0.secret: must be at least 16 characters "
+                                     "(it is the only proof of origin)"]
+    assert "hunter2" not in str(raised.value)
+    path.write_text(f"sns: {{raw_delivery: [{{path: /webhooks/sns-raw, topic_arn: '{TOPIC}', "
+                    "secret: correct-horse-battery}]}\n")
+    settings = load_settings(path, {})
+    assert settings.sns.allowed_topics == {TOPIC}  # its confirmations are signed and verified
+    assert "correct-horse-battery" not in repr(settings)
+
+
+def test_webhook_paths_must_differ() -> None:
+    with pytest.raises(SettingsError, match="must differ"):
+        load_settings(None, {"REMEDIATOR_SNS__PATH": "/webhooks/alertmanager"})
+
+
+def test_a_mirror_off_loopback_needs_the_ca_that_issued_its_certificates(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="needs ca_files"):
+        load_settings(None, {"REMEDIATOR_SNS__MIRROR_URL": "http://certs.internal.example"})
+    assert load_settings(None, {"REMEDIATOR_SNS__MIRROR_URL": "http://127.0.0.1:4566"}).sns.mirror_url
+    with pytest.raises(SettingsError) as raised:
+        load_settings(None, {"REMEDIATOR_SNS__CA_FILES": f"[{tmp_path / 'missing.pem'}, /dev/null]"})
+    assert [p.split(": ", 1)[0] for p in raised.value.problems] == ["sns.ca_files"]
+    assert "missing.pem: cannot read" in raised.value.problems[0]

@@ -110,6 +110,8 @@ class Action(ABC, Generic[P]):
     # Only lifts a restriction (an unblock). A request for it of origin "system" is the daemon
     # ending its own restriction on schedule: it passes the kill switch and is never held.
     only_loosens: ClassVar[bool] = False
+    # Changes nothing in the estate (notifications, diagnostics): never held for its severity alone.
+    changes_nothing: ClassVar[bool] = False
 
     @abstractmethod
     def target(self, params: P) -> str:

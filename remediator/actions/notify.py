@@ -91,6 +91,7 @@ class NotifyWebhook(Action[NotifyParams]):
     permissions = ()
     needs_coordination = False
     budgeted = False
+    changes_nothing = True
 
     def target(self, params: NotifyParams) -> str:
         return f"notify:{params.to}"

@@ -2,6 +2,10 @@
 
 Never held: what people approved (it runs as origin `approval:<id>`), and the daemon ending its
 own restriction on schedule (a WAF block's expiry, part of the block people or the policy decided).
+
+An action that changes nothing in the estate (a notification, a diagnostics snapshot) is not
+held because of its policy's severity: holding it would only delay telling people about the
+most serious incidents. A `risk: high` action, or a step that asks for approval, is always held.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ class ApprovalGuard:
         if lifts_own_restriction(given):
             return None  # the end of a restriction already decided; the other rules still apply
         reasons = []
-        if request.severity in self.hold_severities:
+        changes_nothing = given.action is not None and given.action.changes_nothing
+        if request.severity in self.hold_severities and not changes_nothing:
             reasons.append(f"{request.severity.value} policy")
         if request.risk is Risk.HIGH:
             reasons.append(f"{request.action} is a high-risk action")

@@ -1,4 +1,8 @@
-"""Load a directory of YAML policies, reporting every problem at once with file and path."""
+"""Load a directory of YAML policies, reporting every problem at once with file and path.
+
+Files under a folder named `fixtures` are not policies: they are the directory's policy
+fixtures, read by `remediator test` (remediator/tester.py).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ from remediator.actions.base import ActionRegistry
 from remediator.errors import PolicyError, TemplateError
 from remediator.policy import template
 from remediator.policy.model import ActionStep, Policy, PolicyFile
+
+FIXTURES_DIR = "fixtures"
 
 
 def _loc(parts: Iterable[object]) -> str:
@@ -77,10 +83,11 @@ def parse_document(document: Any) -> list[Any]:
 
 
 def load_policies(directory: Path, registry: ActionRegistry) -> list[Policy]:
-    """Every `*.yaml`/`*.yml` under `directory`, validated; PolicyError lists every problem."""
+    """Every `*.yaml`/`*.yml` under `directory` but fixtures, validated; PolicyError lists every problem."""
     if not directory.is_dir():
         raise PolicyError([f"{directory}: not a directory"])
-    files = sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    files = sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
+                   and FIXTURES_DIR not in p.relative_to(directory).parts[:-1])
     policies: list[Policy] = []
     problems: list[str] = []
     seen: dict[str, str] = {}

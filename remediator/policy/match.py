@@ -109,6 +109,8 @@ class PolicyIndex:
 
 
 def incident_severity(matches: Sequence[Match], alert: Alert, default: Severity = Severity.P4) -> Severity:
-    """The highest severity of the matched policies, else the source's own, else the default."""
-    found = Severity.highest([m.policy.severity for m in matches])
-    return found or alert.severity_hint or default
+    """The highest of the matched policies' severities and the source's own (a notify-only P2
+    policy must not lower a GuardDuty-high incident), else the default."""
+    own = [alert.severity_hint] if alert.severity_hint else []
+    found = Severity.highest([m.policy.severity for m in matches] + own)
+    return found or default

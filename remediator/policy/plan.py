@@ -36,16 +36,19 @@ def plan_hash(action: str, target: str, params: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def request_id(alert: Alert, policy: str, step: int) -> str:
-    """Deterministic: the same occurrence planned by any replica, at any time, gets the same id."""
-    return stable_id(alert.id, policy, str(step))
+def request_id(incident_id: str, policy: str, step: int, hash_of_plan: str) -> str:
+    """One request per incident, policy step and plan: alerts of an incident that lead to the same
+    plan (same action, target, parameters) join the request the first of them made, rather than
+    repeat it — an alert storm is one action, one audit record, one approval, not hundreds. The id is
+    deterministic, so any replica, at any time, computes the same one (and claims it at most once)."""
+    return stable_id(incident_id, policy, str(step), hash_of_plan)
 
 
 def template_scope(alert: Alert, incident_id: str, policy: str) -> dict[str, Mapping[str, str]]:
     return {
         "labels": alert.labels,
         "annotations": alert.annotations,
-        "alert": {"name": alert.name, "source": alert.source, "status": alert.status.value,
+        "alert": {"name": alert.name, "source": alert.source, "status": alert.status,
                   "fingerprint": alert.fingerprint},
         "incident": {"id": incident_id},
         "policy": {"name": policy},
@@ -94,7 +97,7 @@ def plan_step(
         checked = _Validated(None, "", dict(step.params), plan_hash(step.type, "", step.params), str(exc))
     params, target, rendered, error = checked.params, checked.target, checked.dumped, checked.error
     request = ActionRequest(
-        id=request_id(alert, policy.name, index),
+        id=request_id(incident.id, policy.name, index, checked.plan_hash),
         alert_id=alert.id,
         incident_id=incident.id,
         policy=policy.name,

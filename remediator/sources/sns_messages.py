@@ -38,7 +38,12 @@ class _Delivery:
 
     @property
     def key(self) -> str:
-        return f"sns:{self.topic_arn}:{self.message_id}"
+        return delivery_key(self.topic_arn, self.message_id)
+
+
+def delivery_key(topic_arn: str, message_id: str) -> str:
+    """The dedup key every SNS delivery carries first: SNS retries keep the MessageId (FORMATS §1.4)."""
+    return f"sns:{topic_arn}:{message_id}"
 
 
 def alerts_from_notification(

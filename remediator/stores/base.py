@@ -217,6 +217,9 @@ class Store(Protocol):
 
     async def get_request(self, request_id: str) -> StoredRequest | None: ...
 
+    async def existing_requests(self, request_ids: Collection[str]) -> set[str]:
+        """Which of these requests exist already (claimed, decided or done, by anyone)."""
+
     async def get_audit(self, request_id: str) -> AuditRecord | None: ...
 
     async def list_audit(self, incident_id: str | None = None, limit: int = 100) -> list[AuditRecord]: ...

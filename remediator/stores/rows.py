@@ -81,9 +81,9 @@ INSERT_ALERT = (f"INSERT OR IGNORE INTO alerts ({ALERT_COLUMNS}, claimed_by, cla
 
 
 def alert_row(a: Alert) -> tuple[Any, ...]:
-    return (a.id, a.source, a.name, a.status.value, a.fingerprint, a.group_key, ts(a.starts_at),
+    return (a.id, a.source, a.name, a.status, a.fingerprint, a.group_key, ts(a.starts_at),
             ts(a.ends_at) if a.ends_at else None, ts(a.received_at), dumps(a.labels), dumps(a.annotations),
-            a.summary, int(a.actionable), a.severity_hint.value if a.severity_hint else None, dumps(a.dedup_keys))
+            a.summary, int(a.actionable), a.severity_hint, dumps(a.dedup_keys))
 
 
 def alert_from_row(r: Sequence[Any]) -> Alert:
@@ -157,7 +157,7 @@ CLAIM_REQUEST = (f"INSERT INTO requests ({REQUEST_COLUMNS}) VALUES (?, ?, ?, ?, 
 
 def request_row(q: ActionRequest) -> tuple[Any, ...]:
     return (q.id, q.alert_id, q.incident_id, q.policy, q.step, q.action, q.target, dumps(q.params),
-            q.severity.value, q.risk.value, q.plan_hash, q.origin, ts(q.created_at))
+            q.severity, q.risk, q.plan_hash, q.origin, ts(q.created_at))
 
 
 def stored_request_from_row(r: Sequence[Any]) -> StoredRequest:

@@ -10,9 +10,6 @@ Reads use their own connections on a small thread pool and see committed data on
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Sequence
@@ -20,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from remediator import incidents
 from remediator.errors import StoreUnavailable
@@ -43,10 +40,9 @@ from remediator.stores.base import Correlation, Decided, Observation, RequestSta
 from remediator.stores.sqlite_correlate import BatchCorrelation
 from remediator.stores.sqlite_people import PeopleRecords
 from remediator.stores.sqlite_waf import WafBlockRecords
+from remediator.stores.sqlite_writer import NORMAL, STOP, URGENT, Checkpointer, OpenIncidents, Writer
 
 T = TypeVar("T")
-Op = Callable[[sqlite3.Connection], Any]
-_STOP = object()
 
 
 def migrations(dialect: str) -> list[tuple[int, str]]:
@@ -59,185 +55,21 @@ def migrations(dialect: str) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-URGENT, NORMAL = 0, 1
-ENGINE_OPS_PER_COMMIT = 4  # bounds a commit's duration, so that acknowledgements stay fast
-
-
-class _Writer(threading.Thread):
-    """The one thread that writes; it commits everything that queued up together.
-
-    Urgent jobs (recording alerts, which a sender is waiting on) go first; each commit takes all
-    of them but only a few of the others, so one heavy engine write never delays an acknowledgement
-    by more than a few milliseconds.
-    """
-
-    def __init__(self, path: str, synchronous: str, batch_max: int, busy_timeout_ms: int) -> None:
-        super().__init__(name="sqlite-writer", daemon=True)
-        self.path, self.synchronous, self.batch_max = path, synchronous, batch_max
-        self.busy_timeout_ms = busy_timeout_ms
-        self.jobs: queue.PriorityQueue[Any] = queue.PriorityQueue()
-        self._sequence = itertools.count()
-        # Called after BEGIN (to notice other connections' commits) and after any rollback.
-        self.on_begin: Callable[[sqlite3.Connection], None] = lambda conn: None
-        self.on_rollback: Callable[[], None] = lambda: None
-        self.ready = threading.Event()
-        self.failure: BaseException | None = None
-        self.batches = 0
-
-    def run(self) -> None:
-        try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
-            conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
-            conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages: the hot indexes stay in memory
-            # The checkpointer thread moves WAL pages into the database; this is only the safety net.
-            conn.execute("PRAGMA wal_autocheckpoint=20000")
-        except sqlite3.Error as exc:
-            self.failure = exc
-            self.ready.set()
-            return
-        self.ready.set()
-        stopping = False
-        while not stopping:
-            batch = [self.jobs.get()[2]]
-            normal = 0
-            while len(batch) < self.batch_max and normal < ENGINE_OPS_PER_COMMIT:
-                try:
-                    priority, _, job = self.jobs.get_nowait()
-                except queue.Empty:
-                    break
-                normal += priority == NORMAL
-                batch.append(job)
-            if _STOP in batch:
-                stopping = True
-                batch = [job for job in batch if job is not _STOP]
-            if batch:
-                self._commit(conn, batch)
-        conn.close()
-
-    def submit(self, job: Any, priority: int = NORMAL) -> None:
-        self.jobs.put((priority, next(self._sequence), job))
-
-    def _commit(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
-        results: list[tuple[Any, Any, BaseException | None]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            self.on_begin(conn)
-            for op, loop, future in batch:
-                conn.execute("SAVEPOINT op")
-                try:
-                    value = op(conn)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    self.on_rollback()
-                    failure = StoreUnavailable(str(exc)) if isinstance(exc, sqlite3.OperationalError) else exc
-                    results.append((loop, future, failure))
-                    continue
-                conn.execute("RELEASE op")
-                if isinstance(value, sqlite3.Cursor):
-                    # A cursor must never leave this thread: dropped in another one, it would finalise
-                    # its statement while this thread uses the connection ("API misuse").
-                    value.close()
-                    value = None
-                results.append((loop, future, value))
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            self.on_rollback()
-            failure = StoreUnavailable(f"sqlite: {exc}")
-            results = [(loop, future, failure) for _, loop, future in batch]
-        self.batches += 1
-        by_loop: dict[Any, list[tuple[Any, Any]]] = {}
-        for loop, future, outcome in results:
-            by_loop.setdefault(loop, []).append((future, outcome))
-        for loop, settled in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                loop.call_soon_threadsafe(_settle, settled)
-
-
-class _OpenIncidents:
-    """The writer's cache of open incidents by correlation key (writer thread only).
-
-    Correlating an alert is the hottest write; reading and decoding its incident each time was
-    most of its cost. The cache is dropped whenever another connection has committed (SQLite's
-    data_version says so) and whenever a write is rolled back, so it never serves stale data.
-    """
-
-    def __init__(self) -> None:
-        self.by_key: dict[str, Incident] = {}
-        self.version = -1
-
-    def revalidate(self, conn: sqlite3.Connection) -> None:
-        version = conn.execute("PRAGMA data_version").fetchone()[0]
-        if version != self.version:
-            self.by_key.clear()
-            self.version = version
-
-    def clear(self) -> None:
-        self.by_key.clear()
-
-    def get(self, conn: sqlite3.Connection, key: str) -> Incident | None:
-        if key in self.by_key:
-            return self.by_key[key]
-        row = conn.execute(f"SELECT {rows.INCIDENT_COLUMNS} FROM incidents WHERE correlation_key = ? "
-                           "AND status = 'open'", (key,)).fetchone()
-        incident = rows.incident_from_row(row) if row else None
-        if incident is not None:
-            self.by_key[key] = incident
-        return incident
-
-    def save(self, conn: sqlite3.Connection, incident: Incident) -> None:
-        """Write an incident (every incident write goes through here, so the cache stays true)."""
-        conn.execute(rows.UPSERT_INCIDENT, rows.incident_row(incident))
-        if incident.status is IncidentStatus.OPEN:
-            self.by_key[incident.correlation_key] = incident
-        else:
-            self.by_key.pop(incident.correlation_key, None)
-
-
-class _Checkpointer(threading.Thread):
-    """Copies the WAL into the database from its own connection, off the writer's path."""
-
-    def __init__(self, path: str, interval: float = 0.5) -> None:
-        super().__init__(name="sqlite-checkpointer", daemon=True)
-        self.path, self.interval = path, interval
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        try:
-            while not self.stopping.wait(self.interval):
-                with contextlib.suppress(sqlite3.Error):  # busy now: next time
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            conn.close()
-
-
-def _settle(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
-    for future, outcome in settled:
-        if future.done():
-            continue
-        if isinstance(outcome, BaseException):
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)
-
-
 class SqliteStore(PeopleRecords, WafBlockRecords):
     """`Store` on one SQLite file."""
 
     def __init__(
         self, path: Path | str, *, holder: str, synchronous: str = "normal", batch_max: int = 512,
-        busy_timeout_ms: int = 2000,
+        busy_timeout_ms: int = 2000, release_claims: bool = True,
     ) -> None:
         self.path = str(path)
         self.holder = holder
-        self._writer = _Writer(self.path, synchronous, batch_max, busy_timeout_ms)
-        self._checkpointer = _Checkpointer(self.path) if self.path != ":memory:" else None
-        self._open = _OpenIncidents()
+        # Only the daemon's core owns the file: when it starts, claims of earlier processes are void.
+        # An intake process or a CLI command opening the file must leave the running core's claims be.
+        self.release_claims = release_claims
+        self._writer = Writer(self.path, synchronous, batch_max, busy_timeout_ms)
+        self._checkpointer = Checkpointer(self.path) if self.path != ":memory:" else None
+        self._open = OpenIncidents()
         self._writer.on_begin = self._open.revalidate
         self._writer.on_rollback = self._open.clear
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-reader")
@@ -254,16 +86,16 @@ class SqliteStore(PeopleRecords, WafBlockRecords):
         await self._write(self._migrate)
         if self._checkpointer is not None:
             self._checkpointer.start()
-        # Claims by earlier processes on this file are void: only one process uses it.
-        await self._write(lambda c: c.execute(
-            "UPDATE alerts SET claimed_by = NULL, claimed_until = NULL WHERE processed_at IS NULL"))
+        if self.release_claims:
+            await self._write(lambda c: c.execute(
+                "UPDATE alerts SET claimed_by = NULL, claimed_until = NULL WHERE processed_at IS NULL"))
 
     async def close(self) -> None:
         if self._checkpointer is not None and self._checkpointer.is_alive():
             self._checkpointer.stopping.set()
             await asyncio.to_thread(self._checkpointer.join, 10)
         if self._writer.is_alive():
-            self._writer.submit(_STOP, priority=NORMAL + 1)
+            self._writer.submit(STOP, priority=NORMAL + 1)
             await asyncio.to_thread(self._writer.join, 10)
         self._readers.shutdown(wait=False)
 
@@ -316,13 +148,13 @@ class SqliteStore(PeopleRecords, WafBlockRecords):
         def op(conn: sqlite3.Connection) -> list[bool]:
             results = []
             for alert, row in prepared:
-                new = True
-                for key in alert.dedup_keys:
-                    cursor = conn.execute("INSERT OR IGNORE INTO alert_keys (key, alert_id) VALUES (?, ?)",
-                                          (key, alert.id))
-                    new = new and cursor.rowcount == 1
+                inserted = [key for key in alert.dedup_keys if conn.execute(
+                    "INSERT OR IGNORE INTO alert_keys (key, alert_id) VALUES (?, ?)", (key, alert.id)).rowcount == 1]
+                new = len(inserted) == len(alert.dedup_keys)
                 if new:
                     conn.execute(rows.INSERT_ALERT, (*row, *claim))
+                elif inserted:  # a duplicate by another of its keys: leave no key naming an alert never stored
+                    conn.executemany("DELETE FROM alert_keys WHERE key = ?", [(key,) for key in inserted])
                 results.append(new)
             return results
 
@@ -512,6 +344,19 @@ class SqliteStore(PeopleRecords, WafBlockRecords):
             return stored
 
         return await self._write(op)
+
+    async def existing_requests(self, request_ids: Collection[str]) -> set[str]:
+        wanted = list(request_ids)
+
+        def op(conn: sqlite3.Connection) -> set[str]:
+            found: set[str] = set()
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                found.update(r for (r,) in conn.execute(
+                    f"SELECT id FROM requests WHERE id IN ({', '.join('?' * len(chunk))})", chunk))
+            return found
+
+        return await self._read(op) if wanted else set()
 
     async def get_request(self, request_id: str) -> StoredRequest | None:
         def op(conn: sqlite3.Connection) -> StoredRequest | None:

@@ -20,13 +20,26 @@ ROLE_RANK = {"viewer": 0, "approver": 1, "admin": 2}
 STORE_DOWN = {"error": "store_unavailable", "detail": "the store cannot be reached; retry"}
 
 
+CLIENT_HEADER = "X-Remediator-Client"
+
+
+def client_address(request: web.Request) -> str | None:
+    """The sender's address: the socket's peer, or, behind an intake process, the peer it saw."""
+    forwarded = request.get("client")
+    return forwarded if isinstance(forwarded, str) else request.remote
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(body=orjson.dumps(data, default=str), status=status, content_type="application/json",
                         headers=headers)
 
 
-def error_response(error: BadRequest) -> web.Response:
-    headers = {"WWW-Authenticate": 'Bearer realm="remediator"'} if error.status == 401 else None
+BEARER_CHALLENGE = 'Bearer realm="remediator"'
+
+
+def error_response(error: BadRequest, *, challenge: str = BEARER_CHALLENGE) -> web.Response:
+    """The JSON error; a 401 names the scheme expected (`challenge`) in WWW-Authenticate."""
+    headers = {"WWW-Authenticate": challenge} if error.status == 401 else None
     return json_response({"error": error.error, "detail": error.detail}, error.status, headers)
 
 
@@ -92,7 +105,7 @@ def authorize(request: web.Request, api: ApiSettings, role: Role) -> str:
     """The caller's name if it may act as `role`; BadRequest 401/403 otherwise."""
     token = bearer_token(request)
     if token is None:
-        if not api.tokens and api.anonymous_loopback_read and role == "viewer" and is_loopback(request.remote):
+        if not api.tokens and api.anonymous_loopback_read and role == "viewer" and is_loopback(client_address(request)):
             return "anonymous@loopback"
         raise BadRequest(401, "unauthorized", "an API token is required (Authorization: Bearer ...)")
     digest = token_digest(token)

@@ -17,15 +17,17 @@ from remediator.settings import is_loopback
 from remediator.sources.alertmanager import SOURCE as ALERTMANAGER
 from remediator.sources.alertmanager import parse_alertmanager
 from remediator.web.common import (
+    BEARER_CHALLENGE,
     basic_credentials,
     basic_matches,
     bearer_token,
+    client_address,
     constant_time_in,
     error_response,
     json_response,
     read_body,
 )
-from remediator.web.keys import DEPS, ENGINE
+from remediator.web.keys import DEPS, INTAKE
 
 log = get_logger("remediator.web")
 
@@ -34,33 +36,37 @@ REJECTION_RESULT = {400: "bad_request", 401: "unauthorized", 403: "unauthorized"
 
 async def accept(request: web.Request, source: str, alerts: Sequence[Alert]) -> web.Response:
     """Record the alerts (durably, deduplicated), queue the new ones, answer 200 — or 503."""
-    deps, engine = request.app[DEPS], request.app[ENGINE]
+    response, _ = await accept_new(request, source, alerts)
+    return response
+
+
+async def accept_new(request: web.Request, source: str, alerts: Sequence[Alert]) -> tuple[web.Response, list[Alert]]:
+    """`accept`, also saying which alerts were new (none unless the answer is 200)."""
+    deps, intake = request.app[DEPS], request.app[INTAKE]
     metrics = deps.metrics
-    if not engine.accepting:
-        return json_response({"error": "stopping", "detail": "the daemon is shutting down; retry"}, 503)
-    lease_until = deps.clock.now() + deps.settings.engine.alert_lease
+    if not intake.accepting:
+        return json_response({"error": "stopping", "detail": "the daemon is shutting down; retry"}, 503), []
     try:
-        fresh = await deps.store.record_alerts(alerts, lease_until)
+        fresh = await intake.record(alerts)
     except StoreUnavailable as exc:
         metrics.alerts_received.labels(source, "store_unavailable").inc(len(alerts))
         log.warning("store_unavailable", source=source, error=str(exc))
-        return json_response({"error": "store_unavailable", "detail": "alerts could not be stored; retry"}, 503)
+        return json_response({"error": "store_unavailable", "detail": "alerts could not be stored; retry"}, 503), []
     new = [alert for alert, is_new in zip(alerts, fresh, strict=True) if is_new]
-    engine.submit(new)
     duplicates = len(alerts) - len(new)
     metrics.alerts_received.labels(source, "accepted").inc(len(new))
     if duplicates:
         metrics.alerts_received.labels(source, "duplicate").inc(duplicates)
         metrics.duplicates.labels("delivery").inc(duplicates)
-    return json_response({"accepted": len(new), "duplicates": duplicates})
+    return json_response({"accepted": len(new), "duplicates": duplicates}), new
 
 
-def reject(request: web.Request, source: str, error: BadRequest) -> web.Response:
+def reject(request: web.Request, source: str, error: BadRequest, *, challenge: str = BEARER_CHALLENGE) -> web.Response:
     """Count and answer a refused request; nothing has been recorded."""
     request.app[DEPS].metrics.requests_rejected.labels(source, REJECTION_RESULT.get(error.status, "bad_request")).inc()
     log.info("webhook_rejected", source=source, status=error.status, error=error.error, detail=error.detail,
-             remote=request.remote)
-    return error_response(error)
+             remote=client_address(request))
+    return error_response(error, challenge=challenge)
 
 
 def _authenticate_alertmanager(request: web.Request) -> None:
@@ -71,7 +77,7 @@ def _authenticate_alertmanager(request: web.Request) -> None:
     basic = basic_credentials(request)
     if basic is not None and basic_matches(basic, settings.basic_auth):
         return
-    if token is None and basic is None and settings.allow_anonymous_loopback and is_loopback(request.remote):
+    if token is None and basic is None and settings.allow_anonymous_loopback and is_loopback(client_address(request)):
         return
     if not settings.bearer_tokens and not settings.basic_auth and not settings.allow_anonymous_loopback:
         raise BadRequest(401, "unauthorized", "no credentials are configured for this webhook "
@@ -88,3 +94,4 @@ async def alertmanager(request: web.Request) -> web.Response:
     except BadRequest as error:
         return reject(request, ALERTMANAGER, error)
     return await accept(request, ALERTMANAGER, alerts)
+

@@ -140,9 +140,9 @@ def aws_daemon(start_daemon: DaemonFactory, proxy: FaultProxy) -> DaemonFactory:
 
 
 async def post_alert(daemon: Daemon, name: str, labels: Mapping[str, str], *, fingerprint: str,
-                     starts_at: datetime) -> None:
+                     starts_at: datetime, group: str = "") -> None:
     """Deliver one firing alert through the Alertmanager webhook and wait until it is processed."""
-    body = webhook_body(name, labels, fingerprint=fingerprint, starts_at=starts_at)
+    body = webhook_body(name, labels, fingerprint=fingerprint, starts_at=starts_at, group=group)
     answer = await daemon.client.post("/webhooks/alertmanager", data=body,
                                       headers={"Authorization": "Bearer am-secret"})
     assert answer.status == 200, await answer.text()

@@ -36,9 +36,10 @@ actions:
 """
 
 
-async def scanner(daemon: Daemon, clock: FakeClock, source_ip: str = "203.0.113.7", fingerprint: str = "fp-scan") \
-        -> None:
-    await post_alert(daemon, "WafScanner", {"source_ip": source_ip}, fingerprint=fingerprint, starts_at=clock.now())
+async def scanner(daemon: Daemon, clock: FakeClock, source_ip: str = "203.0.113.7", fingerprint: str = "fp-scan",
+                  group: str = "") -> None:
+    await post_alert(daemon, "WafScanner", {"source_ip": source_ip}, fingerprint=fingerprint, starts_at=clock.now(),
+                     group=group)
 
 
 async def audit(daemon: Daemon, action: str) -> list[AuditRecord]:
@@ -146,9 +147,10 @@ async def test_a_reblock_extends_the_block_instead_of_adding_an_expiry(moto: Mot
                                                                        clock: FakeClock) -> None:
     arn = await make_ip_set(moto)
     daemon: Daemon = await aws_daemon(block_policy(arn, "15m"), guardrails={"default_cooldown": "0s"})
-    await scanner(daemon, clock, fingerprint="fp-scan-1")
+    await scanner(daemon, clock, fingerprint="fp-scan-1", group="scan-1")
     clock.advance(timedelta(minutes=10))
-    await scanner(daemon, clock, fingerprint="fp-scan-2")  # still scanning: blocked 15 more minutes
+    # Another incident (one incident makes one request per plan): still scanning, 15 more minutes.
+    await scanner(daemon, clock, fingerprint="fp-scan-2", group="scan-2")
 
     first, again = await audit(daemon, "waf.block_ip")
     assert first.detail["added"] is True and again.detail["already_present"] is True

@@ -23,11 +23,12 @@ NOTIFY = default_registry().get("notify.webhook")
 
 
 class HighRiskNotify(type(NOTIFY)):  # type: ignore[misc]
-    """notify.webhook dressed as a high-risk action that needs shared limits."""
+    """notify.webhook dressed as a high-risk action that changes things and needs shared limits."""
 
     risk = Risk.HIGH
     needs_coordination = True
     budgeted = True
+    changes_nothing = False
 
 
 REQUEST_IDS = itertools.count()
@@ -148,6 +149,16 @@ async def test_p1_and_high_risk_are_held_for_approval(clock: FakeClock, request_
     assert (decision.verdict is Verdict.HOLD) is hold
     if hold:
         assert decision.reason is DecisionReason.APPROVAL_REQUIRED
+
+
+async def test_a_notification_of_a_p1_policy_is_not_held_but_a_high_risk_one_is(clock: FakeClock) -> None:
+    """Holding a notification would only delay telling people about the most serious incidents."""
+    guardrails, _ = rails(hold_severities=["P1"])
+    assert (await guardrails.evaluate(guard_input(clock, action=NOTIFY, severity=Severity.P1))).verdict \
+        is Verdict.ALLOW
+    held = await guardrails.evaluate(guard_input(clock, action=NOTIFY, severity=Severity.P1,
+                                                 step={"require_approval": True}))
+    assert held.verdict is Verdict.HOLD
 
 
 async def test_kill_switch_from_settings_or_api_denies_everything_first(clock: FakeClock) -> None:

@@ -45,6 +45,7 @@ match: {alertname: ApiDown}
 actions:
   - type: notify.webhook
     params: {to: ward, text: "The ERP API is down: chart on paper until further notice"}
+    guardrails: {require_approval: true}  # a P1 notification alone is not held; this one asks to be
 """
 
 

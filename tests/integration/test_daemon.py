@@ -91,7 +91,7 @@ async def test_started_as_the_readme_says_it_records_decides_and_reports(
     daemon.start()
     try:
         assert daemon.events("serving")[0]["mode"] == "dry-run"
-        data = (ROOT / "tests" / "data" / "alertmanager-firing.json").read_bytes()
+        data = (ROOT / "policies" / "fixtures" / "payloads" / "am-pg-too-many-connections.json").read_bytes()
         async with http.post(f"{daemon.url}/webhooks/alertmanager", data=data, headers=BEARER) as response:
             assert response.status == 200 and await response.json() == {"accepted": 2, "duplicates": 0}
         async with http.post(f"{daemon.url}/webhooks/alertmanager", data=b"{}", headers=BEARER) as response:
@@ -106,10 +106,16 @@ async def test_started_as_the_readme_says_it_records_decides_and_reports(
         detail = await get_json(http, f"{daemon.url}/api/v1/incidents/{incident['id']}")
         assert [e["kind"] for e in detail["timeline"]][:2] == ["detected", "matched"]
         assert detail["audit"] and all(a["mode"] == "dry-run" for a in detail["audit"])
-        async with http.get(f"{daemon.url}/metrics") as response:
-            metrics = await response.text()
-        assert 'remediator_alerts_received_total{result="accepted",source="alertmanager"} 2.0' in metrics
-        assert 'remediator_webhook_rejected_total{reason="bad_request",source="alertmanager"} 1.0' in metrics
+        expected = ['remediator_alerts_received_total{result="accepted",source="alertmanager"} 2.0',
+                    'remediator_webhook_rejected_total{reason="bad_request",source="alertmanager"} 1.0',
+                    'remediator_alerts_processed_total 2.0']
+
+        async def counted() -> bool:  # intake processes relay their counters to the core every second
+            async with http.get(f"{daemon.url}/metrics") as response:
+                text = await response.text()
+            return all(line in text for line in expected)
+
+        await daemon.wait_for(counted, "the intake's counters in /metrics", timeout=5)
         assert (await get_json(http, f"{daemon.url}/readyz"))["ready"] is True
     finally:
         assert daemon.terminate() == 0

@@ -131,3 +131,13 @@ def test_remediator_check_exits_non_zero_listing_every_problem(tmp_path: Path) -
     ok = subprocess.run([sys.executable, "-m", "remediator", "check", str(ROOT / "policies")],
                         capture_output=True, text=True, cwd=ROOT, check=False)
     assert ok.returncode == 0 and "policies OK" in ok.stdout
+
+
+def test_a_fixtures_folder_is_not_read_as_policies(tmp_path: Path) -> None:
+    (tmp_path / "ok.yaml").write_text(VALID.format(name="ok"))
+    (tmp_path / "fixtures").mkdir()
+    (tmp_path / "fixtures" / "ok.yaml").write_text("cases: []\n")  # not a policy: ignored
+    (tmp_path / "team" / "fixtures").mkdir(parents=True)
+    (tmp_path / "team" / "fixtures" / "more.yaml").write_text("cases: []\n")
+    (tmp_path / "team" / "extra.yaml").write_text(VALID.format(name="extra"))
+    assert [p.name for p in load_policies(tmp_path, default_registry())] == ["ok", "extra"]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from remediator.model import Alert
-from remediator.policy.match import PolicyIndex
+from remediator.model import Alert, Severity
+from remediator.policy.match import PolicyIndex, incident_severity
 from remediator.policy.model import Policy
 from tests.support import builders
 
@@ -76,3 +77,11 @@ def test_unrelated_policies_are_not_even_considered() -> None:
     index = PolicyIndex([*unrelated, *related])
     assert [c.policy.name for c in index.candidates(ALERT)] == ["exact", "wild"]
     assert [m.policy.name for m in index.match(ALERT)] == ["exact", "wild"]
+
+
+def test_incident_severity_is_the_highest_of_the_policies_and_the_sources_own() -> None:
+    guardduty_high = replace(ALERT, severity_hint=Severity.P1)
+    notify_only = PolicyIndex([policy("notify", {"alertname": "ApiHigh5xxRate"}, severity="P2")])
+    assert incident_severity(notify_only.match(guardduty_high), guardduty_high) is Severity.P1
+    assert incident_severity(notify_only.match(ALERT), ALERT) is Severity.P2
+    assert incident_severity([], ALERT) is Severity.P4

@@ -26,6 +26,9 @@ async def test_an_alert_sharing_any_dedup_key_is_a_duplicate(store: Store) -> No
     b = builders.alert(fingerprint="other", keys=("sns:topic:m-2", "cloudwatch:arn:t:ALARM"))
     assert await store.record_alerts([a, b], LEASE) == [True, False]
     assert await store.get_alert(b.id) is None
+    # b's own new key was not kept: the same delivery of b alone is as new as it ever was.
+    c = builders.alert(fingerprint="third", keys=("sns:topic:m-2", "cloudwatch:arn:t2:ALARM"))
+    assert await store.record_alerts([c], LEASE) == [True]
 
 
 async def test_duplicates_within_one_batch_are_recognised(store: Store) -> None:
