@@ -14,6 +14,7 @@ from aiohttp.typedefs import Handler
 from remediator.actions.base import ActionDeps, ActionRegistry
 from remediator.actions.registry import default_registry
 from remediator.actions.targets import TARGETS_EXTRA, TargetConnections
+from remediator.actions.waf_expiry import LEDGER_EXTRA
 from remediator.aws import AWS_EXTRA, AwsClients
 from remediator.clock import Clock, SystemClock
 from remediator.deps import Deps
@@ -28,6 +29,7 @@ from remediator.stores.memory import InProcessCoordination
 from remediator.stores.postgres import PostgresStore
 from remediator.stores.redis import RedisCoordination
 from remediator.stores.sqlite import SqliteStore
+from remediator.waf_blocks import StoreBlockLedger
 from remediator.web import api, approvals_api, console, health, incidents_api
 from remediator.web.common import CLIENT_HEADER
 from remediator.web.keys import DEPS, ENGINE, INTAKE, SESSIONS
@@ -65,11 +67,13 @@ def build_deps(
     registry = registry or default_registry()
     policies = PolicyIndex(load_policies(settings.policies_dir, registry))
     coordination = coordination or make_coordination(settings)
+    store = store or make_store(settings, holder_id(), owner=owner)
+    # waf.block_ip's ledger lives in the store, which also schedules each block's expiry timer.
+    actions = ActionDeps(settings, clock, extras={LEDGER_EXTRA: StoreBlockLedger(store)})
     return Deps(
-        settings=settings, clock=clock, store=store or make_store(settings, holder_id(), owner=owner),
-        coordination=coordination, registry=registry, policies=policies,
-        guardrails=default_guardrails(settings.guardrails, coordination),
-        metrics=Metrics(registry.names()), actions=ActionDeps(settings, clock),
+        settings=settings, clock=clock, store=store, coordination=coordination, registry=registry,
+        policies=policies, guardrails=default_guardrails(settings.guardrails, coordination),
+        metrics=Metrics(registry.names()), actions=actions,
     )
 
 

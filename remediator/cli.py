@@ -1,4 +1,5 @@
-"""The `remediator` command: serve | check | test | simulate | incidents | approvals | postmortem | audit | token."""
+"""The `remediator` command: serve | check | test | simulate | incidents | approvals | postmortem | audit | token |
+actions."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from typing import Any
 import orjson
 
 from remediator import cli_approvals
+from remediator.actions import catalog
 from remediator.actions.registry import default_registry
 from remediator.app import holder_id, make_store
 from remediator.clock import SystemClock, describe_duration
 from remediator.errors import BadRequest, FixtureError, PolicyError, SettingsError, StoreUnavailable
+from remediator.iam import configured_policy, policy_json
 from remediator.intake import serve_intake
 from remediator.model import IncidentStatus
 from remediator.observability import configure_logging
@@ -192,10 +195,56 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_actions(args: argparse.Namespace) -> int:
+    registry = default_registry()
+    if args.iam:
+        settings = _settings(args)
+        document = configured_policy(settings, registry)
+        if not document["Statement"]:
+            print(f"remediator: no enabled policy in {settings.policies_dir} uses an AWS action: this document "
+                  "and the daemon needs none: this document grants nothing (IAM refuses an empty "
+                  "Statement; attach no policy)", file=sys.stderr)
+        sys.stdout.write(policy_json(document))
+        return 0
+    if args.markdown:
+        section = catalog.markdown(registry)
+        if args.write_readme is None:
+            sys.stdout.write(section)
+            return 0
+        readme = Path(args.write_readme)
+        text = readme.read_text(encoding="utf-8")
+        try:
+            updated = catalog.with_readme_section(text, section)
+        except ValueError as exc:
+            print(f"remediator: {readme}: {exc}", file=sys.stderr)
+            return 2
+        if updated != text:
+            readme.write_text(updated, encoding="utf-8")
+        print(f"{readme}: actions section {'updated' if updated != text else 'already up to date'}")
+        return 0
+    if args.write_readme is not None:
+        print("remediator: --write-readme goes with --markdown", file=sys.stderr)
+        return 2
+    sys.stdout.write(catalog.listing(registry))
+    return 0
+
+
 def cmd_token_hash(args: argparse.Namespace) -> int:
     token = args.token if args.token else getpass.getpass("token: ")
     print(token_digest(token))
     return 0
+
+
+def _add_actions_parser(sub: Any) -> None:
+    actions = sub.add_parser("actions", help="the registered actions: type, risk, permissions, parameters")
+    shown = actions.add_mutually_exclusive_group()
+    shown.add_argument("--iam", action="store_true",
+                       help="the least-privilege IAM policy (JSON) the enabled policies in policies_dir need")
+    shown.add_argument("--markdown", action="store_true", help="the README's actions section")
+    actions.add_argument("--write-readme", nargs="?", const="README.md", metavar="README",
+                         help="with --markdown: replace the section between the actions markers in README "
+                              "(default README.md)")
+    actions.set_defaults(func=cmd_actions)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -241,6 +290,7 @@ def parser() -> argparse.ArgumentParser:
     audit.add_argument("--incident")
     audit.add_argument("--limit", type=int, default=50)
     audit.set_defaults(func=cmd_audit)
+    _add_actions_parser(sub)
     token = sub.add_parser("token", help="API token helpers")
     token_sub = token.add_subparsers(dest="action", required=True)
     hashing = token_sub.add_parser("hash", help="print the SHA-256 form to put under api.tokens")

@@ -27,6 +27,7 @@ from remediator.policy.plan import PlannedStep, plan_step
 from remediator.stores.base import Correlation, Observation
 from remediator.timers import TimerLoop
 from remediator.verification import Verifier
+from remediator.waf_blocks import BlockExpiry
 
 log = get_logger("remediator.engine")
 
@@ -64,8 +65,9 @@ class Engine:
         self.verifier = Verifier(deps, self.run_step, self.escalate)
         self.approvals = ApprovalDesk(deps, Executor(deps), self.escalation, self.notifier, self.verifier.follow_up)
         self.executor = Executor(deps, on_hold or self.approvals.on_hold)
+        self.waf_blocks = BlockExpiry(deps, self.executor, self.escalate)
         self.timers = TimerLoop(deps)
-        for part in (self.verifier, self.escalation, self.approvals):
+        for part in (self.verifier, self.escalation, self.approvals, self.waf_blocks):
             part.register(self.timers)
         self.queue: asyncio.Queue[Alert] = asyncio.Queue(deps.settings.engine.queue_size)
         self._queued: set[str] = set()

@@ -346,6 +346,28 @@ class Approval:
         return self.status is ApprovalStatus.PENDING
 
 
+@dataclass(frozen=True, slots=True)
+class WafBlock:
+    """One address remediator added to one WAF IP set, and when it must come out again.
+
+    Kept in the ledger of `waf.block_ip` (see `remediator.actions.waf_expiry`); `request_id` and
+    `incident_id` are those of the block request that set `expires_at`, so the unblock that ends
+    it lands on that incident's timeline.
+    """
+
+    ip_set_arn: str
+    address: str  # the network as the action normalised it ("203.0.113.7/32")
+    blocked_at: datetime
+    expires_at: datetime
+    request_id: str = ""
+    incident_id: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ip_set": self.ip_set_arn, "address": self.address, "blocked_at": self.blocked_at.isoformat(),
+                "expires_at": self.expires_at.isoformat(), "request_id": self.request_id,
+                "incident_id": self.incident_id}
+
+
 def alert_to_wire(alert: Alert) -> dict[str, Any]:
     """An alert as plain JSON values (intake process → core)."""
     return {

@@ -7,6 +7,7 @@ An action is data plus three coroutines. Its class declares:
                 validated into these types before anything runs;
 - `permissions` the IAM actions (or other privileges) it needs, for `remediator actions --iam`;
 - `risk`        `high` actions are always held for approval;
+- `follow_ups`  action types the daemon runs later on its behalf (their permissions are needed too);
 - a docstring with a YAML example in a ```yaml fence, loaded by the contract test.
 
 At run time the engine calls `precheck` (live preconditions), then `run` (returns an
@@ -107,6 +108,12 @@ class Action(ABC, Generic[P]):
     # Notifications do not: two messages to one channel are not a conflict, and a lease would
     # turn the second into a TARGET_BUSY denial (a lost page).
     exclusive: ClassVar[bool] = True
+    # Action types the daemon runs later on this one's behalf (waf.block_ip's expiry runs
+    # waf.unblock_ip): a configuration that uses this action needs their permissions too.
+    follow_ups: ClassVar[tuple[str, ...]] = ()
+    # Only lifts a restriction (an unblock). A request for it of origin "system" is the daemon
+    # ending its own restriction on schedule: it passes the kill switch and is never held.
+    only_loosens: ClassVar[bool] = False
     # Changes nothing in the estate (notifications, diagnostics): never held for its severity alone.
     changes_nothing: ClassVar[bool] = False
 

@@ -43,12 +43,17 @@ Address = Annotated[Network, BeforeValidator(to_network)]
 PERMISSIONS = ("wafv2:GetIPSet", "wafv2:UpdateIPSet")
 
 
-class UnblockParams(ActionParams):
+class IpSetAddress(ActionParams):
     ip_set_arn: IpSetArn
     address: Address = Field(description="an address (/32, /128) or a CIDR as it was blocked")
 
 
-class BlockParams(UnblockParams):
+class UnblockParams(IpSetAddress):
+    only_if_expired: bool = Field(False, description="remove it only once remediator's own block of it has "
+                                                     "expired (what the daemon's expiry sets)")
+
+
+class BlockParams(IpSetAddress):
     duration: Duration = Field(description="how long the block stands (the daemon removes it after)")
     allow_prefix: bool = Field(False, description=f"accept a range up to /{WIDEST_PREFIX[4]} or "
                                                   f"/{WIDEST_PREFIX[6]}, not only one address")
@@ -99,6 +104,7 @@ class BlockIp(Action[BlockParams]):
     Params = BlockParams
     permissions = PERMISSIONS
     risk = Risk.NORMAL
+    follow_ups = ("waf.unblock_ip",)  # run by the daemon when the block expires
 
     def target(self, params: BlockParams) -> str:
         return address_target(params.address)
@@ -218,7 +224,10 @@ class UnblockIp(Action[UnblockParams]):
     """Remove an address from a WAFv2 IP set (also what the daemon runs when a block expires).
 
     Idempotent: an address that is not in the set is a success with `removed: false`. Drops the
-    block's expiry from the ledger. Same LockToken handling as `waf.block_ip`.
+    block's expiry from the ledger. Same LockToken handling as `waf.block_ip`. With
+    `only_if_expired` (the daemon's expiry sets it) it acts only on remediator's own block whose
+    expiry has passed, checked under the target's lease: a block extended since, or an address
+    remediator did not block, is left alone.
 
     ```yaml
     type: waf.unblock_ip
@@ -232,11 +241,29 @@ class UnblockIp(Action[UnblockParams]):
     Params = UnblockParams
     permissions = PERMISSIONS
     risk = Risk.NORMAL
+    only_loosens = True
 
     def target(self, params: UnblockParams) -> str:
         return address_target(params.address)
 
+    async def _not_expired(self, params: UnblockParams, ctx: ActionContext) -> str | None:
+        """Why an `only_if_expired` unblock must not act now; None when it may (or was not asked)."""
+        if not params.only_if_expired:
+            return None
+        ledger = block_ledger(ctx.deps)
+        if ledger is None:
+            return "no WAF block ledger in deps: cannot tell whether the block expired"
+        block = await ledger.get(params.ip_set_arn, params.address.compressed)
+        if block is None:
+            return f"remediator holds no block of {params.address} in this IP set: left alone"
+        if block.expires_at > ctx.clock.now():
+            return f"the block of {params.address} now expires at {block.expires_at.isoformat()}: not removed yet"
+        return None
+
     async def precheck(self, params: UnblockParams, ctx: ActionContext) -> str | None:
+        not_expired = await self._not_expired(params, ctx)
+        if not_expired is not None:
+            return not_expired
         try:
             await read_ip_set(aws_calls(ctx, read_only=True), IpSetRef.from_arn(params.ip_set_arn))
         except AwsCallError as err:
@@ -244,6 +271,8 @@ class UnblockIp(Action[UnblockParams]):
         return None
 
     async def plan_calls(self, params: UnblockParams, ctx: ActionContext) -> Sequence[PlannedCall]:
+        if await self._not_expired(params, ctx) is not None:
+            return []
         ref = IpSetRef.from_arn(params.ip_set_arn)
         try:
             state = await read_ip_set(aws_calls(ctx, read_only=True), ref)
@@ -257,6 +286,9 @@ class UnblockIp(Action[UnblockParams]):
     async def run(self, params: UnblockParams, ctx: ActionContext) -> Execution:
         calls = aws_calls(ctx)
         where: dict[str, Any] = {"ip_set": params.ip_set_arn, "address": params.address.compressed}
+        not_expired = await self._not_expired(params, ctx)
+        if not_expired is not None:
+            return calls.refused(FailureReason.PRECHECK_FAILED, not_expired, **where)
         try:
             removed, conflicts = await edit_ip_set(
                 calls, IpSetRef.from_arn(params.ip_set_arn), without(params.address),

@@ -1,47 +1,27 @@
-"""The ledger of WAF blocks remediator placed, and the expiry that removes them when due.
+"""The ledger of WAF blocks remediator placed: what `waf.block_ip` promises to take out again.
 
 `waf.block_ip` writes a `WafBlock` to the ledger *before* it adds the address (so a crash
 between the two still leaves an expiry behind; removing an absent address is a no-op), and only
 for addresses it adds itself: an address a person put in the set is never given an expiry.
 
-The ledger is a small protocol so the daemon can keep it in its store (one row per
-(ip_set_arn, address) plus the addition times for the hourly cap); `InMemoryBlockLedger` serves
-tests and the single-process mode. The daemon's timer loop calls `WafExpiry.expire_due()` (or
-submits `unblock_params(block)` as a `waf.unblock_ip` request of origin "system").
+The ledger is a small protocol. The daemon keeps it in its store (`remediator.waf_blocks`), which
+also schedules one durable expiry timer per entry; when it fires, the engine submits
+`waf.unblock_ip` with `unblock_params(block)` as a request of origin "system", so every unblock
+passes the guardrails and leaves its audit record. `InMemoryBlockLedger` serves action tests.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from remediator.actions.aws_common import Refused
 from remediator.actions.base import ActionDeps
-from remediator.actions.waf_ipset import IpSetRef, remove_address, to_network
-from remediator.aws import AwsCallError, AwsCalls, AwsClients
-from remediator.clock import Clock
-from remediator.model import Execution, FailureReason
-from remediator.settings import WafSettings
+from remediator.model import WafBlock
+
+__all__ = ["LEDGER_EXTRA", "BlockLedger", "InMemoryBlockLedger", "WafBlock", "block_ledger", "unblock_params"]
 
 LEDGER_EXTRA = "waf_blocks"  # the key of the BlockLedger in `ActionDeps.extras`
-
-
-@dataclass(frozen=True, slots=True)
-class WafBlock:
-    """One address remediator added to one IP set, and when it must come out again."""
-
-    ip_set_arn: str
-    address: str  # CIDR as normalised by the action ("203.0.113.7/32")
-    blocked_at: datetime
-    expires_at: datetime
-    request_id: str = ""
-    incident_id: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"ip_set": self.ip_set_arn, "address": self.address, "blocked_at": self.blocked_at.isoformat(),
-                "expires_at": self.expires_at.isoformat(), "request_id": self.request_id,
-                "incident_id": self.incident_id}
 
 
 @runtime_checkable
@@ -51,7 +31,8 @@ class BlockLedger(Protocol):
     async def record(self, block: WafBlock) -> WafBlock:
         """Insert, or keep the entry and extend it to the later expiry; return what is stored.
 
-        A new entry also counts as an addition for `added_since`."""
+        A new entry also counts as an addition for `added_since`. An extension takes the
+        request and incident of `block` (the request whose decision now says when it ends)."""
 
     async def get(self, ip_set_arn: str, address: str) -> WafBlock | None: ...
 
@@ -66,7 +47,7 @@ class BlockLedger(Protocol):
 
 
 class InMemoryBlockLedger:
-    """The ledger in a dict: for tests and one process (it does not survive a restart)."""
+    """The ledger in a dict: for tests (it does not survive a restart, and nothing expires it)."""
 
     def __init__(self) -> None:
         self._blocks: dict[tuple[str, str], WafBlock] = {}
@@ -78,8 +59,11 @@ class InMemoryBlockLedger:
         if current is None:
             self._added.append((block.ip_set_arn, block.blocked_at))
             stored = block
+        elif block.expires_at > current.expires_at:
+            stored = replace(current, expires_at=block.expires_at, request_id=block.request_id,
+                             incident_id=block.incident_id)
         else:
-            stored = replace(current, expires_at=max(current.expires_at, block.expires_at))
+            stored = current
         self._blocks[key] = stored
         return stored
 
@@ -106,41 +90,9 @@ def block_ledger(deps: ActionDeps) -> BlockLedger | None:
 
 
 def unblock_params(block: WafBlock) -> dict[str, Any]:
-    """Params of the `waf.unblock_ip` request that removes `block` (for the engine path)."""
-    return {"ip_set_arn": block.ip_set_arn, "address": block.address}
+    """Params of the `waf.unblock_ip` request that ends `block` when it expires (the engine's path).
 
-
-class WafExpiry:
-    """Removes expired blocks: called by the daemon's timer loop with its clock.
-
-    An address leaves the set only once its expiry has passed (never before); the ledger entry
-    is dropped after the removal succeeded or found the address already gone. A failed removal
-    stays in the ledger and is tried again on the next tick.
+    `only_if_expired`: the unblock re-checks the ledger under the target's lease, so a block
+    extended in the meantime, or one that is no longer remediator's, is left alone.
     """
-
-    def __init__(self, clients: AwsClients, ledger: BlockLedger, settings: WafSettings, clock: Clock) -> None:
-        self.clients = clients
-        self.ledger = ledger
-        self.settings = settings
-        self.clock = clock
-
-    async def due(self) -> list[WafBlock]:
-        return await self.ledger.due(self.clock.now())
-
-    async def unblock(self, block: WafBlock) -> Execution:
-        calls = AwsCalls(self.clients)
-        if block.expires_at > self.clock.now():
-            return calls.refused(FailureReason.PRECHECK_FAILED, "block has not expired yet", **block.as_dict())
-        try:
-            changed, conflicts = await remove_address(
-                calls, IpSetRef.from_arn(block.ip_set_arn), to_network(block.address), self.settings.lock_retries)
-        except AwsCallError as err:
-            return calls.failed(err, **block.as_dict())
-        except Refused as refused:
-            return calls.refused(refused.reason, refused.message, retryable=refused.retryable, **block.as_dict())
-        await self.ledger.forget(block.ip_set_arn, block.address)
-        return calls.succeeded(removed=changed, lock_conflicts=conflicts, **block.as_dict())
-
-    async def expire_due(self) -> list[tuple[WafBlock, Execution]]:
-        """Unblock everything due now; returns each block with what became of it."""
-        return [(block, await self.unblock(block)) for block in await self.due()]
+    return {"ip_set_arn": block.ip_set_arn, "address": block.address, "only_if_expired": True}

@@ -15,7 +15,7 @@ from remediator.guardrails.base import CheckRule, GuardInput, QuotaRule
 from remediator.guardrails.flap import FlapGuard
 from remediator.guardrails.killswitch import KillSwitchGuard
 from remediator.guardrails.quotas import BlastRadiusRule, BudgetRule, CooldownRule, RateLimitRule
-from remediator.model import Decision, DecisionReason
+from remediator.model import Decision, DecisionReason, Verdict
 from remediator.settings import GuardrailSettings
 from remediator.stores.base import Coordination
 
@@ -33,10 +33,14 @@ class Guardrails:
     async def evaluate(self, given: GuardInput) -> Decision:
         needs_limits = given.action is None or given.action.needs_coordination
         try:
+            notes = []
             for rule in self.checks:
                 decision = await rule.check(given)
-                if decision is not None:
+                if decision is None:
+                    continue
+                if decision.verdict is not Verdict.ALLOW:
                     return decision
+                notes.append(decision.detail)  # passed, with something the record must say
             quotas = [q for rule in self.quotas if (q := rule.quota(given)) is not None]
             if quotas:
                 admission = await self.coordination.admit(quotas, given.now, given.request.id)
@@ -50,7 +54,7 @@ class Guardrails:
                                      f"shared limits cannot be checked ({exc}); not running without them",
                                      "coordination")
             return Decision.allow("shared limits unavailable; this action does not need them")
-        return Decision.allow()
+        return Decision.allow("; ".join(note for note in notes if note))
 
 
 def default_guardrails(settings: GuardrailSettings, coordination: Coordination) -> Guardrails:

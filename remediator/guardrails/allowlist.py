@@ -3,6 +3,10 @@
 A pattern that parses as an IP network protects every target network that overlaps it (so a
 /32 inside a protected /8 is refused, and so is a /4 that contains it); any other pattern is a
 glob on the target name.
+
+Protection keeps remediator from restricting a target; it never keeps a restriction in place.
+The expiry of remediator's own block (`lifts_own_restriction`) of an address protected since
+passes, with the protection noted in its decision.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import fnmatch
 import ipaddress
 from collections.abc import Sequence
 
-from remediator.guardrails.base import GuardInput
+from remediator.guardrails.base import GuardInput, lifts_own_restriction
 from remediator.model import Decision, DecisionReason
 from remediator.settings import ProtectedTargets
 
@@ -47,6 +51,9 @@ class ProtectedTargetGuard:
             for pattern in entry.targets:
                 if protects(pattern, target):
                     why = f" ({entry.reason})" if entry.reason else ""
-                    return Decision.deny(DecisionReason.PROTECTED_TARGET,
-                                         f"{target} is protected by {pattern}{why}", self.name)
+                    detail = f"{target} is protected by {pattern}{why}"
+                    if lifts_own_restriction(given):
+                        return Decision.allow(f"{detail}; let through: an expiry only lifts remediator's own "
+                                              "restriction")
+                    return Decision.deny(DecisionReason.PROTECTED_TARGET, detail, self.name)
         return None

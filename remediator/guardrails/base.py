@@ -1,6 +1,7 @@
 """The guardrail extension point.
 
-A *check* looks at a request and returns a Decision (deny or hold) or None to pass it on. A
+A *check* looks at a request and returns a Decision (deny or hold) or None to pass it on; an
+ALLOW decision also passes it on, with a note the final decision carries into the record. A
 *quota* names a limit the request must fit; the runner admits all quotas of a request at once
 through the coordination backend, so a denied request never uses up another rule's allowance.
 """
@@ -30,7 +31,7 @@ class GuardInput:
 
 
 class CheckRule(Protocol):
-    """A rule that can deny or hold a request on its own."""
+    """A rule that can deny or hold a request on its own (or let it pass with a note: ALLOW)."""
 
     name: str
 
@@ -43,3 +44,12 @@ class QuotaRule(Protocol):
     name: str
 
     def quota(self, given: GuardInput) -> Quota | None: ...
+
+
+def lifts_own_restriction(given: GuardInput) -> bool:
+    """The daemon ending one of its own restrictions on schedule (a WAF block's expiry).
+
+    Origin "system" alone is not enough: the action must declare that it only loosens, so a
+    future system request that changes something else stays under every rule.
+    """
+    return given.request.origin == "system" and given.action is not None and given.action.only_loosens

@@ -63,11 +63,12 @@ def check_params(step: ActionStep, registry: ActionRegistry) -> list[str]:
     except ValidationError as exc:
         for error in exc.errors():
             loc = error["loc"]
-            # Templated fields are validated when the alert fills them; whole-model checks too.
-            if not loc or loc[0] in templated:
+            # Templated fields are validated when the alert fills them, and so are checks over the
+            # whole model while any field is templated (the missing value may be the one they need).
+            if (loc and loc[0] in templated) or (not loc and templated):
                 continue
             message = str(error["msg"]).removeprefix("Value error, ")
-            problems.append(f"params.{_loc(loc)}: {message}")
+            problems.append(f"params{'.' + _loc(loc) if loc else ''}: {message}")
     return problems
 
 

@@ -1,7 +1,8 @@
 """The store and coordination protocols every backend implements (DESIGN.md §4).
 
 `Store` keeps the durable record: alerts (with their dedup keys), incidents and their timeline,
-action requests with their claims, the audit trail, approvals with their votes, and timers.
+action requests with their claims, the audit trail, approvals with their votes, timers, and the
+ledger of WAF blocks remediator placed.
 `Coordination` keeps the shared, short-lived state: rate-limit windows, cooldowns, the kill switch,
 flap counters and target leases.
 One contract test suite runs against every implementation.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -30,6 +31,8 @@ from remediator.model import (
     Severity,
     TimelineEvent,
     Vote,
+    WafBlock,
+    stable_id,
 )
 
 
@@ -80,6 +83,28 @@ class Timer:
     kind: str
     due_at: datetime
     payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+WAF_EXPIRY_TIMER = "waf.expire"  # the kind of the timers that end WAF blocks
+
+
+def waf_expiry_prefix(ip_set_arn: str, address: str) -> str:
+    """What the ids of every expiry timer of one ledger entry start with."""
+    return f"{WAF_EXPIRY_TIMER}:{stable_id(ip_set_arn, address)}:"
+
+
+def waf_expiry_timer(block: WafBlock, attempt: int = 1, due_at: datetime | None = None) -> Timer:
+    """The timer that ends `block`: one id per (entry, expiry, attempt), due at the expiry.
+
+    A later attempt (after a failed unblock) is due when the caller says. The id carries the
+    expiry, so a block extended to a later time gets a timer of its own and the old one can be
+    cancelled, never confused with it; both store backends derive ids with this function.
+    """
+    stamp = block.expires_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    return Timer(f"{waf_expiry_prefix(block.ip_set_arn, block.address)}{stamp}:{attempt}", WAF_EXPIRY_TIMER,
+                 due_at or block.expires_at,
+                 {"ip_set_arn": block.ip_set_arn, "address": block.address,
+                  "expires_at": block.expires_at.isoformat(), "attempt": attempt})
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +315,40 @@ class Store(Protocol):
 
     async def cancel_timers(self, prefix: str) -> int:
         """Cancel pending timers whose id starts with `prefix`; how many were cancelled."""
+
+    # -- WAF blocks: the ledger of waf.block_ip (remediator/waf_blocks.py adapts it) -------------
+    async def record_waf_block(self, block: WafBlock) -> WafBlock:
+        """Keep `block` in the ledger together with its expiry timer, in one transaction.
+
+        One entry per (ip_set_arn, address). No entry yet: `block` is stored as given and counts
+        as one addition for `count_waf_blocks_added`. An entry exists: it is kept and never
+        shortened; when `block.expires_at` is later, the entry takes that expiry and the
+        request_id and incident_id of `block` (blocked_at stays the first one); otherwise it is
+        left as it is. Then, in the same transaction, `waf_expiry_timer(stored)` is made the one
+        pending expiry of the entry: inserted, or revived as pending and unclaimed (due at the
+        stored expiry) when a row with its id exists in another state, and every other pending
+        timer whose id starts with `waf_expiry_prefix(...)` is cancelled. A block therefore never
+        exists without a timer that ends it, and re-blocks replace the timer, never add one.
+
+        Returns the entry as stored. Concurrent calls for one entry, on any replicas, are
+        serialised on its row (PostgreSQL: INSERT ... ON CONFLICT DO UPDATE ... RETURNING), so two
+        racing blocks give one addition and the later of the two expiries.
+        """
+
+    async def get_waf_block(self, ip_set_arn: str, address: str) -> WafBlock | None:
+        """The ledger entry for this address in this IP set, as committed now."""
+
+    async def due_waf_blocks(self, now: datetime, limit: int = 100) -> list[WafBlock]:
+        """Entries with `expires_at <= now`, soonest expiry first (then ip_set_arn, address)."""
+
+    async def forget_waf_block(self, ip_set_arn: str, address: str) -> None:
+        """Drop the entry (the address is out of the set) and cancel its pending expiry timers,
+        in one transaction; nothing happens when there is none. Its addition stays counted."""
+
+    async def count_waf_blocks_added(self, ip_set_arn: str, since: datetime) -> int:
+        """How many entries were added to this IP set at or after `since` (by `blocked_at`),
+        forgotten ones included: the hourly cap of `waf.block_ip`. Additions more than a day old
+        may be pruned (the cap looks back one hour)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,7 @@ from remediator.stores.pg_connect import (
 )
 from remediator.stores.pg_correlate import correlate_batch
 from remediator.stores.pg_people import PeopleRecords
+from remediator.stores.pg_waf import WafBlockRecords
 from remediator.stores.sqlite import unknown_audit
 
 _ALERT = f"SELECT seq, {pr.ALERT_COLUMNS} FROM alerts"
@@ -139,7 +140,7 @@ RETURNING id, kind, due_at, payload
 """
 
 
-class PostgresStore(PeopleRecords):
+class PostgresStore(PeopleRecords, WafBlockRecords):
     """`Store` on PostgreSQL; one per process, its `holder` named in claims."""
 
     def __init__(self, settings: StoreSettings, *, holder: str) -> None:

@@ -33,15 +33,19 @@ from remediator.model import (
 )
 from remediator.stores.base import RequestState, StoredRequest, Timer
 
-_last: list[Any] = [None, ""]  # the last timestamp formatted: most writes of a batch share `now`
+# The last timestamp formatted (most writes of a batch share `now`). One immutable pair, replaced
+# whole: the event loop, the writer and the reader threads all format timestamps, and a list
+# updated in place could hand one thread the text another thread had just cached.
+_last: tuple[datetime | None, str] = (None, "")
 
 
 def ts(value: datetime) -> str:
+    global _last  # noqa: PLW0603 (a cache of one pair, swapped atomically)
     last = _last
     if value is last[0]:
-        return str(last[1])
+        return last[1]
     text = (value if value.tzinfo is UTC else value.astimezone(UTC)).isoformat(timespec="microseconds")
-    _last[:] = [value, text]
+    _last = (value, text)
     return text
 
 

@@ -40,6 +40,7 @@ from remediator.stores.base import Correlation, Decided, Observation, RequestSta
 from remediator.stores.holder_files import HolderFiles
 from remediator.stores.sqlite_correlate import BatchCorrelation
 from remediator.stores.sqlite_people import PeopleRecords
+from remediator.stores.sqlite_waf import WafBlockRecords
 from remediator.stores.sqlite_writer import NORMAL, STOP, URGENT, Checkpointer, OpenIncidents, Writer
 
 T = TypeVar("T")
@@ -55,7 +56,7 @@ def migrations(dialect: str) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-class SqliteStore(PeopleRecords):
+class SqliteStore(PeopleRecords, WafBlockRecords):
     """`Store` on one SQLite file."""
 
     def __init__(

@@ -3,6 +3,7 @@ the postgres.* and redis.* actions, a context on real servers (`action_context`)
 
 Actions talk to moto through the proxy (so `proxy.log` shows exactly what they called); tests
 arrange and read back state through `moto`, a direct client that the proxy never sees.
+`aws_daemon` starts the whole daemon with its AWS clients pointed at the proxy.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from remediator.clock import FakeClock, SystemClock
 from remediator.model import Execution
 from remediator.settings import AwsSettings, EvidenceSettings, Settings
 from tests.support import builders
+from tests.support.alertmanager import webhook_body
 from tests.support.context import CtxFactory, MotoClient, make_ctx, make_request
+from tests.support.daemon import Daemon, DaemonFactory
 from tests.support.faultproxy import FaultProxy
 from tests.support.moto import TEST_ENV, moto_server, reset_moto
 
@@ -151,3 +154,31 @@ async def action_context() -> AsyncIterator[ContextFactory]:
     yield make
     for connections in opened:
         await connections.close()
+
+
+@pytest.fixture
+def aws_daemon(start_daemon: DaemonFactory, proxy: FaultProxy) -> DaemonFactory:
+    """`await aws_daemon(POLICIES, mode="enforce", **settings)`: the in-process daemon (shipped
+    registry, real SQLite, this test's fake clock) whose AWS clients call moto through the proxy.
+
+    Its own timer loop only wakes once a fake day has passed, so a test fires due timers itself
+    (`daemon.engine.timers.fire_due()`) at exactly the moments it chooses.
+    """
+
+    async def start(policies: str, mode: str = "enforce", **overrides: Any) -> Daemon:
+        overrides.setdefault("aws", {"endpoint_url": proxy.url, "max_attempts": 2})
+        overrides.setdefault("engine", {"timer_interval": "1d"})
+        daemon: Daemon = await start_daemon(policies, mode=mode, **overrides)
+        return daemon
+
+    return start
+
+
+async def post_alert(daemon: Daemon, name: str, labels: Mapping[str, str], *, fingerprint: str,
+                     starts_at: datetime, group: str = "") -> None:
+    """Deliver one firing alert through the Alertmanager webhook and wait until it is processed."""
+    body = webhook_body(name, labels, fingerprint=fingerprint, starts_at=starts_at, group=group)
+    answer = await daemon.client.post("/webhooks/alertmanager", data=body,
+                                      headers={"Authorization": "Bearer am-secret"})
+    assert answer.status == 200, await answer.text()
+    await daemon.engine.drain()

@@ -217,3 +217,57 @@ async def test_without_coordination_actions_needing_limits_are_denied_never_run_
     assert decision.reason is DecisionReason.COORDINATION_UNAVAILABLE
     # A notification needs no shared limit: it still goes out.
     assert (await guardrails.evaluate(guard_input(clock, action=NOTIFY))).verdict is Verdict.ALLOW
+
+
+UNBLOCK = default_registry().get("waf.unblock_ip")
+
+
+@pytest.mark.parametrize("forced", [True, False], ids=["settings", "api"])
+async def test_the_kill_switch_lets_the_expiry_of_remediators_own_block_through(clock: FakeClock,
+                                                                                forced: bool) -> None:
+    """An expiry only lifts a restriction already decided: the switch must not make it permanent."""
+    guardrails, coordination = rails(kill_switch=forced, budget={"max": 1, "window": "1h"})
+    if not forced:
+        await coordination.set_kill_switch(KillSwitch(True, "alice", "WAF change freeze", clock.now()))
+    expiry = guard_input(clock, action=UNBLOCK, origin="system")
+
+    decision = await guardrails.evaluate(expiry)
+
+    assert (decision.verdict, decision.reason) == (Verdict.ALLOW, DecisionReason.ALLOWED)
+    assert decision.detail.startswith("kill switch") and "an expiry only lifts remediator's own restriction" \
+        in decision.detail
+    # Every other rule still applies: the budget it spent denies the next expiry.
+    next_expiry = guard_input(clock, action=UNBLOCK, origin="system", request_id="req-2")
+    assert (await guardrails.evaluate(next_expiry)).reason is DecisionReason.BUDGET_EXHAUSTED
+
+
+@pytest.mark.parametrize(("origin", "action"), [
+    ("policy", UNBLOCK),  # a policy's unblock is a new change like any other
+    ("system", _normal()),  # a system request of an action that does not only loosen
+])
+async def test_the_kill_switch_stops_every_other_unblock_or_system_request(clock: FakeClock, origin: str,
+                                                                           action: Any) -> None:
+    guardrails, _ = rails(kill_switch=True)
+    decision = await guardrails.evaluate(guard_input(clock, action=action, origin=origin))
+    assert decision.reason is DecisionReason.KILL_SWITCH
+
+
+async def test_an_expiry_is_never_held_for_approval(clock: FakeClock) -> None:
+    guardrails, _ = rails(hold_severities=["P1"])
+    expiry = await guardrails.evaluate(guard_input(clock, action=UNBLOCK, origin="system", severity=Severity.P1))
+    assert expiry.verdict is Verdict.ALLOW and expiry.detail == ""
+    by_policy = await guardrails.evaluate(guard_input(clock, action=UNBLOCK, severity=Severity.P1))
+    assert by_policy.verdict is Verdict.HOLD
+
+
+async def test_protection_never_keeps_remediators_own_block_in_place(clock: FakeClock) -> None:
+    """An address protected after it was blocked: its expiry passes; a new block of it does not."""
+    guardrails, _ = rails(protected=[{"action": "waf.*", "targets": ["203.0.113.0/24"], "reason": "clinic NAT"}])
+    unblock = builders.request(action="waf.unblock_ip", target="203.0.113.50", origin="system")
+    expiry = await guardrails.evaluate(GuardInput(unblock, StepGuardrails(), builders.alert(), UNBLOCK, clock.now()))
+    assert expiry.verdict is Verdict.ALLOW
+    assert expiry.detail == ("203.0.113.50 is protected by 203.0.113.0/24 (clinic NAT); let through: an expiry only "
+                             "lifts remediator's own restriction")
+    block = builders.request(action="waf.block_ip", target="203.0.113.50")
+    denied = await guardrails.evaluate(GuardInput(block, StepGuardrails(), builders.alert(), _normal(), clock.now()))
+    assert denied.reason is DecisionReason.PROTECTED_TARGET

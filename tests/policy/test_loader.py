@@ -75,6 +75,31 @@ def test_every_problem_of_a_directory_is_reported_at_once(tmp_path: Path) -> Non
         assert any(fragment in p and f"{case}.yaml" in p for p in raised.value.problems), case
 
 
+SCALE = """
+name: api-scale-out
+severity: P3
+match: {alertname: ApiSaturated}
+actions:
+  - type: ecs.scale_service
+    params: {cluster: erp-prod, service: SERVICE, step: 2, min: 5, max: 2}
+"""
+
+
+def test_a_whole_model_check_is_reported_when_nothing_is_templated(tmp_path: Path) -> None:
+    """min > max is a check over several fields: with every value given, it fails at load time."""
+    (tmp_path / "scale.yaml").write_text(SCALE.replace("SERVICE", "erp-api"))
+    with pytest.raises(PolicyError) as raised:
+        load_policies(tmp_path, default_registry())
+    assert any("actions[0].params: min must not exceed max" in p for p in raised.value.problems), \
+        raised.value.problems
+
+
+def test_a_whole_model_check_waits_for_the_alert_when_a_value_is_templated(tmp_path: Path) -> None:
+    # The templated value may be the one the check is about: the plan validates it with the alert.
+    (tmp_path / "scale.yaml").write_text(SCALE.replace("SERVICE", '"{labels.service}"'))
+    assert [p.name for p in load_policies(tmp_path, default_registry())] == ["api-scale-out"]
+
+
 def test_duplicate_names_across_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(VALID.format(name="same"))
     (tmp_path / "b.yaml").write_text(VALID.format(name="same"))
