@@ -17,7 +17,7 @@ from remediator.settings import Settings
 pytest_plugins = ["tests.support.daemon", "tests.support.engine", "tests.support.sns"]
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = Path(os.environ.get("REMEDIATOR_CORPUS", ROOT.parent / "shared" / "corpus"))
+CORPUS = Path(os.environ.get("REMEDIATOR_CORPUS") or ROOT / "tests" / "corpus")
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
@@ -48,5 +48,5 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 def corpus_file(name: str) -> Path:
     path = CORPUS / name
     if not path.exists():
-        pytest.fail(f"corpus file {path} is missing (set REMEDIATOR_CORPUS to the shared corpus folder)")
+        pytest.fail(f"corpus file {path} is missing (REMEDIATOR_CORPUS points at a corpus folder)")
     return path
