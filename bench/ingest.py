@@ -46,7 +46,7 @@ import asyncpg
 import sns_load
 
 ROOT = Path(__file__).resolve().parents[1]
-PAYLOAD = Path(os.environ.get("REMEDIATOR_CORPUS", ROOT.parent / "shared" / "corpus")) / \
+PAYLOAD = Path(os.environ.get("REMEDIATOR_CORPUS") or ROOT / "tests" / "corpus") / \
     "am-v0.25-firing-2-alerts.json"
 TOKEN = "bench-token"
 

@@ -66,7 +66,8 @@ class Engine:
         self.approvals = ApprovalDesk(deps, Executor(deps), self.escalation, self.notifier, self.verifier.follow_up)
         self.executor = Executor(deps, on_hold or self.approvals.on_hold)
         self.waf_blocks = BlockExpiry(deps, self.executor, self.escalate)
-        self.timers = TimerLoop(deps)
+        # A timer's claim outlasts the longest action its handler may run, so it never fires twice.
+        self.timers = TimerLoop(deps, lease=deps.settings.engine.action_timeout + timedelta(minutes=2))
         for part in (self.verifier, self.escalation, self.approvals, self.waf_blocks):
             part.register(self.timers)
         self.queue: asyncio.Queue[Alert] = asyncio.Queue(deps.settings.engine.queue_size)
@@ -131,11 +132,13 @@ class Engine:
         """A policy's steps: all of them in order, or only the first when the policy verifies."""
         count = 1 if match.policy.verify else len(match.policy.actions)
         now = self.deps.clock.now()
-        return [plan_step(match, i, incident, self.deps.registry, now) for i in range(count)]
+        cooldown = self.deps.settings.guardrails.default_cooldown
+        return [plan_step(match, i, incident, self.deps.registry, now, default_cooldown=cooldown) for i in range(count)]
 
     async def run_step(self, match: Match, index: int, incident: Incident, flap_count: int = 0) -> AuditRecord | None:
         """One step on its own (verification's next step)."""
-        planned = plan_step(match, index, incident, self.deps.registry, self.deps.clock.now())
+        planned = plan_step(match, index, incident, self.deps.registry, self.deps.clock.now(),
+                            default_cooldown=self.deps.settings.guardrails.default_cooldown)
         record = await self.executor.respond_one(planned, match.alert, flap_count)
         if record is not None:
             await self.verifier.follow_up(planned.request, match.alert, record)

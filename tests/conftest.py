@@ -22,7 +22,7 @@ from tests.support import servers
 pytest_plugins = ["tests.support.daemon", "tests.support.engine", "tests.support.sns"]
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = Path(os.environ.get("REMEDIATOR_CORPUS", ROOT.parent / "shared" / "corpus"))
+CORPUS = Path(os.environ.get("REMEDIATOR_CORPUS") or ROOT / "tests" / "corpus")
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
@@ -53,7 +53,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 def corpus_file(name: str) -> Path:
     path = CORPUS / name
     if not path.exists():
-        pytest.fail(f"corpus file {path} is missing (set REMEDIATOR_CORPUS to the shared corpus folder)")
+        pytest.fail(f"corpus file {path} is missing (REMEDIATOR_CORPUS points at a corpus folder)")
     return path
 
 

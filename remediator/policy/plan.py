@@ -6,7 +6,7 @@ import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -36,12 +36,21 @@ def plan_hash(action: str, target: str, params: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def request_id(incident_id: str, policy: str, step: int, hash_of_plan: str) -> str:
-    """One request per incident, policy step and plan: alerts of an incident that lead to the same
-    plan (same action, target, parameters) join the request the first of them made, rather than
-    repeat it — an alert storm is one action, one audit record, one approval, not hundreds. The id is
-    deterministic, so any replica, at any time, computes the same one (and claims it at most once)."""
-    return stable_id(incident_id, policy, str(step), hash_of_plan)
+def request_id(incident_id: str, policy: str, step: int, hash_of_plan: str, window: str) -> str:
+    """One request per incident, policy step, plan and cooldown window: alerts of an incident that
+    lead to the same plan (same action, target, parameters) and started within one cooldown window
+    join the request the first of them made, rather than repeat it — an alert storm is one action,
+    one audit record, one approval, not hundreds — while an occurrence that starts after the window
+    (an attack that resumes once its block expired) makes a new request, which the cooldown then
+    judges. The window comes from the alert's own start, so every replica computes the same id and
+    the request is claimed at most once."""
+    return stable_id(incident_id, policy, str(step), hash_of_plan, window)
+
+
+def cooldown_window(alert: Alert, cooldown: timedelta) -> str:
+    """Which cooldown window the alert started in (per occurrence when there is no cooldown)."""
+    seconds = cooldown.total_seconds()
+    return str(int(alert.starts_at.timestamp() // seconds)) if seconds > 0 else alert.id
 
 
 def template_scope(alert: Alert, incident_id: str, policy: str) -> dict[str, Mapping[str, str]]:
@@ -80,10 +89,12 @@ def _validate(action: AnyAction, rendered_json: bytes) -> _Validated:
 
 
 def plan_step(
-    match: Match, index: int, incident: Incident, registry: ActionRegistry, now: datetime
+    match: Match, index: int, incident: Incident, registry: ActionRegistry, now: datetime,
+    *, default_cooldown: timedelta = timedelta(minutes=10),
 ) -> PlannedStep:
     policy, alert = match.policy, match.alert
     step = policy.actions[index]
+    cooldown = step.guardrails.cooldown if step.guardrails.cooldown is not None else default_cooldown
     action = registry.get(step.type)
     risk = action.risk if action else Risk.NORMAL
     try:
@@ -97,7 +108,7 @@ def plan_step(
         checked = _Validated(None, "", dict(step.params), plan_hash(step.type, "", step.params), str(exc))
     params, target, rendered, error = checked.params, checked.target, checked.dumped, checked.error
     request = ActionRequest(
-        id=request_id(incident.id, policy.name, index, checked.plan_hash),
+        id=request_id(incident.id, policy.name, index, checked.plan_hash, cooldown_window(alert, cooldown)),
         alert_id=alert.id,
         incident_id=incident.id,
         policy=policy.name,

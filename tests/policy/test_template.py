@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
+
 import pytest
 
 from remediator.actions.registry import default_registry
@@ -71,3 +74,19 @@ def test_a_missing_label_is_a_plan_error() -> None:
     planned = plan_step(Match(_policy({"to": "{labels.nope}", "text": "x"}), builders.alert()), 0, INCIDENT,
                         default_registry(), T0)
     assert planned.params is None and "labels.nope" in planned.error
+
+
+def test_alerts_of_one_incident_with_one_plan_share_a_request_within_a_cooldown_window() -> None:
+    policy = _policy({"to": "oncall", "text": "{annotations.summary}"})
+    registry = default_registry()
+    first = builders.alert(fingerprint="fp-1", starts_at=T0)
+    storm = builders.alert(fingerprint="fp-2", starts_at=T0 + timedelta(minutes=3))
+    later = builders.alert(fingerprint="fp-3", starts_at=T0 + timedelta(minutes=12))
+    ids = [plan_step(Match(policy, a), 0, INCIDENT, registry, T0, default_cooldown=timedelta(minutes=10)).request.id
+           for a in (first, storm, later)]
+    assert ids[0] == ids[1] != ids[2]  # the same plan in the same window joins; a later one is a new request
+    other = plan_step(Match(policy, first), 0, replace(INCIDENT, id="INC-2026-00002"), registry, T0).request.id
+    assert other != ids[0]  # another incident: another request
+    no_cooldown = [plan_step(Match(policy, a), 0, INCIDENT, registry, T0, default_cooldown=timedelta(0)).request.id
+                   for a in (first, storm)]
+    assert no_cooldown[0] != no_cooldown[1]  # without a cooldown every occurrence is its own request

@@ -1,20 +1,16 @@
-"""The shared payload corpus (../shared/corpus, read-only) and helpers to feed it to the parsers."""
+"""The payload corpus (tests/corpus, a verbatim copy) and helpers to feed it to the parsers."""
 
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from remediator.model import Alert
 from remediator.sources.cloudwatch import InsufficientData
 from remediator.sources.sns_messages import alerts_from_notification
+from tests.conftest import CORPUS
 
-CORPUS = Path(
-    os.environ.get("REMEDIATOR_CORPUS") or Path(__file__).resolve().parents[3] / "shared" / "corpus"
-)
 RECEIVED = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 DELIVERY = "sns:arn:aws:sns:us-east-1:111122223333:alerts:test-delivery"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -22,17 +21,15 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.x509.oid import NameOID
 
 from remediator.sources.sns_message import SnsVerificationError, VerifyResult
+from tests.conftest import CORPUS
 
 REAL_SIGNED_COUNT = 15
 TAMPERED = "sns-tampered-redacted-health-acm-renewal.json"
 
 
 def corpus_dir() -> Path:
-    """$REMEDIATOR_CORPUS, else ../shared/corpus next to the repository root."""
-    configured = os.environ.get("REMEDIATOR_CORPUS")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
+    """The payload corpus (tests/corpus, or $REMEDIATOR_CORPUS)."""
+    return CORPUS
 
 
 def corpus_bytes(name: str) -> bytes:

@@ -17,8 +17,9 @@ from remediator.sources import sns_messages
 from remediator.sources.cloudwatch import InsufficientData, alert_from_alarm
 from remediator.sources.eventbridge import alert_from_event
 from remediator.sources.sns_messages import alerts_from_notification
+from tests.conftest import CORPUS
 from tests.sources import test_cloudwatch, test_eventbridge
-from tests.sources.corpus import CORPUS, RECEIVED, assert_well_formed, from_envelope, load, utc
+from tests.sources.corpus import RECEIVED, assert_well_formed, from_envelope, load, utc
 
 TOPIC = "arn:aws:sns:eu-west-1:111122223333:remediator"
 
