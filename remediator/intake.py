@@ -36,6 +36,7 @@ log = get_logger("remediator.intake")
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length",
               "proxy-authorization", "proxy-connection", CLIENT_HEADER.lower()}
 INTERNAL = "/internal/"
+IN_FLIGHT = 4  # calls to the core at once
 CORE = web.AppKey("core", aiohttp.ClientSession)
 
 
@@ -70,12 +71,25 @@ class CoreRecorder:
         return await future
 
     async def _run(self) -> None:
+        # A few calls in flight: the next batch travels while the core commits the previous one.
+        slots = asyncio.Semaphore(IN_FLIGHT)
+        sending: set[asyncio.Task[None]] = set()
         while True:
             await self._wake.wait()
             self._wake.clear()
+            await slots.acquire()
             batch, self._pending = self._pending, []
-            if batch:
-                await self._send(batch)
+            if not batch:
+                slots.release()
+                continue
+            task = asyncio.create_task(self._send(batch))
+            sending.add(task)
+
+            def finished(done: asyncio.Task[None]) -> None:
+                sending.discard(done)
+                slots.release()
+
+            task.add_done_callback(finished)
 
     async def _send(self, batch: list[tuple[Sequence[Alert], asyncio.Future[list[bool]]]]) -> None:
         assert self.core is not None
