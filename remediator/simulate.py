@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from botocore.exceptions import EndpointConnectionError
 
+from remediator.actions.targets import TARGETS_EXTRA, TargetConnections, TargetUnavailable
 from remediator.app import build_deps
 from remediator.aws import AWS_EXTRA, AwsClients
 from remediator.engine import Engine
@@ -64,6 +65,16 @@ class _OfflineClient:
             raise EndpointConnectionError(endpoint_url="offline: remediator simulate does not reach AWS")
 
         return unreachable
+
+
+class OfflineTargets(TargetConnections):
+    """Databases and caches as `simulate` sees them: named in settings, never connected to."""
+
+    async def postgres(self, name: str) -> Any:
+        raise TargetUnavailable("offline: remediator simulate does not connect to databases")
+
+    async def redis(self, name: str) -> Any:
+        raise TargetUnavailable("offline: remediator simulate does not connect to caches")
 
 
 class OfflineAws(AwsClients):
@@ -111,6 +122,7 @@ async def simulate(settings: Settings, body: bytes) -> dict[str, Any]:
         })
         deps = build_deps(settings)
         deps.actions.extras[AWS_EXTRA] = OfflineAws(settings.aws)
+        deps.actions.extras[TARGETS_EXTRA] = OfflineTargets(settings.targets)
         engine = Engine(deps)
         await deps.store.open()
         await deps.coordination.open()

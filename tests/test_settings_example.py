@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel
 
-from remediator.settings import Settings, load_settings
+from remediator.settings import PostgresTarget, Settings, load_settings
 from tests.conftest import ROOT
 
 EXAMPLE = ROOT / "docs" / "settings.example.yaml"
 
 # What the file deliberately sets away from the defaults (each marked "EXAMPLE VALUE" in it):
-# the notify targets the bundled policies name, who hears of approvals and escalations, and the
-# evidence bucket of s3.preserve_evidence. Everything else must be the default.
+# the notify targets and the database the bundled policies name, who hears of approvals and
+# escalations, and the evidence bucket of s3.preserve_evidence. Everything else must be the default.
 NOTIFY = {"format": "slack", "timeout": "PT5S", "headers": {}}
+ERP_PRIMARY = PostgresTarget(dsn_env="ERP_PRIMARY_DSN", statement_timeout=timedelta(seconds=5)).model_dump(mode="json")
 EXAMPLE_VALUES: dict[str, Any] = {
     "notify": {
         "oncall": {"url": "https://chat.example-hospital.org/hooks/erp-oncall", **NOTIFY},
@@ -28,6 +30,7 @@ EXAMPLE_VALUES: dict[str, Any] = {
     "approvals.notify": "oncall",
     "incidents.notify": "oncall",
     "aws.evidence.bucket": "erp-prod-forensics",
+    "targets.postgres": {"erp-primary": ERP_PRIMARY},
 }
 
 

@@ -91,9 +91,13 @@ class TerminateIdleConnections(Action[TerminateIdleParams]):
                 params.max_sessions]
 
     async def plan_calls(self, params: TerminateIdleParams, ctx: ActionContext) -> Sequence[PlannedCall]:
-        """The sessions `run` would terminate now (read-only)."""
-        pool = await target_connections(ctx.deps).postgres(params.target)
-        found = await pool.fetch(IDLE_SESSIONS, *self._args(params, ctx))
+        """The sessions `run` would terminate now (read-only); the criteria when they cannot be read."""
+        try:
+            pool = await target_connections(ctx.deps).postgres(params.target)
+            found = await pool.fetch(IDLE_SESSIONS, *self._args(params, ctx))
+        except TARGET_ERRORS as exc:
+            return [unread("pg_terminate_backend", params, exc, idle_for=params.idle_for.total_seconds(),
+                           states=list(params.states), max_sessions=params.max_sessions)]
         return [PlannedCall("postgres", "pg_terminate_backend", {"target": params.target, **session_view(r)})
                 for r in found]
 
@@ -106,6 +110,12 @@ class TerminateIdleConnections(Action[TerminateIdleParams]):
         except TARGET_ERRORS as exc:
             return failure(exc, params.target)
         return _report(found, "terminated")
+
+
+def unread(operation: str, params: SessionParams, exc: BaseException, **criteria: Any) -> PlannedCall:
+    """A dry-run plan whose live list could not be read (target unreachable, or `simulate`)."""
+    return PlannedCall("postgres", operation, {"target": params.target, "database": params.database, **criteria,
+                                               "live_state": f"not read: {exc}"})
 
 
 class CancelLongParams(SessionParams):
@@ -146,9 +156,13 @@ class CancelLongQueries(Action[CancelLongParams]):
         return [params.database, users, applications, params.running_for.total_seconds(), params.max_queries]
 
     async def plan_calls(self, params: CancelLongParams, ctx: ActionContext) -> Sequence[PlannedCall]:
-        pool = await target_connections(ctx.deps).postgres(params.target)
-        found = await pool.fetch(LONG_QUERIES, *self._args(params, ctx))
         operation = "pg_terminate_backend" if params.terminate else "pg_cancel_backend"
+        try:
+            pool = await target_connections(ctx.deps).postgres(params.target)
+            found = await pool.fetch(LONG_QUERIES, *self._args(params, ctx))
+        except TARGET_ERRORS as exc:
+            return [unread(operation, params, exc, running_for=params.running_for.total_seconds(),
+                           max_queries=params.max_queries)]
         return [PlannedCall("postgres", operation, {"target": params.target, **session_view(r),
                                                     "query": redact_sql(r["query"])}) for r in found]
 

@@ -84,12 +84,16 @@ class InvalidateSessions(Action[InvalidateParams]):
 
     async def plan_calls(self, params: InvalidateParams, ctx: ActionContext) -> Sequence[PlannedCall]:
         """SCAN only: how many keys would go now (up to max_keys), and a few of them."""
-        client = await target_connections(ctx.deps).redis(params.target)
         matching: list[str] = []
-        async for key in client.scan_iter(match=params.glob(), count=params.batch):
-            matching.append(key.decode(errors="replace") if isinstance(key, bytes) else str(key))
-            if len(matching) >= params.max_keys:
-                break
+        try:
+            client = await target_connections(ctx.deps).redis(params.target)
+            async for key in client.scan_iter(match=params.glob(), count=params.batch):
+                matching.append(key.decode(errors="replace") if isinstance(key, bytes) else str(key))
+                if len(matching) >= params.max_keys:
+                    break
+        except REDIS_ERRORS as exc:
+            return [PlannedCall("redis", "SCAN+UNLINK", {"target": params.target, "match": params.glob(),
+                                                         "live_state": f"not read: {exc}"})]
         return [PlannedCall("redis", "SCAN+UNLINK", {"target": params.target, "match": params.glob(),
                                                      "keys": len(matching), "sample": sorted(matching)[:5]})]
 

@@ -185,3 +185,19 @@ async def test_diagnostics_put_a_snapshot_with_the_lock_tree_on_the_timeline(
 
 async def _equal(found: Awaitable[dict[tuple[str, str], int]], expected: dict[tuple[str, str], int]) -> bool:
     return await found == expected
+
+
+async def test_a_dry_run_that_cannot_reach_the_database_says_so_instead_of_failing(
+    action_context: ContextFactory, unused_tcp_port: int
+) -> None:
+    """In dry-run the plan lists the sessions it would end; unreachable, it states its criteria."""
+    unreachable = {"postgres": {"erp": {"dsn": f"postgresql://nobody@127.0.0.1:{unused_tcp_port}/erp",
+                                        "connect_timeout": "1s"}}}
+    params = TerminateIdleParams(target="erp", database="erp", idle_for="10m", max_sessions=7)
+    (planned,) = await TerminateIdleConnections().plan_calls(params, action_context(unreachable, dry_run=True))
+    assert planned.operation == "pg_terminate_backend"
+    assert planned.args["max_sessions"] == 7 and planned.args["idle_for"] == 600
+    assert str(planned.args["live_state"]).startswith("not read:")
+    cancel = CancelLongParams(target="erp", database="erp", running_for="5m")
+    (planned,) = await CancelLongQueries().plan_calls(cancel, action_context(unreachable, dry_run=True))
+    assert planned.operation == "pg_cancel_backend" and "live_state" in planned.args
