@@ -30,7 +30,7 @@ from remediator.stores.postgres import PostgresStore
 from remediator.stores.redis import RedisCoordination
 from remediator.stores.sqlite import SqliteStore
 from remediator.waf_blocks import StoreBlockLedger
-from remediator.web import api, approvals_api, console, health, incidents_api
+from remediator.web import api, approvals_api, console, health, incidents_api, internal
 from remediator.web.common import CLIENT_HEADER
 from remediator.web.keys import DEPS, ENGINE, INTAKE, SESSIONS
 from remediator.web.routes import add_webhook_routes
@@ -116,8 +116,8 @@ def build_app(settings: Settings, deps: Deps | None = None, *, behind_intake: bo
     app[SESSIONS] = SessionKeeper(settings)
     app.cleanup_ctx.append(_resources)
     if behind_intake:
-        app.router.add_post("/internal/counters", health.receive_counters)
-        app.router.add_post("/internal/record", health.receive_alerts)
+        app.router.add_post("/internal/counters", internal.receive_counters)
+        app.router.add_post("/internal/record", internal.receive_alerts)
     add_webhook_routes(app, settings)
     app.router.add_get("/api/v1/incidents", api.list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", api.get_incident)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from remediator.errors import CoordinationUnavailable, StoreUnavailable
-from remediator.model import ApprovalStatus, alert_from_wire
+from remediator.model import ApprovalStatus
 from remediator.web.common import json_response
 from remediator.web.keys import DEPS, ENGINE
 
@@ -53,24 +52,3 @@ async def metrics(request: web.Request) -> web.Response:
         pass  # the last known values stay; /readyz says what is wrong
     return web.Response(body=generate_latest(m.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-
-async def receive_counters(request: web.Request) -> web.Response:
-    """Counter increments relayed by intake processes (served on the core's private socket only)."""
-    metrics = request.app[DEPS].metrics
-    payload = await request.json()
-    for name, labels, delta in payload.get("counters", []):
-        counter = metrics.counter(name)
-        if counter is not None and delta > 0:
-            counter.labels(**labels).inc(delta)
-    return json_response({"ok": True})
-
-
-async def receive_alerts(request: web.Request) -> web.Response:
-    """Alerts an intake process parsed, recorded here (one writer) and queued (private socket only)."""
-    engine = request.app[ENGINE]
-    payload = orjson.loads(await request.read())
-    try:
-        fresh = await engine.record([alert_from_wire(a) for a in payload["alerts"]])
-    except StoreUnavailable as exc:
-        return json_response({"error": "store_unavailable", "detail": str(exc)}, 503)
-    return web.Response(body=orjson.dumps({"fresh": fresh}), content_type="application/json")
