@@ -9,26 +9,17 @@ they print as `**********` and are never logged.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import os
 from collections.abc import Mapping
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
-    IPvAnyNetwork,
     SecretStr,
-    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -36,55 +27,30 @@ from pydantic import (
 
 from remediator.errors import SettingsError
 from remediator.model import Severity
-from remediator.sources.cloudwatch import InsufficientData
-from remediator.sources.sns_certs import TrustPolicy
-from remediator.sources.sns_message import parse_topic_arn
+from remediator.settings_aws import AwsSettings, EvidenceSettings, SnsRawDelivery, SnsSettings, WafSettings
+from remediator.settings_base import IDENTIFIER_RE, Duration, Section, WindowLimit, is_loopback, parse_duration
+from remediator.settings_people import (
+    DEFAULT_TARGETS,
+    ApiSettings,
+    ApiToken,
+    ApprovalSettings,
+    EscalationStep,
+    IncidentSettings,
+    SeverityTarget,
+)
+from remediator.settings_targets import PostgresTarget, RedisTarget, TargetSettings
+
+# Every section stays importable from here, wherever it is defined.
+__all__ = [
+    "DEFAULT_TARGETS", "ApiSettings", "ApiToken", "ApprovalSettings", "AwsSettings", "BasicCredential",
+    "CoordinationSettings", "Duration", "EngineSettings", "EscalationStep", "EvidenceSettings",
+    "GuardrailSettings", "IncidentSettings", "IntakeSettings", "Listen", "LogSettings", "Mode", "NotifyTarget",
+    "PostgresTarget", "ProtectedTargets", "RedisTarget", "Section", "Settings", "SeverityTarget",
+    "SnsRawDelivery", "SnsSettings", "StoreSettings", "TargetSettings", "WafSettings", "WindowLimit",
+    "is_loopback", "load_settings", "parse_duration", "token_digest",
+]
 
 ENV_PREFIX = "REMEDIATOR_"
-DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: object) -> timedelta:
-    """`90s`, `15m`, `1h30m`, `2d`, a number of seconds, a timedelta, or ISO 8601 (`PT1H`).
-
-    ISO 8601 is how a timedelta is dumped to JSON: parameters stored with a request must
-    validate again when verify or an approval reads them back.
-    """
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, str) and value.strip().upper().startswith(("P", "-P")):
-        return _ISO_DURATION.validate_python(value.strip())
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("a duration like 30s, 15m, 1h or 2d")
-    text, total, number = value.strip().lower(), 0.0, ""
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch.isdigit() or ch == ".":
-            number += ch
-            i += 1
-            continue
-        unit = "ms" if text.startswith("ms", i) else ch
-        if unit not in DURATION_UNITS or not number:
-            raise ValueError(f"{value!r} is not a duration like 30s, 15m, 1h or 2d")
-        total += float(number) * DURATION_UNITS[unit]
-        number, i = "", i + len(unit)
-    if number:
-        raise ValueError(f"{value!r} lacks a unit (s, m, h, d)")
-    return timedelta(seconds=total)
-
-
-_ISO_DURATION = TypeAdapter(timedelta)
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-IDENTIFIER_RE = r"^[a-z_][a-z0-9_]{0,62}$"  # a lower-case SQL identifier that needs no quoting
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class Mode(StrEnum):
     DRY_RUN = "dry-run"
     ENFORCE = "enforce"
@@ -161,80 +127,6 @@ class EngineSettings(Section):
     reconcile_interval: Duration = timedelta(seconds=30)
 
 
-class SeverityTarget(Section):
-    """The runbook's targets for one severity: first response, and recovery."""
-
-    respond: Duration | Literal["next_business_day"]
-    recover: Duration
-
-
-class EscalationStep(Section):
-    """Once an incident has gone `after` without recovering, tell these contacts."""
-
-    after: Duration
-    contacts: list[str] = Field(min_length=1)
-
-
-# The runbook's defaults; settings may replace any severity's entry and keep the others.
-DEFAULT_TARGETS: dict[Severity, SeverityTarget] = {
-    Severity.P1: SeverityTarget(respond=timedelta(minutes=15), recover=timedelta(hours=1)),
-    Severity.P2: SeverityTarget(respond=timedelta(minutes=30), recover=timedelta(hours=4)),
-    Severity.P3: SeverityTarget(respond=timedelta(hours=2), recover=timedelta(hours=24)),
-    Severity.P4: SeverityTarget(respond="next_business_day", recover=timedelta(weeks=1)),
-}
-DEFAULT_ESCALATION: dict[Severity, list[EscalationStep]] = {
-    Severity.P1: [
-        EscalationStep(after=timedelta(minutes=15), contacts=["team_lead", "head_of_department"]),
-        EscalationStep(after=timedelta(minutes=30), contacts=["cto"]),
-        EscalationStep(after=timedelta(hours=1), contacts=["ceo"]),
-        EscalationStep(after=timedelta(hours=2), contacts=["external_support"]),
-    ],
-    Severity.P2: [
-        EscalationStep(after=timedelta(minutes=30), contacts=["team_lead"]),
-        EscalationStep(after=timedelta(hours=2), contacts=["head_of_department"]),
-    ],
-    Severity.P3: [EscalationStep(after=timedelta(hours=4), contacts=["team_lead"])],
-    Severity.P4: [],
-}
-
-
-class IncidentSettings(Section):
-    """Severity targets, the escalation matrix and who each contact is (a notify target)."""
-
-    targets: dict[Severity, SeverityTarget] = DEFAULT_TARGETS
-    escalation: dict[Severity, list[EscalationStep]] = DEFAULT_ESCALATION
-    contacts: dict[str, str] = Field({}, description="contact name → notify target name")
-    notify: str = Field("", description="notify target for contacts without one of their own")
-    timezone: str = Field("UTC", description="where business days are counted (P4's respond target)")
-
-    @field_validator("targets")
-    @classmethod
-    def _every_target(cls, value: dict[Severity, SeverityTarget]) -> dict[Severity, SeverityTarget]:
-        return {**DEFAULT_TARGETS, **value}
-
-    @field_validator("escalation")
-    @classmethod
-    def _every_matrix_row(cls, value: dict[Severity, list[EscalationStep]]) -> dict[Severity, list[EscalationStep]]:
-        for severity, steps in value.items():
-            times = [step.after for step in steps]
-            if times != sorted(times) or len(set(times)) != len(times):
-                raise ValueError(f"{severity.value}: steps must be in strictly increasing order of `after`")
-        return {**DEFAULT_ESCALATION, **value}
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (e.g. UTC, Europe/Berlin)") from None
-        return value
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
-
-
 class BasicCredential(Section):
     username: str = Field(min_length=1)
     password: SecretStr
@@ -260,11 +152,6 @@ class ProtectedTargets(Section):
     reason: str = ""
 
 
-class WindowLimit(Section):
-    max: int = Field(ge=0)
-    window: Duration
-
-
 class GuardrailSettings(Section):
     kill_switch: bool = False
     budget: WindowLimit = WindowLimit(max=30, window=timedelta(hours=1))
@@ -283,208 +170,6 @@ class NotifyTarget(Section):
     format: Literal["json", "slack"] = "json"
     timeout: Duration = timedelta(seconds=5)
     headers: dict[str, SecretStr] = {}
-
-
-class ApiToken(Section):
-    """A person's API token, stored as its SHA-256 hex digest (never the token itself)."""
-
-    name: str = Field(min_length=1)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    roles: list[Literal["viewer", "approver", "admin"]] = Field(["viewer"], min_length=1)
-
-
-class ApiSettings(Section):
-    tokens: list[ApiToken] = []
-    # With no tokens configured, loopback clients may read (never write) without one.
-    anonymous_loopback_read: bool = True
-    # Signs the /approvals page's session cookies. Unset: a random key per process, so sessions
-    # end with a restart and are not shared between replicas (set it when running several).
-    session_secret: SecretStr | None = None
-    session_ttl: Duration = timedelta(hours=8)
-
-    @field_validator("session_secret")
-    @classmethod
-    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 32:
-            raise ValueError("must be at least 32 characters (e.g. `openssl rand -hex 32`)")
-        return value
-
-
-class ApprovalSettings(Section):
-    """How a held request waits for people: how many must approve, for how long, who is told."""
-
-    approvers: int = Field(1, ge=1, le=5, description="distinct approvers an approval needs")
-    approvers_by_severity: dict[Severity, int] = Field({}, description="e.g. {P1: 2}; others use `approvers`")
-    expire_after: Duration = timedelta(minutes=30)
-    remind_before: Duration = timedelta(minutes=10)
-    notify: str = Field("", description="notify target told of new, due and expired approvals")
-
-    @field_validator("approvers_by_severity")
-    @classmethod
-    def _sane_counts(cls, value: dict[Severity, int]) -> dict[Severity, int]:
-        for severity, count in value.items():
-            if not 1 <= count <= 5:
-                raise ValueError(f"{severity.value}: between 1 and 5 approvers")
-        return value
-
-    @model_validator(mode="after")
-    def _reminder_before_expiry(self) -> ApprovalSettings:
-        if self.remind_before >= self.expire_after:
-            raise ValueError("approvals.remind_before must be shorter than approvals.expire_after")
-        return self
-
-    def required_for(self, severity: Severity) -> int:
-        return self.approvers_by_severity.get(severity, self.approvers)
-
-
-def _default_never_block() -> list[IPvAnyNetwork]:
-    # Our own side of every connection: loopback, private and link-local ranges, carrier NAT.
-    ranges = ["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
-              "169.254.0.0/16", "::1/128", "fc00::/7", "fe80::/10"]
-    return [ipaddress.ip_network(r) for r in ranges]
-
-
-class WafSettings(Section):
-    """Limits of `waf.block_ip`; `never_block` is re-checked inside the action after the guardrails."""
-
-    never_block: list[IPvAnyNetwork] = Field(default_factory=_default_never_block)
-    max_blocks_per_hour: int = Field(30, ge=0, description="addresses added per IP set per hour")
-    max_set_size: int = Field(1000, ge=1, le=10_000, description="addresses an IP set may hold")
-    lock_retries: int = Field(3, ge=0, le=10, description="re-reads after WAFOptimisticLockException")
-    max_duration: Duration = timedelta(days=7)
-
-
-class EvidenceSettings(Section):
-    """Where `s3.preserve_evidence` copies to, and how much one run may copy."""
-
-    bucket: str = ""  # empty: the action refuses (a forensics bucket is never taken from an alert)
-    key_prefix: str = "incidents/"
-    max_objects: int = Field(1000, ge=1)
-    max_bytes: int = Field(5 * 1024**3, ge=1)
-
-
-class AwsSettings(Section):
-    region: str = "us-east-1"
-    endpoint_url: str | None = None
-    max_attempts: int = Field(4, ge=1, le=10)
-    connect_timeout: Duration = timedelta(seconds=3)
-    read_timeout: Duration = timedelta(seconds=10)
-    # One AWS call, botocore's own retries included; past it the call is abandoned as a timeout.
-    call_timeout: Duration = timedelta(seconds=60)
-    waf: WafSettings = WafSettings()
-    evidence: EvidenceSettings = EvidenceSettings()
-
-
-class PostgresTarget(Section):
-    """A PostgreSQL database the postgres.* actions may act on; policies name it, never carry the DSN."""
-
-    dsn_env: str = Field("", pattern=r"^([A-Z_][A-Z0-9_]*)?$", description="environment variable holding the DSN")
-    dsn: SecretStr | None = None  # in the settings file instead (tests, local use)
-    statement_timeout: Duration = timedelta(seconds=5)
-    connect_timeout: Duration = timedelta(seconds=5)
-    pool_max: int = Field(2, ge=1, le=10)
-    # Sessions of these users / application_names are never signalled, whatever a policy says.
-    protected_users: list[str] = []
-    protected_applications: list[str] = []
-
-    @model_validator(mode="after")
-    def _one_source(self) -> PostgresTarget:
-        if not self.dsn_env and self.dsn is None:
-            raise ValueError("give dsn_env (preferred) or dsn")
-        return self
-
-
-class RedisTarget(Section):
-    """A Redis the redis.* actions may act on; policies name it, never carry the URL."""
-
-    url_env: str = Field("", pattern=r"^([A-Z_][A-Z0-9_]*)?$", description="environment variable holding the URL")
-    url: SecretStr | None = None
-    timeout: Duration = timedelta(seconds=2)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> RedisTarget:
-        if not self.url_env and self.url is None:
-            raise ValueError("give url_env (preferred) or url")
-        return self
-
-
-class TargetSettings(Section):
-    """Databases and caches actions may touch, by name."""
-
-    postgres: dict[str, PostgresTarget] = {}
-    redis: dict[str, RedisTarget] = {}
-
-
-def _topic_arn(arn: str) -> str:
-    parse_topic_arn(arn)  # a typo fails the start, naming its key, instead of refusing that topic quietly
-    return arn
-
-
-TopicArnSetting = Annotated[str, AfterValidator(_topic_arn)]
-
-
-class SnsRawDelivery(Section):
-    """A path for one topic's raw message delivery: no signature, so a shared secret instead.
-
-    SNS sends the secret as basic auth from the subscription URL (`https://sns:<secret>@host/path`);
-    other senders may use `Authorization: Bearer <secret>`.
-    """
-
-    path: str = Field(pattern=r"^/")
-    topic_arn: TopicArnSetting
-    secret: SecretStr
-    username: str = Field("sns", min_length=1)
-
-    @field_validator("secret")
-    @classmethod
-    def _long_enough(cls, secret: SecretStr) -> SecretStr:
-        if len(secret.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters (it is the only proof of origin)")
-        return secret
-
-
-class SnsSettings(Section):
-    """The SNS endpoint: which topics it trusts, how it confirms subscriptions, where certificates come from."""
-
-    path: str = Field("/webhooks/sns", pattern=r"^/")
-    topics: list[TopicArnSetting] = []  # the allow-list; messages of any other topic get 403
-    confirm_method: Literal["ConfirmSubscription", "SubscribeURL"] = "ConfirmSubscription"
-    confirm_timeout: Duration = timedelta(seconds=5)
-    insufficient_data: InsufficientData = InsufficientData.RECORD
-    # SNS keeps the Timestamp of the first attempt and retries for up to an hour, plus backlog (FORMATS §2.5).
-    max_age: Duration = timedelta(hours=2)
-    certificate_timeout: Duration = timedelta(seconds=3)
-    ca_files: list[Path] = []  # empty: the public SNS issuers (by name), over verified TLS
-    mirror_url: str | None = None  # tests and air-gapped setups: fetch SNS URLs' paths from here
-    raw_delivery: list[SnsRawDelivery] = []
-
-    @field_validator("ca_files")
-    @classmethod
-    def _readable_ca_files(cls, files: list[Path]) -> list[Path]:
-        for path in files:
-            try:
-                TrustPolicy.from_files([path])  # read again when the app starts
-            except OSError as exc:
-                raise ValueError(f"{path}: cannot read ({exc.strerror})") from None
-        return files
-
-    @model_validator(mode="after")
-    def _mirror_needs_a_ca(self) -> SnsSettings:
-        # Issuer names prove nothing about a certificate fetched from a mirror: only TLS to the
-        # real SNS host does. Over a network a mirror is therefore trusted through ca_files only.
-        if self.mirror_url is not None and not self.ca_files and not _is_loopback_url(self.mirror_url):
-            raise ValueError("mirror_url off loopback needs ca_files (the CA that issued the mirrored certificates)")
-        return self
-
-    @property
-    def allowed_topics(self) -> frozenset[str]:
-        """Topics whose signed messages are accepted: the allow-list and every raw-delivery topic."""
-        return frozenset(self.topics) | {raw.topic_arn for raw in self.raw_delivery}
-
-
-def _is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    return host == "localhost" or is_loopback(host)
 
 
 class IntakeSettings(Section):
@@ -547,13 +232,6 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def is_loopback(address: str | None) -> bool:
-    if not address:
-        return False
-    try:
-        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
 
 
 def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
