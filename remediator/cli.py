@@ -201,9 +201,9 @@ def cmd_actions(args: argparse.Namespace) -> int:
         settings = _settings(args)
         document = configured_policy(settings, registry)
         if not document["Statement"]:
-            print(f"remediator: no enabled policy in {settings.policies_dir} uses an AWS action: this document "
-                  "and the daemon needs none: this document grants nothing (IAM refuses an empty "
-                  "Statement; attach no policy)", file=sys.stderr)
+            print(f"remediator: no enabled policy in {settings.policies_dir} uses an AWS action and the daemon "
+                  "itself needs none: this document grants nothing (IAM refuses an empty Statement; attach "
+                  "no policy)", file=sys.stderr)
         sys.stdout.write(policy_json(document))
         return 0
     if args.markdown:

@@ -64,15 +64,11 @@ class DecisionReason(StrEnum):
     BUDGET_EXHAUSTED = "budget_exhausted"
     BLAST_RADIUS = "blast_radius"
     FLAPPING = "flapping"
-    FREEZE_WINDOW = "freeze_window"
-    CIRCUIT_OPEN = "circuit_open"
     APPROVAL_REQUIRED = "approval_required"
     APPROVED = "approved"
     TARGET_BUSY = "target_busy"
-    ALREADY_CLAIMED = "already_claimed"
     INVALID_PARAMS = "invalid_params"
     UNKNOWN_ACTION = "unknown_action"
-    NOT_ACTIONABLE = "not_actionable"
     COORDINATION_UNAVAILABLE = "coordination_unavailable"
     ERROR = "error"  # the daemon failed while deciding; the audit record says how
 

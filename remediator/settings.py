@@ -159,8 +159,6 @@ class GuardrailSettings(Section):
     default_cooldown: Duration = timedelta(minutes=10)
     protected: list[ProtectedTargets] = []
     hold_severities: list[Severity] = [Severity.P1]
-    # Coordination calls that fail deny the action; these many in a row mark /readyz degraded.
-    coordination_failure_threshold: int = Field(3, ge=1)
 
 
 class NotifyTarget(Section):

@@ -164,8 +164,3 @@ def without(net: Network) -> Change:
         return kept if len(kept) != len(state.addresses) else None
 
     return change
-
-
-async def remove_address(calls: AwsCalls, ref: IpSetRef, net: Network, retries: int) -> tuple[bool, int]:
-    """Take `net` out of the set; (False, n) when it was not there (idempotent)."""
-    return await edit_ip_set(calls, ref, without(net), retries=retries, never_add=())
