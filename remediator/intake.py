@@ -26,6 +26,7 @@ from remediator.app import build_deps
 from remediator.errors import StoreUnavailable
 from remediator.model import Alert, alert_to_wire
 from remediator.observability import Metrics, get_logger
+from remediator.runtime import tune_gc
 from remediator.settings import Settings
 from remediator.web.common import CLIENT_HEADER, json_response
 from remediator.web.keys import DEPS, INTAKE
@@ -218,6 +219,7 @@ async def serve_intake(settings: Settings, listen_fd: int, core_socket: str) -> 
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            shutdown_timeout=settings.engine.stop_timeout.total_seconds())
     await runner.setup()
+    tune_gc()
     await web.SockSite(runner, sock).start()
     log.info("intake_ready", port=sock.getsockname()[1])
     stop = asyncio.Event()

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from remediator.app import build_app
 from remediator.observability import get_logger
+from remediator.runtime import tune_gc
 from remediator.settings import Settings
 
 log = get_logger("remediator.serve")
@@ -50,6 +51,7 @@ async def serve(settings: Settings, config: Path | None = None) -> None:
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            shutdown_timeout=settings.engine.stop_timeout.total_seconds())
     await runner.setup()
+    tune_gc()
     site = web.TCPSite(runner, settings.listen.host, settings.listen.port)
     await site.start()
     _describe(settings, runner.addresses[0][1] if runner.addresses else settings.listen.port)
@@ -107,6 +109,7 @@ async def _serve_with_intake(settings: Settings, config: Path | None) -> None:
         runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                shutdown_timeout=settings.engine.stop_timeout.total_seconds())
         await runner.setup()
+        tune_gc()
         await web.UnixSite(runner, core).start()
         intakes = IntakeProcesses(settings, config, listener, core)
         intakes.start()
