@@ -5,6 +5,7 @@ Timestamps are stored as ISO-8601 text in UTC with microseconds, so text order i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -33,20 +34,16 @@ from remediator.model import (
 )
 from remediator.stores.base import RequestState, StoredRequest, Timer
 
-# The last timestamp formatted (most writes of a batch share `now`). One immutable pair, replaced
-# whole: the event loop, the writer and the reader threads all format timestamps, and a list
-# updated in place could hand one thread the text another thread had just cached.
-_last: tuple[datetime | None, str] = (None, "")
-
 
 def ts(value: datetime) -> str:
-    global _last  # noqa: PLW0603 (a cache of one pair, swapped atomically)
-    last = _last
-    if value is last[0]:
-        return last[1]
-    text = (value if value.tzinfo is UTC else value.astimezone(UTC)).isoformat(timespec="microseconds")
-    _last = (value, text)
-    return text
+    return _format_ts(value)
+
+
+# Most timestamps of a batch repeat (`now`, an alert storm's `startsAt`): formatted once each. Equal
+# aware datetimes are the same instant, so they share one text; the cache is safe across threads.
+@functools.lru_cache(maxsize=4096)
+def _format_ts(value: datetime) -> str:
+    return (value if value.tzinfo is UTC else value.astimezone(UTC)).isoformat(timespec="microseconds")
 
 
 def parse_ts(value: str | None) -> datetime | None:

@@ -38,7 +38,7 @@ from remediator.model import (
 from remediator.stores import rows
 from remediator.stores.base import Correlation, Decided, Observation, RequestState, StoredRequest, Timer
 from remediator.stores.holder_files import HolderFiles
-from remediator.stores.sqlite_correlate import BatchCorrelation
+from remediator.stores.sqlite_correlate import BatchCorrelation, chunks, marks
 from remediator.stores.sqlite_people import PeopleRecords
 from remediator.stores.sqlite_waf import WafBlockRecords
 from remediator.stores.sqlite_writer import NORMAL, STOP, URGENT, Checkpointer, OpenIncidents, Writer
@@ -153,16 +153,24 @@ class SqliteStore(PeopleRecords, WafBlockRecords):
         claim = (self.holder, rows.ts(lease_until))
 
         def op(conn: sqlite3.Connection) -> list[bool]:
-            results = []
+            # Set by set: which keys are known (one query), then the new keys and alerts (one
+            # statement each). An alert is a duplicate when any of its keys is known, including a
+            # key of an alert earlier in this batch.
+            wanted = list({key for alert in alerts for key in alert.dedup_keys})
+            known: set[str] = set()
+            for chunk in chunks(wanted):
+                known.update(key for (key,) in conn.execute(
+                    f"SELECT key FROM alert_keys WHERE key IN ({marks(chunk)})", chunk))
+            results, new_keys, new_rows = [], [], []
             for alert, row in prepared:
-                inserted = [key for key in alert.dedup_keys if conn.execute(
-                    "INSERT OR IGNORE INTO alert_keys (key, alert_id) VALUES (?, ?)", (key, alert.id)).rowcount == 1]
-                new = len(inserted) == len(alert.dedup_keys)
+                new = known.isdisjoint(alert.dedup_keys)
                 if new:
-                    conn.execute(rows.INSERT_ALERT, (*row, *claim))
-                elif inserted:  # a duplicate by another of its keys: leave no key naming an alert never stored
-                    conn.executemany("DELETE FROM alert_keys WHERE key = ?", [(key,) for key in inserted])
+                    known.update(alert.dedup_keys)
+                    new_keys += [(key, alert.id) for key in alert.dedup_keys]
+                    new_rows.append((*row, *claim))
                 results.append(new)
+            conn.executemany("INSERT OR IGNORE INTO alert_keys (key, alert_id) VALUES (?, ?)", new_keys)
+            conn.executemany(rows.INSERT_ALERT, new_rows)
             return results
 
         return await self._write(op, URGENT)
@@ -219,7 +227,7 @@ class SqliteStore(PeopleRecords, WafBlockRecords):
             batch = BatchCorrelation(conn, now, open_incident=lambda key: self._open.get(conn, key),
                                      by_id=lambda incident_id: self._incident(conn, incident_id),
                                      new_id=lambda: self._next_incident_id(conn, now),
-                                     save=lambda incident: self._open.save(conn, incident))
+                                     save=lambda touched: self._open.save_many(conn, touched))
             return batch.run(observations)
 
         return await self._write(op)

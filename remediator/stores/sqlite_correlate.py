@@ -24,12 +24,14 @@ CHUNK = 500  # bound parameters per IN (...) query
 IncidentLookup = Callable[[str], Incident | None]
 
 
-def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
+def chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
+    """`values` in pieces small enough for one `IN (...)` each."""
     for start in range(0, len(values), CHUNK):
         yield values[start : start + CHUNK]
 
 
-def _marks(values: Sequence[Any]) -> str:
+def marks(values: Sequence[Any]) -> str:
+    """The `?, ?, ...` placeholders for `values`."""
     return ", ".join("?" * len(values))
 
 
@@ -38,7 +40,7 @@ class BatchCorrelation:
 
     def __init__(
         self, conn: sqlite3.Connection, now: datetime, *, open_incident: IncidentLookup,
-        by_id: IncidentLookup, new_id: Callable[[], str], save: Callable[[Incident], None],
+        by_id: IncidentLookup, new_id: Callable[[], str], save: Callable[[Sequence[Incident]], None],
     ) -> None:
         self.conn, self.now = conn, now
         self.open_incident, self.by_id, self.new_id, self.save = open_incident, by_id, new_id, save
@@ -61,19 +63,19 @@ class BatchCorrelation:
     # -- reads, one per batch -------------------------------------------------------------------
     def _correlated_already(self, ids: Sequence[str]) -> dict[str, str | None]:
         found: dict[str, str | None] = {}
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             found.update(self.conn.execute(
-                f"SELECT id, incident_id FROM alerts WHERE correlated = 1 AND id IN ({_marks(chunk)})", chunk))
+                f"SELECT id, incident_id FROM alerts WHERE correlated = 1 AND id IN ({marks(chunk)})", chunk))
         return found
 
     def _resolved_since(self, fingerprints: Sequence[str]) -> dict[str, str]:
         """The latest `starts_at` of a recorded resolution, per fingerprint (for the stale check)."""
         found: dict[str, str] = {}
         unique = sorted(set(fingerprints))
-        for chunk in _chunks(unique):
+        for chunk in chunks(unique):
             found.update(self.conn.execute(
                 f"SELECT fingerprint, max(starts_at) FROM alerts WHERE status = 'resolved' "
-                f"AND fingerprint IN ({_marks(chunk)}) GROUP BY fingerprint", chunk))
+                f"AND fingerprint IN ({marks(chunk)}) GROUP BY fingerprint", chunk))
         return found
 
     def _load_firing(self, observations: Sequence[Observation]) -> None:
@@ -82,12 +84,19 @@ class BatchCorrelation:
             current = self._current(o.alert.group_key)
             if current is not None:
                 wanted.setdefault(current.id, set()).add(o.alert.fingerprint)
-        for incident_id, fingerprints in wanted.items():
-            known = self.firing.setdefault(incident_id, set())
-            for chunk in _chunks(sorted(fingerprints)):
-                known.update(fp for (fp,) in self.conn.execute(
-                    f"SELECT fingerprint FROM incident_firing WHERE incident_id = ? "
-                    f"AND fingerprint IN ({_marks(chunk)})", (incident_id, *chunk)))
+        pairs = [(incident_id, fp) for incident_id, fingerprints in wanted.items() for fp in sorted(fingerprints)]
+        for incident_id in wanted:
+            self.firing.setdefault(incident_id, set())
+        for start in range(0, len(pairs), CHUNK // 2):  # one query for the whole batch
+            chunk = pairs[start : start + CHUNK // 2]
+            values = ", ".join(["(?, ?)"] * len(chunk))
+            # CROSS JOIN fixes the order: each pair is one primary-key lookup, never a table scan.
+            found = self.conn.execute(f"SELECT f.incident_id, f.fingerprint FROM (VALUES {values}) AS v "
+                                      "CROSS JOIN incident_firing AS f "
+                                      "ON f.incident_id = v.column1 AND f.fingerprint = v.column2",
+                                      [part for pair in chunk for part in pair])
+            for incident_id, fp in found:
+                self.firing[incident_id].add(fp)
 
     def _current(self, key: str) -> Incident | None:
         if key not in self.open_by_key:
@@ -131,8 +140,7 @@ class BatchCorrelation:
     # -- writes, set by set -----------------------------------------------------------------------
     def _write(self) -> None:
         conn = self.conn
-        for incident in self.touched.values():
-            self.save(incident)
+        self.save(list(self.touched.values()))
         # Only the net change of each firing set: an alert may fire and resolve within one batch.
         changed = [(key, key[1] in self.firing.get(key[0], ())) for key, before in self.was_firing.items()]
         removed = [key for key, now_firing in changed if not now_firing and self.was_firing[key]]

@@ -15,7 +15,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from remediator.errors import StoreUnavailable
@@ -170,11 +170,15 @@ class OpenIncidents:
 
     def save(self, conn: sqlite3.Connection, incident: Incident) -> None:
         """Write an incident (every incident write goes through here, so the cache stays true)."""
-        conn.execute(rows.UPSERT_INCIDENT, rows.incident_row(incident))
-        if incident.status is IncidentStatus.OPEN:
-            self.by_key[incident.correlation_key] = incident
-        else:
-            self.by_key.pop(incident.correlation_key, None)
+        self.save_many(conn, (incident,))
+
+    def save_many(self, conn: sqlite3.Connection, incidents: Sequence[Incident]) -> None:
+        conn.executemany(rows.UPSERT_INCIDENT, [rows.incident_row(incident) for incident in incidents])
+        for incident in incidents:
+            if incident.status is IncidentStatus.OPEN:
+                self.by_key[incident.correlation_key] = incident
+            else:
+                self.by_key.pop(incident.correlation_key, None)
 
 
 class Checkpointer(threading.Thread):
