@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -123,6 +123,22 @@ def stable_id(*parts: str, size: int = 16) -> str:
     return digest[: size * 2]
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def alert_id(received_at: datetime, delivery_key: str) -> str:
+    """An alert's id: when it was received (microseconds since 1970, 14 hex digits), then a hash of
+    its first dedup key; 32 hex digits in all.
+
+    Ids in order of receipt keep the store's id index growing at its end: recording an alert
+    changes the index's last page, not a random one (with hashed ids that was a third of all the
+    pages an alert storm wrote). A re-delivery is recognised by its dedup keys, never by its id.
+    """
+    moment = received_at if received_at.tzinfo else received_at.replace(tzinfo=UTC)
+    return f"{(moment - _EPOCH) // _MICROSECOND:014x}{stable_id(delivery_key, size=9)}"
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     """One alert occurrence as a source normalised it.
@@ -146,11 +162,12 @@ class Alert:
     actionable: bool = True  # False: recorded (and noted on an open incident), never acted on
     summary: str = ""
     severity_hint: Severity | None = None  # the source's own severity (e.g. GuardDuty), if any
-    # Stable across deliveries of the same occurrence: derived from the first dedup key.
-    id: str = field(init=False, repr=False)
+    # `alert_id(received_at, dedup_keys[0])` unless given (as the store gives the one it recorded).
+    id: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "id", stable_id(self.dedup_keys[0]))
+        if not self.id:
+            object.__setattr__(self, "id", alert_id(self.received_at, self.dedup_keys[0]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +389,7 @@ def alert_to_wire(alert: Alert) -> dict[str, Any]:
         "received_at": alert.received_at.isoformat(), "labels": dict(alert.labels),
         "annotations": dict(alert.annotations), "ends_at": alert.ends_at.isoformat() if alert.ends_at else None,
         "actionable": alert.actionable, "summary": alert.summary, "severity_hint": alert.severity_hint,
+        "id": alert.id,
     }
 
 
@@ -383,4 +401,5 @@ def alert_from_wire(data: Mapping[str, Any]) -> Alert:
         labels=data["labels"], annotations=data["annotations"],
         ends_at=datetime.fromisoformat(data["ends_at"]) if data["ends_at"] else None, actionable=data["actionable"],
         summary=data["summary"], severity_hint=Severity(data["severity_hint"]) if data["severity_hint"] else None,
+        id=data["id"],
     )

@@ -71,7 +71,7 @@ def bounded(labels: Mapping[str, str]) -> dict[str, str]:
 
 
 def dedup_keys(delivery_key: str, *occurrence_keys: str) -> tuple[str, ...]:
-    """The delivery key first, always (`Alert.id` derives from it), then the occurrence keys that
+    """The delivery key first, always (`Alert.id` ends with its hash), then the occurrence keys that
     could be built ("" marks one that could not)."""
     return (delivery_key, *(key for key in occurrence_keys if key))
 

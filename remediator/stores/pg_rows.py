@@ -103,7 +103,7 @@ def alert_from_record(r: Record) -> Alert:
         group_key=r["group_key"], starts_at=r["starts_at"], ends_at=r["ends_at"], received_at=r["received_at"],
         labels=r["labels"], annotations=r["annotations"], summary=r["summary"], actionable=r["actionable"],
         severity_hint=Severity(r["severity_hint"]) if r["severity_hint"] else None,
-        dedup_keys=tuple(r["dedup_keys"]),
+        dedup_keys=tuple(r["dedup_keys"]), id=r["id"],
     )
 
 

@@ -88,7 +88,7 @@ def alert_from_row(r: Sequence[Any]) -> Alert:
         source=r[1], name=r[2], status=AlertStatus(r[3]), fingerprint=r[4], group_key=r[5],
         starts_at=_required(r[6]), ends_at=parse_ts(r[7]), received_at=_required(r[8]),
         labels=loads(r[9]), annotations=loads(r[10]), summary=r[11], actionable=bool(r[12]),
-        severity_hint=Severity(r[13]) if r[13] else None, dedup_keys=tuple(loads(r[14])),
+        severity_hint=Severity(r[13]) if r[13] else None, dedup_keys=tuple(loads(r[14])), id=r[0],
     )
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
 
 from remediator.errors import ClaimLost
-from remediator.model import IncidentStatus, Outcome, Phase, Severity, TimelineEvent
+from remediator.model import IncidentStatus, Outcome, Phase, Severity, TimelineEvent, stable_id
 from remediator.stores.base import Decided, Observation, RequestState, Store, Timer
 from tests.conftest import T0
 from tests.stores.conftest import StoreFactory
@@ -32,6 +33,28 @@ async def test_an_alert_sharing_any_dedup_key_is_a_duplicate(store: Store) -> No
     # b's own new key was not kept: the same delivery of b alone is as new as it ever was.
     c = builders.alert(fingerprint="third", keys=("sns:topic:m-2", "cloudwatch:arn:t2:ALARM"))
     assert await store.record_alerts([c], LEASE) == [True]
+
+
+async def test_a_redelivery_received_later_is_still_a_duplicate_and_keeps_the_first_id(store: Store) -> None:
+    first = builders.alert(received_at=T0)
+    again = builders.alert(received_at=T0 + timedelta(seconds=30))  # same occurrence, delivered again
+    assert again.id != first.id  # ids follow the moment of receipt; duplicates are known by their keys
+    assert await store.record_alerts([first], LEASE) == [True]
+    assert await store.record_alerts([again], LEASE) == [False]
+    assert await store.get_alert(again.id) is None
+    assert await store.get_alert(first.id) == first
+
+
+async def test_an_alert_recorded_under_a_hashed_id_keeps_it(store: Store) -> None:
+    """Alerts recorded before ids were ordered by receipt carry the hash of their first key: the
+    backlog hands them out under that id, and marking them processed by it works."""
+    template = builders.alert()
+    old = dataclasses.replace(template, id=stable_id(template.dedup_keys[0]))
+    await store.record_alerts([old], T0)
+    [taken] = await store.claim_backlog(T0 + timedelta(seconds=1), LEASE, 10)
+    assert taken.id == old.id == stable_id(old.dedup_keys[0]) and taken == old
+    await store.mark_processed([taken.id], T0)
+    assert await store.count_unprocessed() == 0
 
 
 async def test_duplicates_within_one_batch_are_recognised(store: Store) -> None:
