@@ -10,13 +10,16 @@ carries new alerts (fresh fingerprints across 100 alert groups), so the daemon d
 job: authenticate, parse, record durably (2xx only after COMMIT), and the engine correlates,
 matches the bundled policies and records decisions while the load goes on. The load generator
 is `wrk` when installed (it leaves the CPU to the servers), else a Python one (reported).
+The daemon gets the whole duration at once; the baseline gets half of it just before and half
+just after, and the ratio is taken against the mean of the two halves, because this machine's
+speed drifts over minutes (the baseline alone has measured anywhere from 10,800 to 17,300 req/s).
 
 With `--source sns` the senders post SNS notifications instead (bench/sns_load.py): CloudWatch
 alarms, each a new occurrence, signed (SignatureVersion 2) by a local CA that the daemon is told
 to trust; its certificate is fetched once and then cached. Signing happens before the load. The
 baseline then parses the SNS envelope the same way (JSON only).
 
-Printed: requests/s and p50/p99 acknowledgement latency of both, their ratio, alerts processed
+Printed: requests/s and p50/p99 acknowledgement latency of each run, the ratio, alerts processed
 per second by the engine, the largest backlog seen, and how long the engine took to catch up.
 It is a benchmark, not a test: nothing here asserts a time.
 """
@@ -218,18 +221,18 @@ def metric(base: str, name: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def load(url: str, args: argparse.Namespace, work: Workload) -> Result:
+def load(url: str, args: argparse.Namespace, work: Workload, seconds: int) -> Result:
     if args.generator == "wrk":
-        return run_wrk(url, args.duration, args.connections, args.threads, work.bodies)
-    return run_python_load(url, args.duration, args.connections, work.bodies)
+        return run_wrk(url, seconds, args.connections, args.threads, work.bodies)
+    return run_python_load(url, seconds, args.connections, work.bodies)
 
 
-def bench_baseline(args: argparse.Namespace, work: Workload) -> Result:
+def bench_baseline(args: argparse.Namespace, work: Workload, seconds: int) -> Result:
     port = free_port()
     server = subprocess.Popen([sys.executable, "-c", BASELINE, str(port), work.path])
     try:
         time.sleep(1.0)
-        return load(f"http://127.0.0.1:{port}{work.path}", args, work)
+        return load(f"http://127.0.0.1:{port}{work.path}", args, work, seconds)
     finally:
         server.terminate()
         server.wait()
@@ -260,7 +263,7 @@ def bench_daemon(args: argparse.Namespace, workdir: Path, work: Workload) -> Res
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         started = time.monotonic()
-        result = load(f"{base}{work.path}", args, work)
+        result = load(f"{base}{work.path}", args, work, args.duration)
         loaded = time.monotonic() - started
         stop.set()
         sampler.join()
@@ -307,7 +310,7 @@ def main() -> None:
     parser.add_argument("--source", choices=["alertmanager", "sns"], default="alertmanager",
                         help="what the senders post (default alertmanager)")
     parser.add_argument("--messages", type=int, default=0,
-                        help="SNS messages signed before the load (default 2500 per second of --duration); "
+                        help="SNS messages signed before the load (default 4000 per second of --duration); "
                              "re-sent from the start when the senders use them all, then counted as duplicates")
     args = parser.parse_args()
     fresh_schema = bool(args.store and args.store.startswith(("postgresql://", "postgres://")) and not args.schema)
@@ -316,19 +319,25 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="remediator-bench-") as tmp, contextlib.ExitStack() as stack:
             work = workload(args, Path(tmp), stack)
-            baseline = bench_baseline(args, work)
+            # The baseline runs half before and half after the daemon: this machine's speed drifts
+            # over minutes, and the ratio is taken against the mean of both halves.
+            half = max(1, args.duration // 2)
+            before = bench_baseline(args, work, half)
             daemon = bench_daemon(args, Path(tmp), work)
+            after = bench_baseline(args, work, half)
     finally:
         if fresh_schema:
             asyncio.run(drop_schema(args.store, args.schema))
     store = (args.store or "sqlite").split("@")[-1]
-    print(f"\ningest benchmark ({args.source}): {args.connections} senders, {args.duration}s each, "
+    print(f"\ningest benchmark ({args.source}): {args.connections} senders, daemon {args.duration}s, baseline "
+          f"2 x {max(1, args.duration // 2)}s, "
           f"generator {args.generator}, store {store}, {os.cpu_count()} CPUs")
     print(f"{'':24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'requests':>11}{'errors':>8}")
-    for name, r in (("parse-only baseline", baseline), ("remediator", daemon)):
+    baseline_rps = (before.requests_per_second + after.requests_per_second) / 2
+    for name, r in (("baseline, before", before), ("remediator", daemon), ("baseline, after", after)):
         print(f"{name:24}{r.requests_per_second:10.0f}{r.p50_ms:10.2f}{r.p99_ms:10.2f}{r.requests:11d}{r.errors:8d}")
-    print(f"\nratio remediator / baseline: {daemon.requests_per_second / baseline.requests_per_second:.1%} "
-          f"of requests per second")
+    print(f"\nratio remediator / parse-only baseline (mean of before and after, {baseline_rps:.0f} req/s): "
+          f"{daemon.requests_per_second / baseline_rps:.1%} of requests per second")
     e = daemon.extra
     print(f"engine: {e['alerts_accepted']:.0f} alerts accepted, {e['processed_per_second_under_load']:.0f} "
           f"processed/s under load, largest backlog {e['max_backlog']:.0f}, backlog at the end of the load "
@@ -343,7 +352,7 @@ def workload(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStac
         return Workload("alertmanager", "/webhooks/alertmanager")
     mirror_url = stack.enter_context(sns_load.certificate_mirror())
     bodies = workdir / "sns-bodies.txt"
-    count = args.messages or args.duration * 2500
+    count = args.messages or args.duration * 4000
     started = time.monotonic()
     sns_load.write_bodies(bodies, count)
     print(f"signed {count} SNS notifications in {time.monotonic() - started:.1f}s (not part of the load)")
