@@ -201,8 +201,8 @@ class SqliteStore(PeopleRecords, WafBlockRecords):
 
     async def release_alerts(self, alert_ids: Sequence[str]) -> None:
         await self._write(lambda c: c.executemany(
-            "UPDATE alerts SET claimed_by = NULL, claimed_until = NULL WHERE id = ? AND processed_at IS NULL",
-            [(i,) for i in alert_ids]))
+            "UPDATE alerts SET claimed_by = NULL, claimed_until = NULL WHERE id = ? AND processed_at IS NULL "
+            "AND claimed_by = ?", [(i, self.holder) for i in alert_ids]))
 
     async def get_alert(self, alert_id: str) -> Alert | None:
         def op(conn: sqlite3.Connection) -> Alert | None:

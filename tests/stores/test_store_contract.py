@@ -101,6 +101,14 @@ async def test_released_alerts_return_to_the_backlog_at_once(store_factory: Stor
     assert [x.id for x in await b.claim_backlog(T0, LEASE, 10)] == [item.id]
 
 
+async def test_a_holder_releases_only_its_own_claims(store_factory: StoreFactory) -> None:
+    a, b, c = [await store_factory(name) for name in ("replica-a", "replica-b", "replica-c")]
+    item = builders.alert()
+    await a.record_alerts([item], LEASE)  # claimed by replica-a until LEASE
+    await b.release_alerts([item.id])  # replica-b hands back what it was never given
+    assert await c.claim_backlog(T0, LEASE, 10) == [], "replica-a's claim was voided by replica-b"
+
+
 async def test_firing_alert_opens_an_incident_and_its_resolution_resolves_it(store: Store) -> None:
     firing = builders.alert(fingerprint="fp-1")
     other = builders.alert(fingerprint="fp-2", labels={"instance": "db-2:9187"})
