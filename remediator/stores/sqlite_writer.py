@@ -26,6 +26,7 @@ STOP = object()
 
 URGENT, NORMAL = 0, 1
 ENGINE_OPS_PER_COMMIT = 2  # bounds a commit's duration, so that acknowledgements stay fast
+AUTOCHECKPOINT_PAGES = 20_000  # SQLite's own checkpoint: only a safety net behind the Checkpointer
 
 
 class Writer(threading.Thread):
@@ -59,7 +60,7 @@ class Writer(threading.Thread):
             conn.execute("PRAGMA busy_timeout=0")
             conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages: the hot indexes stay in memory
             # The checkpointer thread moves WAL pages into the database; this is only the safety net.
-            conn.execute("PRAGMA wal_autocheckpoint=20000")
+            conn.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
         except sqlite3.Error as exc:
             self.failure = exc
             self.ready.set()
