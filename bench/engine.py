@@ -69,11 +69,12 @@ def make_alerts(count: int) -> list[Alert]:
     return alerts[:count]
 
 
-async def run_engine(alerts: list[Alert], chunk: int, workdir: Path, *, keep_wal: bool = False) -> Run:
+async def run_engine(alerts: list[Alert], chunk: int, workdir: Path, *, keep_wal: bool = False,
+                     engine_settings: dict[str, int] | None = None) -> Run:
     settings_file = workdir / "settings.yaml"
     settings_file.write_text(json.dumps({
         "policies_dir": str(ROOT / "policies"), "store": {"url": f"sqlite:///{workdir / 'engine.db'}"},
-        "log": {"level": "warning"},
+        "log": {"level": "warning"}, "engine": engine_settings or {},
     }))
     deps = build_deps(load_settings(settings_file, {}))
     await deps.store.open()
@@ -123,11 +124,12 @@ def run_naive(alerts: list[Alert], workdir: Path) -> Run:
     return Run(len(alerts), wall, cpu, 0.0, 0.0, len(alerts))
 
 
-def wal_report(alerts: list[Alert], chunk: int, workdir: Path) -> list[tuple[str, float]]:
+def wal_report(alerts: list[Alert], chunk: int, workdir: Path,
+               engine_settings: dict[str, int]) -> list[tuple[str, float]]:
     """Pages written to the WAL per alert, by table or index (checkpoints off for this run)."""
     with mock.patch.object(sqlite_writer.Checkpointer, "run", lambda self: None), \
             mock.patch.object(sqlite_writer, "AUTOCHECKPOINT_PAGES", 0):
-        wal = asyncio.run(run_engine(alerts, chunk, workdir, keep_wal=True)).wal
+        wal = asyncio.run(run_engine(alerts, chunk, workdir, keep_wal=True, engine_settings=engine_settings)).wal
     page_size = struct.unpack(">I", wal[8:12])[0]
     pages: collections.Counter[int] = collections.Counter()
     for offset in range(32, len(wal) - 24 - page_size + 1, 24 + page_size):
@@ -147,15 +149,19 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=40_000, help="alerts recorded and processed (default 40,000)")
     parser.add_argument("--chunk", type=int, default=16, help="alerts per record call (default 16)")
     parser.add_argument("--wal-report", action="store_true", help="also report WAL pages written per alert")
+    parser.add_argument("--batch-size", type=int, help="engine.batch_size (default: the daemon's)")
+    parser.add_argument("--workers", type=int, help="engine.workers (default: the daemon's)")
     args = parser.parse_args()
     configure_logging("warning")
     alerts = make_alerts(args.alerts)
     with tempfile.TemporaryDirectory(prefix="remediator-engine-bench-") as tmp:
         naive = run_naive(alerts, Path(tmp))
-        engine = asyncio.run(run_engine(alerts, args.chunk, Path(tmp)))
+        tuned = {k: v for k, v in (("batch_size", args.batch_size), ("workers", args.workers)) if v is not None}
+        engine = asyncio.run(run_engine(alerts, args.chunk, Path(tmp), engine_settings=tuned))
         (Path(tmp) / "wal").mkdir()
-        report = wal_report(alerts, args.chunk, Path(tmp) / "wal") if args.wal_report else []
-    print(f"\nengine benchmark: {args.alerts} alerts, {args.chunk} per record call, {IN_FLIGHT} calls in flight")
+        report = wal_report(alerts, args.chunk, Path(tmp) / "wal", tuned) if args.wal_report else []
+    print(f"\nengine benchmark: {args.alerts} alerts, {args.chunk} per record call, {IN_FLIGHT} calls in flight"
+          + "".join(f", engine.{k} {v}" for k, v in tuned.items()))
     print(f"{'':34}{'alerts/s':>10}{'CPU us/alert':>14}{'record p50':>12}{'p99 ms':>8}{'commits':>9}")
     for name, r in (("naive insert, one commit each", naive), ("engine: record and process", engine)):
         print(f"{name:34}{r.alerts / r.seconds:10.0f}{r.cpu_seconds / r.alerts * 1e6:14.0f}"
