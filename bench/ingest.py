@@ -3,6 +3,7 @@
     .venv/bin/python bench/ingest.py                      # 30 s each, 50 senders, SQLite
     .venv/bin/python bench/ingest.py --duration 60 --store postgresql://postgres@127.0.0.1/test
     .venv/bin/python bench/ingest.py --source sns         # signed SNS notifications instead
+    .venv/bin/python bench/ingest.py --skeleton           # bench/skeleton.py in the daemon's place
 
 Both servers run as their own processes and get the same load: 50 concurrent senders posting a
 realistic two-alert Alertmanager payload (the captured 0.25 one) for a fixed time. Every request
@@ -42,6 +43,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -238,6 +240,52 @@ def bench_baseline(args: argparse.Namespace, work: Workload, seconds: int) -> Re
         server.wait()
 
 
+@dataclass
+class Watched:
+    """A load run against a server that processes what it acknowledges, with its backlog watched."""
+
+    result: Result
+    loaded_seconds: float
+    backlog_seen: list[float]
+    backlog_at_end: float
+    catch_up_seconds: float
+
+    def extra(self, accepted: float, processed: float, duplicates: float) -> dict[str, float]:
+        seen = self.backlog_seen
+        return {
+            "alerts_accepted": accepted, "processed_per_second_under_load": processed / self.loaded_seconds,
+            "max_backlog": max(seen, default=0.0), "backlog_at_end": self.backlog_at_end,
+            "catch_up_seconds": self.catch_up_seconds, "backlog_samples": float(len(seen)),
+            "duplicates": duplicates, "backlog_trend": seen[-1] - seen[len(seen) // 2] if seen else 0.0,
+        }
+
+
+def load_and_watch(url: str, args: argparse.Namespace, work: Workload, backlog: Callable[[], float],
+                   at_end: Callable[[], None] = lambda: None) -> Watched:
+    """The load, with `backlog` sampled every 2 s; `at_end` runs as soon as the load stops (to read
+    counters before the backlog drains); then wait until the backlog is gone."""
+    seen: list[float] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(2.0):
+            seen.append(backlog())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    started = time.monotonic()
+    result = load(url, args, work, args.duration)
+    loaded = time.monotonic() - started
+    stop.set()
+    sampler.join()
+    at_end()
+    left = backlog()
+    caught_up = time.monotonic()
+    while backlog() > 0:
+        time.sleep(0.2)
+    return Watched(result, loaded, seen, left, time.monotonic() - caught_up)
+
+
 def bench_daemon(args: argparse.Namespace, workdir: Path, work: Workload) -> Result:
     port = free_port()
     settings = workdir / "settings.yaml"
@@ -252,41 +300,39 @@ def bench_daemon(args: argparse.Namespace, workdir: Path, work: Workload) -> Res
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{base}/readyz")
-        backlog_seen: list[float] = []
-        stop = threading.Event()
-
-        def sample() -> None:
-            # The store's own count of recorded-but-unprocessed alerts (read at each scrape).
-            while not stop.wait(2.0):
-                backlog_seen.append(metric(base, "remediator_backlog"))
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        started = time.monotonic()
-        result = load(f"{base}{work.path}", args, work, args.duration)
-        loaded = time.monotonic() - started
-        stop.set()
-        sampler.join()
-        processed_during = metric(base, "remediator_alerts_processed_total")
-        backlog_at_end = metric(base, "remediator_backlog")
-        caught_up = time.monotonic()
-        while metric(base, "remediator_backlog") > 0:
-            time.sleep(0.2)
-        catch_up = time.monotonic() - caught_up
+        processed: list[float] = []
+        # The store's own count of recorded-but-unprocessed alerts (read at each scrape).
+        watched = load_and_watch(f"{base}{work.path}", args, work, lambda: metric(base, "remediator_backlog"),
+                                 lambda: processed.append(metric(base, "remediator_alerts_processed_total")))
         time.sleep(1.5)  # intake processes relay their counters to the core every second
-        received = metric(base, work.accepted_metric())
-        duplicates = metric(base, work.duplicate_metric())
-        result.extra = {
-            "alerts_accepted": received, "processed_per_second_under_load": processed_during / loaded,
-            "max_backlog": max(backlog_seen, default=0.0), "backlog_at_end": backlog_at_end,
-            "catch_up_seconds": catch_up,
-            "backlog_samples": float(len(backlog_seen)), "duplicates": duplicates,
-        }
-        result.extra["backlog_trend"] = backlog_seen[-1] - backlog_seen[len(backlog_seen) // 2] if backlog_seen \
-            else 0.0
-        return result
+        watched.result.extra = watched.extra(metric(base, work.accepted_metric()), processed[0],
+                                             metric(base, work.duplicate_metric()))
+        return watched.result
     finally:
         server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def bench_skeleton(args: argparse.Namespace, workdir: Path, work: Workload) -> Result:
+    """bench/skeleton.py in the daemon's place: the same load, the writes each alert requires, nothing else."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, str(ROOT / "bench" / "skeleton.py"), str(port),
+                               str(workdir / "skeleton.db")])
+
+    def stats() -> dict[str, float]:
+        with urllib.request.urlopen(f"{base}/stats", timeout=5) as response:
+            return dict(json.loads(response.read()))
+
+    try:
+        wait_http(f"{base}/stats")
+        during: list[dict[str, float]] = []
+        watched = load_and_watch(f"{base}{work.path}", args, work, lambda: stats()["backlog"],
+                                 lambda: during.append(stats()))
+        watched.result.extra = watched.extra(during[0]["accepted"], during[0]["processed"], 0.0)
+        return watched.result
+    finally:
+        server.terminate()
         server.wait(timeout=60)
 
 
@@ -309,10 +355,15 @@ def main() -> None:
                         default="wrk" if shutil.which("wrk") else "python")
     parser.add_argument("--source", choices=["alertmanager", "sns"], default="alertmanager",
                         help="what the senders post (default alertmanager)")
+    parser.add_argument("--skeleton", action="store_true",
+                        help="load bench/skeleton.py instead of the daemon (Alertmanager on SQLite only): the "
+                             "writes each alert requires and nothing else, the floor under the daemon's figures")
     parser.add_argument("--messages", type=int, default=0,
                         help="SNS messages signed before the load (default 4000 per second of --duration); "
                              "re-sent from the start when the senders use them all, then counted as duplicates")
     args = parser.parse_args()
+    if args.skeleton and (args.source != "alertmanager" or args.store):
+        parser.error("--skeleton takes Alertmanager payloads into SQLite only")
     fresh_schema = bool(args.store and args.store.startswith(("postgresql://", "postgres://")) and not args.schema)
     if fresh_schema:
         args.schema = f"bench_{secrets.token_hex(4)}"  # every run starts empty, as the SQLite one does
@@ -323,7 +374,7 @@ def main() -> None:
             # over minutes, and the ratio is taken against the mean of both halves.
             half = max(1, args.duration // 2)
             before = bench_baseline(args, work, half)
-            daemon = bench_daemon(args, Path(tmp), work)
+            daemon = (bench_skeleton if args.skeleton else bench_daemon)(args, Path(tmp), work)
             after = bench_baseline(args, work, half)
     finally:
         if fresh_schema:
@@ -334,9 +385,10 @@ def main() -> None:
           f"generator {args.generator}, store {store}, {os.cpu_count()} CPUs")
     print(f"{'':24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'requests':>11}{'errors':>8}")
     baseline_rps = (before.requests_per_second + after.requests_per_second) / 2
-    for name, r in (("baseline, before", before), ("remediator", daemon), ("baseline, after", after)):
+    measured = "skeleton" if args.skeleton else "remediator"
+    for name, r in (("baseline, before", before), (measured, daemon), ("baseline, after", after)):
         print(f"{name:24}{r.requests_per_second:10.0f}{r.p50_ms:10.2f}{r.p99_ms:10.2f}{r.requests:11d}{r.errors:8d}")
-    print(f"\nratio remediator / parse-only baseline (mean of before and after, {baseline_rps:.0f} req/s): "
+    print(f"\nratio {measured} / parse-only baseline (mean of before and after, {baseline_rps:.0f} req/s): "
           f"{daemon.requests_per_second / baseline_rps:.1%} of requests per second")
     e = daemon.extra
     print(f"engine: {e['alerts_accepted']:.0f} alerts accepted, {e['processed_per_second_under_load']:.0f} "
