@@ -16,6 +16,7 @@ from tests.actions.conftest import post_alert
 from tests.support.context import MotoClient
 from tests.support.daemon import Daemon, DaemonFactory
 from tests.support.faultproxy import FaultProxy
+from tests.support.moto import create_erp_api
 
 POLICY = """
 name: erp-api-redeploy
@@ -31,11 +32,7 @@ actions:
 async def erp_api(moto: MotoClient) -> Any:
     """The ERP API as an ECS service in moto (cluster erp-prod, service erp-api); its client."""
     ecs = await moto("ecs")
-    await ecs.create_cluster(clusterName="erp-prod")
-    task = await ecs.register_task_definition(
-        family="erp-api", containerDefinitions=[{"name": "api", "image": "erp/api:41", "memory": 512}])
-    await ecs.create_service(cluster="erp-prod", serviceName="erp-api", desiredCount=2,
-                             taskDefinition=task["taskDefinition"]["taskDefinitionArn"])
+    await create_erp_api(ecs)
     return ecs
 
 

@@ -51,6 +51,18 @@ async def tick(daemon: Daemon, clock: FakeClock, delta: timedelta) -> int:
     return await daemon.engine.timers.fire_due()
 
 
+async def blocked_then_waf_failing(moto: MotoClient, aws_daemon: DaemonFactory, clock: FakeClock,
+                                   proxy: FaultProxy) -> tuple[str, Daemon]:
+    """A daemon that has blocked the scanner for 15 minutes, after which every IP set update fails
+    (timers fired by `tick` only, one attempt per unblock); the IP set's ARN and the daemon."""
+    arn = await make_ip_set(moto)
+    daemon: Daemon = await aws_daemon(block_policy(arn, "15m"),
+                                      engine={"timer_interval": "1d", "retry_attempts": 1})
+    await scanner(daemon, clock)
+    proxy.add(Rule("UpdateIPSet", times=None, code="WAFInternalErrorException", status=500))
+    return arn, daemon
+
+
 async def test_a_block_is_removed_at_its_expiry_not_before_and_the_unblock_is_audited(
         moto: MotoClient, aws_daemon: DaemonFactory, clock: FakeClock, proxy: FaultProxy) -> None:
     arn = await make_ip_set(moto, ["192.0.2.1/32"])
@@ -82,11 +94,7 @@ async def test_a_block_is_removed_at_its_expiry_not_before_and_the_unblock_is_au
 
 async def test_a_failed_unblock_stays_due_and_is_retried(moto: MotoClient, aws_daemon: DaemonFactory,
                                                          clock: FakeClock, proxy: FaultProxy) -> None:
-    arn = await make_ip_set(moto)
-    daemon: Daemon = await aws_daemon(block_policy(arn, "15m"),
-                                      engine={"timer_interval": "1d", "retry_attempts": 1})
-    await scanner(daemon, clock)
-    proxy.add(Rule("UpdateIPSet", times=None, code="WAFInternalErrorException", status=500))
+    arn, daemon = await blocked_then_waf_failing(moto, aws_daemon, clock, proxy)
 
     assert await tick(daemon, clock, timedelta(minutes=15)) == 1
     [failed] = await audit(daemon, "waf.unblock_ip")
@@ -125,11 +133,7 @@ async def test_an_address_someone_removed_already_expires_without_a_waf_change(
 
 async def test_people_hear_of_a_block_that_will_not_come_out(moto: MotoClient, aws_daemon: DaemonFactory,
                                                                clock: FakeClock, proxy: FaultProxy) -> None:
-    arn = await make_ip_set(moto)
-    daemon: Daemon = await aws_daemon(block_policy(arn, "15m"),
-                                      engine={"timer_interval": "1d", "retry_attempts": 1})
-    await scanner(daemon, clock)
-    proxy.add(Rule("UpdateIPSet", times=None, code="WAFInternalErrorException", status=500))
+    arn, daemon = await blocked_then_waf_failing(moto, aws_daemon, clock, proxy)
 
     fired = [await tick(daemon, clock, delta) for delta in (timedelta(minutes=15), timedelta(minutes=1),
                                                             timedelta(minutes=2), timedelta(minutes=4))]

@@ -12,9 +12,9 @@ from remediator.stores import rows
 
 
 def test_a_timestamp_is_its_own_even_when_another_thread_formats_one_meanwhile() -> None:
-    """`ts` caches the last value it formatted, and the writer thread, the reader threads and the
-    event loop all call it. Another thread formatting between the cache check and the read of the
-    cached text must not hand this caller the other thread's timestamp."""
+    """`ts` caches the texts it formatted, and the writer thread, the reader threads and the event
+    loop all call it. Another thread formatting a different timestamp just as this call returns
+    must not hand this caller the other thread's text."""
     mine, theirs = datetime(2026, 1, 5, 9, 0, tzinfo=UTC), datetime(2031, 7, 1, 12, 30, tzinfo=UTC)
     rows.ts(mine)  # cached: the next call with the same object takes the cache path
     source, first = inspect.getsourcelines(rows.ts)

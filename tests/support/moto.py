@@ -57,3 +57,13 @@ def backend(service: str, region: str = REGION) -> Any:
     """moto's in-process state of `service` (to play AWS's part where moto does not)."""
     backends: Any = get_backend(cast(Any, service))  # typed per literal name; ours is a str
     return backends[ACCOUNT][region]
+
+
+async def create_erp_api(ecs: Any) -> None:
+    """The ERP API as an ECS service, through an ECS client to moto: cluster erp-prod, service
+    erp-api, two tasks of erp/api:41."""
+    await ecs.create_cluster(clusterName="erp-prod")
+    task = await ecs.register_task_definition(
+        family="erp-api", containerDefinitions=[{"name": "api", "image": "erp/api:41", "memory": 512}])
+    await ecs.create_service(cluster="erp-prod", serviceName="erp-api", desiredCount=2,
+                             taskDefinition=task["taskDefinition"]["taskDefinitionArn"])

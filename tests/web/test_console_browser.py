@@ -31,7 +31,7 @@ from tests.conftest import T0
 from tests.support.alertmanager import webhook_body
 from tests.support.browser import browser_page
 from tests.support.engine import WebhookSink, harness_settings
-from tests.support.moto import TEST_ENV, moto_server, reset_moto
+from tests.support.moto import TEST_ENV, create_erp_api, moto_server, reset_moto
 from tests.web.conftest import API_TOKENS, TOKENS
 
 __all__ = ["browser_page"]
@@ -72,11 +72,7 @@ async def ecs_service(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     async with AwsClients(AwsSettings(endpoint_url=moto_url, max_attempts=1)) as direct:
         ecs = await direct.client("ecs")
-        await ecs.create_cluster(clusterName="erp-prod")
-        task = await ecs.register_task_definition(
-            family="erp-api", containerDefinitions=[{"name": "api", "image": "erp/api:41", "memory": 512}])
-        await ecs.create_service(cluster="erp-prod", serviceName="erp-api", desiredCount=2,
-                                 taskDefinition=task["taskDefinition"]["taskDefinitionArn"])
+        await create_erp_api(ecs)
         yield ecs
     reset_moto(moto_url)
 
