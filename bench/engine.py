@@ -34,15 +34,16 @@ from unittest import mock
 
 import ingest
 
-from remediator.app import build_deps
 from remediator.clock import SystemClock
-from remediator.engine import Engine
+from remediator.daemon.app import build_deps
+from remediator.daemon.runtime import tune_gc
+from remediator.engine.pipeline import Engine
 from remediator.model import Alert
 from remediator.observability import configure_logging
-from remediator.runtime import tune_gc
 from remediator.settings import load_settings
 from remediator.sources.alertmanager import parse_alertmanager
-from remediator.stores import rows, sqlite_writer
+from remediator.stores import rows
+from remediator.stores.sqlite import writer as sqlite_writer
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_FLIGHT = 4  # record calls at once, as an intake process makes them

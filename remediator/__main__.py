@@ -1,5 +1,5 @@
 """`python -m remediator` is the `remediator` command."""
 
-from remediator.cli import main
+from remediator.cli.commands import main
 
 raise SystemExit(main())

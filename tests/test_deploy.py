@@ -13,13 +13,13 @@ import pytest
 import yaml
 
 from remediator.actions.registry import default_registry
-from remediator.iam import configured_policy
+from remediator.cli.iam import configured_policy
 from remediator.observability import Metrics
 from remediator.policy.loader import load_policies
 from remediator.policy.model import Policy
 from remediator.settings import Settings, load_settings, parse_duration
-from remediator.sources.sns_confirm import CONFIRM_PERMISSIONS
-from remediator.sources.sns_message import parse_topic_arn
+from remediator.sources.sns.confirm import CONFIRM_PERMISSIONS
+from remediator.sources.sns.envelope import parse_topic_arn
 from tests.conftest import ROOT
 from tests.test_dockerfile import final_stage, instructions, the
 

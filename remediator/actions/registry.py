@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from remediator.actions import ec2, ecs, elasticache, rds, route53, s3, waf
+from remediator.actions.aws import ec2, ecs, elasticache, rds, route53, s3, waf
 from remediator.actions.base import ActionRegistry
 from remediator.actions.notify import NotifyWebhook
-from remediator.actions.pg_diagnostics import PostgresDiagnostics
-from remediator.actions.postgres import CancelLongQueries, TerminateIdleConnections
-from remediator.actions.redis_diagnostics import RedisDiagnostics
-from remediator.actions.redis_sessions import InvalidateSessions
+from remediator.actions.postgres.connections import CancelLongQueries, TerminateIdleConnections
+from remediator.actions.postgres.diagnostics import PostgresDiagnostics
+from remediator.actions.redis.diagnostics import RedisDiagnostics
+from remediator.actions.redis.sessions import InvalidateSessions
 
 
 def default_registry() -> ActionRegistry:

@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from remediator.approvals import VoteEffect
-from remediator.incidents import Command, CommandEffect
+from remediator.incidents.approvals import VoteEffect
+from remediator.incidents.lifecycle import Command, CommandEffect
 from remediator.model import (
     ActionRequest,
     Alert,

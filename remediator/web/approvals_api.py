@@ -10,8 +10,8 @@ import re
 
 from aiohttp import web
 
-from remediator.approvals import REFUSAL_STATUS
 from remediator.errors import BadRequest, StoreUnavailable
+from remediator.incidents.approvals import REFUSAL_STATUS
 from remediator.model import ApprovalStatus, Choice, Vote
 from remediator.observability import get_logger
 from remediator.web.common import STORE_DOWN, authorize, error_response, json_response, read_json_object, text_field

@@ -15,8 +15,8 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from remediator.approvals import Refusal, is_requester
 from remediator.errors import StoreUnavailable
+from remediator.incidents.approvals import Refusal, is_requester
 from remediator.model import Approval, ApprovalStatus, Choice, Vote
 from remediator.observability import get_logger
 from remediator.web import console_html as ui

@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime, timedelta
 from aiohttp import web
 
 from remediator.errors import BadRequest, StoreUnavailable
-from remediator.incidents import Acknowledge, AddNote, Close, Command, SetRootCause, measure
+from remediator.incidents.lifecycle import Acknowledge, AddNote, Close, Command, SetRootCause, measure
+from remediator.incidents.reports import postmortem_report, stats_report
 from remediator.observability import get_logger
-from remediator.reports import postmortem_report, stats_report
 from remediator.web.common import STORE_DOWN, authorize, error_response, json_response, read_json_object, text_field
 from remediator.web.keys import DEPS, ENGINE
 from remediator.web.views import incident_view

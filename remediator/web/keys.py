@@ -8,7 +8,7 @@ from typing import Protocol
 from aiohttp import web
 
 from remediator.deps import Deps
-from remediator.engine import Engine
+from remediator.engine.pipeline import Engine
 from remediator.model import Alert
 from remediator.web.sessions import SessionKeeper
 

@@ -25,27 +25,22 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from remediator.aws import AWS_EXTRA, AwsClients
+from remediator.aws.clients import AWS_EXTRA, AwsClients
 from remediator.clock import Clock
 from remediator.errors import BadRequest
 from remediator.model import Alert
 from remediator.observability import get_logger
 from remediator.settings import AwsSettings, BasicCredential, Settings, SnsRawDelivery, SnsSettings
-from remediator.sources.sns_confirm import (
+from remediator.sources.sns.confirm import (
     ApiConfirmer,
     ConfirmationFailed,
     SubscribeUrlConfirmer,
     SubscriptionConfirmer,
 )
-from remediator.sources.sns_delivery import raw_message_id, subscription_alert
-from remediator.sources.sns_message import (
-    MESSAGE_TYPES,
-    NOTIFICATION,
-    SUBSCRIPTION_CONFIRMATION,
-    parse_sns_timestamp,
-)
-from remediator.sources.sns_messages import SOURCE, alerts_from_notification, delivery_key
-from remediator.sources.sns_verify import (
+from remediator.sources.sns.delivery import raw_message_id, subscription_alert
+from remediator.sources.sns.envelope import MESSAGE_TYPES, NOTIFICATION, SUBSCRIPTION_CONFIRMATION, parse_sns_timestamp
+from remediator.sources.sns.messages import SOURCE, alerts_from_notification, delivery_key
+from remediator.sources.sns.verify import (
     HttpsCertificateFetcher,
     SnsEnvelope,
     SnsVerificationError,

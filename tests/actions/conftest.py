@@ -18,10 +18,10 @@ import structlog
 from aiobotocore.session import AioSession, get_session
 from botocore.config import Config
 
+from remediator.actions.aws.waf_ledger import LEDGER_EXTRA, InMemoryBlockLedger
 from remediator.actions.base import ActionContext, ActionDeps, AnyAction, TimelineWriter
 from remediator.actions.targets import TARGETS_EXTRA, TargetConnections
-from remediator.actions.waf_expiry import LEDGER_EXTRA, InMemoryBlockLedger
-from remediator.aws import AWS_EXTRA, AwsClients
+from remediator.aws.clients import AWS_EXTRA, AwsClients
 from remediator.clock import FakeClock, SystemClock
 from remediator.model import Execution
 from remediator.settings import AwsSettings, EvidenceSettings, Settings

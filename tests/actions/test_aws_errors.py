@@ -16,13 +16,13 @@ import pytest
 from aiobotocore.session import AioSession, get_session
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
+from remediator.actions.aws.ec2 import IsolateInstance
+from remediator.actions.aws.ecs import ForceNewDeployment
+from remediator.actions.aws.rds import FailoverCluster
+from remediator.actions.aws.route53 import UpsertRecord
+from remediator.actions.aws.s3 import PreserveEvidence
 from remediator.actions.base import ActionDeps
-from remediator.actions.ec2 import IsolateInstance
-from remediator.actions.ecs import ForceNewDeployment
-from remediator.actions.rds import FailoverCluster
-from remediator.actions.route53 import UpsertRecord
-from remediator.actions.s3 import PreserveEvidence
-from remediator.aws import AWS_EXTRA, AwsCalls, AwsClients, ReadOnlyViolation, aws_clients, classify_error
+from remediator.aws.clients import AWS_EXTRA, AwsCalls, AwsClients, ReadOnlyViolation, aws_clients, classify_error
 from remediator.clock import FakeClock
 from remediator.model import FailureReason, Outcome
 from remediator.settings import AwsSettings, Settings

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from remediator.actions.base import AnyAction
 from remediator.actions.registry import default_registry
-from remediator.iam import DATABASE_PRIVILEGE, PERMISSION, database_privileges, iam_policy
+from remediator.cli.iam import DATABASE_PRIVILEGE, PERMISSION, database_privileges, iam_policy
 from remediator.model import Risk
 from remediator.policy.loader import check_params, load_file
 from remediator.policy.model import ActionStep

@@ -8,18 +8,18 @@ from typing import Any
 
 import pytest
 
+from remediator.actions.aws.ec2 import IsolateInstance, SnapshotVolumes
+from remediator.actions.aws.ecs import ForceNewDeployment, Rollback, ScaleService
+from remediator.actions.aws.elasticache import Failover as CacheFailover
+from remediator.actions.aws.rds import FailoverCluster, GrowStorage, RebootInstance
+from remediator.actions.aws.route53 import UpsertRecord
+from remediator.actions.aws.s3 import PreserveEvidence
+from remediator.actions.aws.waf import BlockIp, UnblockIp
 from remediator.actions.base import AnyAction
-from remediator.actions.ec2 import IsolateInstance, SnapshotVolumes
-from remediator.actions.ecs import ForceNewDeployment, Rollback, ScaleService
-from remediator.actions.elasticache import Failover as CacheFailover
-from remediator.actions.rds import FailoverCluster, GrowStorage, RebootInstance
 from remediator.actions.registry import default_registry
-from remediator.actions.route53 import UpsertRecord
-from remediator.actions.s3 import PreserveEvidence
-from remediator.actions.waf import BlockIp, UnblockIp
-from remediator.aws import is_read_only
+from remediator.aws.clients import is_read_only
+from remediator.cli.iam import PERMISSION
 from remediator.clock import FakeClock
-from remediator.iam import PERMISSION
 from tests.actions import test_ec2, test_ecs, test_elasticache, test_rds, test_route53, test_s3, test_waf
 from tests.support.context import CtxFactory, MotoClient
 from tests.support.faultproxy import FaultProxy

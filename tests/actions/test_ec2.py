@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from remediator.actions.ec2 import IsolateInstance, SnapshotVolumes
+from remediator.actions.aws.ec2 import IsolateInstance, SnapshotVolumes
 from remediator.model import FailureReason, Outcome
 from tests.support.context import CtxFactory, MotoClient
 from tests.support.faultproxy import FaultProxy, Rule

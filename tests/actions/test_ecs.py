@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from remediator.actions.ecs import ForceNewDeployment, Rollback, ScaleService
+from remediator.actions.aws.ecs import ForceNewDeployment, Rollback, ScaleService
 from remediator.model import FailureReason, Outcome
 from tests.support.context import CtxFactory, MotoClient
 from tests.support.faultproxy import FaultProxy

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from remediator.actions.elasticache import Failover
+from remediator.actions.aws.elasticache import Failover
 from remediator.model import FailureReason, Outcome
 from tests.support.context import CtxFactory, MotoClient
 from tests.support.faultproxy import FaultProxy, Rule

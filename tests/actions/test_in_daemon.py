@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from remediator.aws import is_read_only
+from remediator.aws.clients import is_read_only
 from remediator.clock import FakeClock
 from remediator.model import Outcome, Phase, Verdict
 from tests.actions.conftest import post_alert

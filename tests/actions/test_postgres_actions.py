@@ -12,13 +12,13 @@ import asyncpg
 import pytest
 from pydantic import ValidationError
 
-from remediator.actions.pg_diagnostics import DiagnosticsParams, PostgresDiagnostics
-from remediator.actions.postgres import (
+from remediator.actions.postgres.connections import (
     CancelLongParams,
     CancelLongQueries,
     TerminateIdleConnections,
     TerminateIdleParams,
 )
+from remediator.actions.postgres.diagnostics import DiagnosticsParams, PostgresDiagnostics
 from remediator.model import Outcome
 from tests.actions.conftest import ContextFactory, Notes
 from tests.support.harness import eventually

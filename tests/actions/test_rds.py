@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from remediator.actions.rds import FailoverCluster, GrowStorage, RebootInstance
+from remediator.actions.aws.rds import FailoverCluster, GrowStorage, RebootInstance
 from remediator.model import FailureReason, Outcome
 from tests.support.context import CtxFactory, MotoClient
 from tests.support.faultproxy import FaultProxy

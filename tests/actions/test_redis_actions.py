@@ -8,8 +8,8 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from remediator.actions.redis_diagnostics import RedisDiagnostics, RedisDiagnosticsParams
-from remediator.actions.redis_sessions import InvalidateParams, InvalidateSessions
+from remediator.actions.redis.diagnostics import RedisDiagnostics, RedisDiagnosticsParams
+from remediator.actions.redis.sessions import InvalidateParams, InvalidateSessions
 from remediator.model import Outcome, Risk
 from tests.actions.conftest import ContextFactory, Notes
 

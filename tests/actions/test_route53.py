@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from remediator.actions.route53 import UpsertRecord
+from remediator.actions.aws.route53 import UpsertRecord
 from remediator.model import FailureReason, Outcome
 from tests.support.context import CtxFactory, MotoClient
 from tests.support.faultproxy import FaultProxy

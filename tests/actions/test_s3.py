@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from remediator.actions.aws.s3 import PreserveEvidence
 from remediator.actions.base import ActionDeps
-from remediator.actions.s3 import PreserveEvidence
 from remediator.clock import FakeClock
 from remediator.model import FailureReason, Outcome
 from tests.support.context import CtxFactory, MotoClient

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from remediator.actions.aws_common import Refused
+from remediator.actions.aws.common import Refused
+from remediator.actions.aws.waf import BlockIp, UnblockIp
+from remediator.actions.aws.waf_ipset import IpSetRef, IpSetState, edit_ip_set
+from remediator.actions.aws.waf_ledger import LEDGER_EXTRA, InMemoryBlockLedger
 from remediator.actions.base import ActionDeps
-from remediator.actions.waf import BlockIp, UnblockIp
-from remediator.actions.waf_expiry import LEDGER_EXTRA, InMemoryBlockLedger
-from remediator.actions.waf_ipset import IpSetRef, IpSetState, edit_ip_set
-from remediator.aws import AwsCalls, AwsClients
+from remediator.aws.clients import AwsCalls, AwsClients
 from remediator.clock import FakeClock
 from remediator.model import FailureReason, Outcome
 from remediator.settings import ProtectedTargets, Settings

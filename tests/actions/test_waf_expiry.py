@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from remediator.actions.aws.waf import UnblockIp
+from remediator.actions.aws.waf_ledger import InMemoryBlockLedger, WafBlock, unblock_params
 from remediator.actions.base import ActionDeps
-from remediator.actions.waf import UnblockIp
-from remediator.actions.waf_expiry import InMemoryBlockLedger, WafBlock, unblock_params
 from remediator.clock import FakeClock
 from remediator.model import AuditRecord, DecisionReason, FailureReason, Outcome, Verdict
 from remediator.stores.base import KillSwitch

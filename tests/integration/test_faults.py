@@ -20,9 +20,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from remediator.actions.base import ActionRegistry
 from remediator.actions.notify import NotifyWebhook
-from remediator.app import build_app, build_deps
+from remediator.daemon.app import build_app, build_deps
 from remediator.deps import Deps
-from remediator.engine import Engine
+from remediator.engine.pipeline import Engine
 from remediator.model import AuditRecord, DecisionReason, Outcome, Verdict
 from remediator.settings import Settings
 from remediator.web.keys import ENGINE

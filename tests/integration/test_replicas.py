@@ -28,7 +28,7 @@ from remediator.clock import SystemClock
 from remediator.model import Outcome
 from remediator.settings import CoordinationSettings, StoreSettings
 from remediator.stores.base import RequestState
-from remediator.stores.postgres import PostgresStore
+from remediator.stores.postgres.store import PostgresStore
 from remediator.stores.redis import RedisCoordination
 from tests.conftest import corpus_file
 from tests.sources.sns_testkit import TOPIC, local_pki, pem

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from remediator.model import Alert
-from remediator.sources.cloudwatch import InsufficientData
-from remediator.sources.sns_messages import alerts_from_notification
+from remediator.sources.aws.cloudwatch import InsufficientData
+from remediator.sources.sns.messages import alerts_from_notification
 from tests.conftest import CORPUS
 
 RECEIVED = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import NameOID
 
-from remediator.sources.sns_message import SnsVerificationError, VerifyResult
+from remediator.sources.sns.envelope import SnsVerificationError, VerifyResult
 from tests.conftest import CORPUS
 
 REAL_SIGNED_COUNT = 15

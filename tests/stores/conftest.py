@@ -15,9 +15,9 @@ import pytest
 from remediator.settings import CoordinationSettings, StoreSettings
 from remediator.stores.base import Coordination, Store
 from remediator.stores.memory import InProcessCoordination
-from remediator.stores.postgres import PostgresStore
+from remediator.stores.postgres.store import PostgresStore
 from remediator.stores.redis import RedisCoordination
-from remediator.stores.sqlite import SqliteStore
+from remediator.stores.sqlite.store import SqliteStore
 
 StoreFactory = Callable[[str], Awaitable[Store]]
 

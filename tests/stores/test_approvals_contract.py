@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 from datetime import timedelta
 
-from remediator.approvals import Refusal
+from remediator.incidents.approvals import Refusal
 from remediator.model import ApprovalStatus, AuditRecord, Choice, DecisionReason, Outcome, TimelineEvent, Verdict
 from remediator.stores.base import Store, Timer
 from tests.conftest import T0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from remediator.incidents import Acknowledge, AddNote, Close, SetRootCause
+from remediator.incidents.lifecycle import Acknowledge, AddNote, Close, SetRootCause
 from remediator.model import (
     AuditRecord,
     DecisionReason,

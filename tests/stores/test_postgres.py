@@ -13,8 +13,8 @@ from remediator.errors import ClaimLost
 from remediator.model import Outcome, Severity
 from remediator.settings import StoreSettings
 from remediator.stores.base import RequestState
-from remediator.stores.postgres import PostgresStore
-from remediator.stores.sqlite import migrations
+from remediator.stores.postgres.store import PostgresStore
+from remediator.stores.sqlite.store import migrations
 from tests.conftest import T0
 from tests.support import builders
 from tests.support.harness import eventually

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from remediator.approvals import new_approval
+from remediator.incidents.approvals import new_approval
 from remediator.model import (
     ActionRequest,
     Alert,

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from remediator.app import build_app, build_deps
 from remediator.clock import FakeClock
+from remediator.daemon.app import build_app, build_deps
 from remediator.deps import Deps
-from remediator.engine import Engine
+from remediator.engine.pipeline import Engine
 from remediator.settings import Settings
 from remediator.web.keys import DEPS, ENGINE
 

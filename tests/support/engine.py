@@ -18,13 +18,13 @@ from pydantic import Field
 
 from remediator.actions.base import Action, ActionContext, ActionParams, ActionRegistry, PlannedCall
 from remediator.actions.notify import NotifyWebhook
-from remediator.app import build_deps
 from remediator.clock import FakeClock
+from remediator.daemon.app import build_deps
 from remediator.deps import Deps
-from remediator.engine import Engine
+from remediator.engine.pipeline import Engine
 from remediator.model import Alert, Execution, FailureReason
 from remediator.settings import Settings
-from remediator.stores.sqlite import SqliteStore
+from remediator.stores.sqlite.store import SqliteStore
 from tests.conftest import T0
 from tests.support.receiver import Receiver, running_receiver
 

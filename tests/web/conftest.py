@@ -15,10 +15,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from remediator.actions.base import ActionRegistry
 from remediator.actions.notify import NotifyWebhook
-from remediator.app import build_app, build_deps
 from remediator.clock import FakeClock
+from remediator.daemon.app import build_app, build_deps
 from remediator.deps import Deps
-from remediator.engine import Engine
+from remediator.engine.pipeline import Engine
 from remediator.model import Alert
 from remediator.settings import token_digest
 from remediator.web.keys import ENGINE

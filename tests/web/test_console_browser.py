@@ -20,10 +20,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from remediator.app import build_app, build_deps
-from remediator.aws import AwsClients
+from remediator.aws.clients import AwsClients
+from remediator.daemon.app import build_app, build_deps
 from remediator.deps import Deps
-from remediator.engine import Engine
+from remediator.engine.pipeline import Engine
 from remediator.model import ApprovalStatus, Outcome
 from remediator.settings import AwsSettings
 from remediator.web.keys import ENGINE

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from remediator.app import build_app
+from remediator.daemon.app import build_app
 from remediator.settings import Settings
 from tests.conftest import ROOT
 

@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from remediator.sources.sns_message import signed_field_names
+from remediator.sources.sns.envelope import signed_field_names
 from tests.support.daemon import Daemon
 from tests.support.sns import SnsDaemonFactory, nothing_recorded, signed
 

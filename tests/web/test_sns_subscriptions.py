@@ -17,7 +17,7 @@ import pytest
 import structlog
 
 from remediator.model import IncidentStatus, Severity
-from remediator.sources.sns_delivery import UNSUBSCRIBED
+from remediator.sources.sns.delivery import UNSUBSCRIBED
 from tests.sources.sns_testkit import TOPIC
 from tests.support.daemon import Daemon
 from tests.support.faultproxy import Rule

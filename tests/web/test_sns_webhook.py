@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from remediator.observability import SNS_DELIVERY_RESULTS
-from remediator.sources.sns_message import VerifyResult, parse_envelope
+from remediator.sources.sns.envelope import VerifyResult, parse_envelope
 from remediator.web.sns import TYPE_LABELS
 from tests.conftest import corpus_file
 from tests.sources.sns_testkit import (

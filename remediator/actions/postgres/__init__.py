@@ -1,0 +1,1 @@
+"""Actions on PostgreSQL databases named in settings."""

@@ -1,0 +1,1 @@
+"""Actions on Redis (ElastiCache) caches named in settings."""

@@ -1,0 +1,1 @@
+"""AWS access: one aiobotocore session, cached clients, classified errors."""

@@ -1,0 +1,1 @@
+"""The running daemon: the app, its processes and their lifetime."""

@@ -1,0 +1,1 @@
+"""Incidents: their life, statistics, postmortem drafts and reports."""

@@ -1,0 +1,145 @@
+"""Settings of what people do and are told: incidents (targets, escalation), approvals, API tokens."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from remediator.model import Severity
+from remediator.settings.base import Duration, Section
+
+
+class SeverityTarget(Section):
+    """The runbook's targets for one severity: first response, and recovery."""
+
+    respond: Duration | Literal["next_business_day"]
+    recover: Duration
+
+
+class EscalationStep(Section):
+    """Once an incident has gone `after` without recovering, tell these contacts."""
+
+    after: Duration
+    contacts: list[str] = Field(min_length=1)
+
+
+# The runbook's defaults; settings may replace any severity's entry and keep the others.
+DEFAULT_TARGETS: dict[Severity, SeverityTarget] = {
+    Severity.P1: SeverityTarget(respond=timedelta(minutes=15), recover=timedelta(hours=1)),
+    Severity.P2: SeverityTarget(respond=timedelta(minutes=30), recover=timedelta(hours=4)),
+    Severity.P3: SeverityTarget(respond=timedelta(hours=2), recover=timedelta(hours=24)),
+    Severity.P4: SeverityTarget(respond="next_business_day", recover=timedelta(weeks=1)),
+}
+DEFAULT_ESCALATION: dict[Severity, list[EscalationStep]] = {
+    Severity.P1: [
+        EscalationStep(after=timedelta(minutes=15), contacts=["team_lead", "head_of_department"]),
+        EscalationStep(after=timedelta(minutes=30), contacts=["cto"]),
+        EscalationStep(after=timedelta(hours=1), contacts=["ceo"]),
+        EscalationStep(after=timedelta(hours=2), contacts=["external_support"]),
+    ],
+    Severity.P2: [
+        EscalationStep(after=timedelta(minutes=30), contacts=["team_lead"]),
+        EscalationStep(after=timedelta(hours=2), contacts=["head_of_department"]),
+    ],
+    Severity.P3: [EscalationStep(after=timedelta(hours=4), contacts=["team_lead"])],
+    Severity.P4: [],
+}
+
+
+class IncidentSettings(Section):
+    """Severity targets, the escalation matrix and who each contact is (a notify target)."""
+
+    targets: dict[Severity, SeverityTarget] = DEFAULT_TARGETS
+    escalation: dict[Severity, list[EscalationStep]] = DEFAULT_ESCALATION
+    contacts: dict[str, str] = Field({}, description="contact name → notify target name")
+    notify: str = Field("", description="notify target for contacts without one of their own")
+    timezone: str = Field("UTC", description="where business days are counted (P4's respond target)")
+
+    @field_validator("targets")
+    @classmethod
+    def _every_target(cls, value: dict[Severity, SeverityTarget]) -> dict[Severity, SeverityTarget]:
+        return {**DEFAULT_TARGETS, **value}
+
+    @field_validator("escalation")
+    @classmethod
+    def _every_matrix_row(cls, value: dict[Severity, list[EscalationStep]]) -> dict[Severity, list[EscalationStep]]:
+        for severity, steps in value.items():
+            times = [step.after for step in steps]
+            if times != sorted(times) or len(set(times)) != len(times):
+                raise ValueError(f"{severity.value}: steps must be in strictly increasing order of `after`")
+        return {**DEFAULT_ESCALATION, **value}
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. UTC, Europe/Berlin)") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class ApiToken(Section):
+    """A person's API token, stored as its SHA-256 hex digest (never the token itself)."""
+
+    name: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    roles: list[Literal["viewer", "approver", "admin"]] = Field(["viewer"], min_length=1)
+
+
+class ApiSettings(Section):
+    tokens: list[ApiToken] = []
+    # With no tokens configured, loopback clients may read (never write) without one.
+    anonymous_loopback_read: bool = True
+    # Signs the /approvals page's session cookies. Unset: a random key per process, so sessions
+    # end with a restart and are not shared between replicas (set it when running several).
+    session_secret: SecretStr | None = None
+    session_ttl: Duration = timedelta(hours=8)
+
+    @field_validator("session_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+
+class ApprovalSettings(Section):
+    """How a held request waits for people: how many must approve, for how long, who is told."""
+
+    approvers: int = Field(1, ge=1, le=5, description="distinct approvers an approval needs")
+    approvers_by_severity: dict[Severity, int] = Field({}, description="e.g. {P1: 2}; others use `approvers`")
+    expire_after: Duration = timedelta(minutes=30)
+    remind_before: Duration = timedelta(minutes=10)
+    notify: str = Field("", description="notify target told of new, due and expired approvals")
+
+    @field_validator("approvers_by_severity")
+    @classmethod
+    def _sane_counts(cls, value: dict[Severity, int]) -> dict[Severity, int]:
+        for severity, count in value.items():
+            if not 1 <= count <= 5:
+                raise ValueError(f"{severity.value}: between 1 and 5 approvers")
+        return value
+
+    @model_validator(mode="after")
+    def _reminder_before_expiry(self) -> ApprovalSettings:
+        if self.remind_before >= self.expire_after:
+            raise ValueError("approvals.remind_before must be shorter than approvals.expire_after")
+        return self
+
+    def required_for(self, severity: Severity) -> int:
+        return self.approvers_by_severity.get(severity, self.approvers)
+
+

@@ -1,0 +1,1 @@
+"""What AWS services publish: CloudWatch alarms, EventBridge events, RDS events."""

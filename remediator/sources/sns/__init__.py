@@ -1,0 +1,1 @@
+"""SNS HTTP(S) deliveries: envelopes, signing certificates, verification, confirmation."""

@@ -1,0 +1,1 @@
+"""The production store: PostgreSQL, shared by every replica."""
