@@ -97,7 +97,8 @@ class SnsSettings(Section):
     confirm_method: Literal["ConfirmSubscription", "SubscribeURL"] = "ConfirmSubscription"
     confirm_timeout: Duration = timedelta(seconds=5)
     insufficient_data: InsufficientData = InsufficientData.RECORD
-    # SNS keeps the Timestamp of the first attempt and retries for up to an hour, plus backlog (FORMATS §2.5).
+    # SNS keeps the Timestamp of the first attempt and retries for up to an hour, plus backlog
+    # (docs/wire-formats.md §2.5).
     max_age: Duration = timedelta(hours=2)
     certificate_timeout: Duration = timedelta(seconds=3)
     ca_files: list[Path] = []  # empty: the public SNS issuers (by name), over verified TLS

@@ -1,4 +1,4 @@
-"""Alertmanager webhook payload version 4 → `Alert`s (FORMATS.md §5).
+"""Alertmanager webhook payload version 4 → `Alert`s (docs/wire-formats.md §5).
 
 Strict about shape (every problem is a 400 that names the field), lenient about what newer
 versions add (`notification_reason`, `routeLabels`, ...). Legacy payloads without `fingerprint`

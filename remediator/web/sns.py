@@ -1,4 +1,4 @@
-"""SNS intake: `POST sns.path` (signed envelopes) and the raw-delivery paths (FORMATS.md §1, DESIGN.md §3).
+"""SNS intake: `POST sns.path` (signed envelopes) and the raw-delivery paths (docs/wire-formats.md §1, DESIGN.md §3).
 
 The body is JSON whatever its Content-Type (SNS sends `text/plain`), routed on its `Type`:
 headers are not signed and moto sends none. Every message is verified before anything else

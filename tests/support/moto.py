@@ -1,4 +1,4 @@
-"""moto server for tests: one threaded server per session, reset between tests (see MOTO.md).
+"""moto server for tests: one threaded server per session, reset between tests (see docs/testing-aws.md).
 
 moto runs in this process, so a test can also reach its backends to play the part of AWS where
 moto does not (an ECS rollout that completes, an ElastiCache failover that swaps roles).

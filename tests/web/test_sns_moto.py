@@ -89,7 +89,7 @@ async def test_a_cloudwatch_alarm_published_to_moto_becomes_an_incident_and_a_de
     subscribed: Callable[..., Any],
 ) -> None:
     daemon, publish = await subscribed()
-    await publish(Message=json.dumps(ALARM))  # no Subject: moto signs without it (MOTO.md)
+    await publish(Message=json.dumps(ALARM))  # no Subject: moto signs without it (docs/testing-aws.md §2)
     assert daemon.count("alerts") == 1  # recorded before moto's POST was answered
     assert daemon.metric("remediator_sns_deliveries_total", type="notification", result="verified") == 1
     await daemon.engine.drain()

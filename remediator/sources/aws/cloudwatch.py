@@ -1,4 +1,4 @@
-"""CloudWatch alarm state changes → `Alert` (FORMATS.md §3, §6).
+"""CloudWatch alarm state changes → `Alert` (docs/wire-formats.md §3, §6).
 
 An alarm state change reaches us two ways: as the JSON `Message` CloudWatch publishes to SNS
 (PascalCase, `Trigger`, `Region` as a display name) or as the EventBridge "CloudWatch Alarm State
@@ -253,7 +253,7 @@ def _change_from_message(doc: Mapping[str, Any]) -> AlarmChange:
 
 
 def _message_alarm_type(doc: Mapping[str, Any], trigger: object) -> str:
-    if not isinstance(trigger, Mapping):  # composite alarms have no Trigger (FORMATS.md §6.15)
+    if not isinstance(trigger, Mapping):  # composite alarms have no Trigger (docs/wire-formats.md §6.15)
         return COMPOSITE if "AlarmRule" in doc or "TriggeringChildren" in doc else UNKNOWN
     metrics = items(trigger.get("Metrics"))
     if not metrics:
@@ -393,7 +393,7 @@ def _metric_labels(
         "statistic": statistic.upper(),
         "comparison": comparison,
         "threshold": threshold,
-        # Legacy messages say "- TreatMissingData:                    missing" (FORMATS.md §3).
+        # Legacy messages say "- TreatMissingData:                    missing" (docs/wire-formats.md §3).
         "treat_missing_data": treat_missing_data.rsplit(":", 1)[-1].strip(),
     }
     if alarm_type == ANOMALY:

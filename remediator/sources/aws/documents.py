@@ -1,7 +1,7 @@
 """Lenient reading of AWS JSON documents, shared by the CloudWatch, EventBridge and RDS parsers.
 
 AWS payloads gain fields, lose old ones and use `null`, `""` and "missing" interchangeably
-(FORMATS.md §6). Everything here therefore accepts `object` and never raises on an unexpected
+(docs/wire-formats.md §6). Everything here therefore accepts `object` and never raises on an unexpected
 type: a wrong type reads as "not given". Label values must always be strings, so `text` is the one
 way a JSON value becomes a label.
 """

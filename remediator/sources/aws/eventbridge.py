@@ -1,4 +1,4 @@
-"""EventBridge events → `Alert` (FORMATS.md §4), whether they came straight or through SNS.
+"""EventBridge events → `Alert` (docs/wire-formats.md §4), whether they came straight or through SNS.
 
 Every event's Alert has source "eventbridge", name = `detail-type`, starts_at = `time`, dedup keys
 (delivery key, `eventbridge:<id>`, [an occurrence key of the kind below]) and the envelope labels

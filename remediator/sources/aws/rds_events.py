@@ -1,4 +1,4 @@
-"""RDS events, from EventBridge or from an RDS event subscription publishing to SNS (FORMATS.md §4).
+"""RDS events, from EventBridge or from an RDS event subscription publishing to SNS (docs/wire-formats.md §4).
 
 The two formats differ (EventBridge `detail` has `SourceType`/`SourceArn`/`EventID`; the native
 subscription message has `"Event Source"`, `"Source ID"` and an `"Event ID"` URL), but they carry

@@ -1,4 +1,4 @@
-"""Where SNS signing certificates come from and which ones we trust (FORMATS.md §2.2, §2.5).
+"""Where SNS signing certificates come from and which ones we trust (docs/wire-formats.md §2.2, §2.5).
 
 `HttpsCertificateFetcher` fetches; `TrustPolicy` decides whether a fetched certificate may sign
 for a topic; `SigningCertificates` puts both behind a bounded cache with single-flight fetches.
@@ -75,7 +75,7 @@ _OPT_IN_REGIONS: Final = (
 
 
 def default_subject_names() -> Mapping[str, str]:
-    """Signing-certificate name per region where it is not the partition default (FORMATS §2.2).
+    """Signing-certificate name per region where it is not the partition default (docs/wire-formats.md §2.2).
 
     Taken from AWS's own Java validator (SnsHostProvider). For the opt-in regions only the
     regional `sns-signing.<region>` name is accepted, not also `sns.amazonaws.com`: AWS's validator

@@ -1,4 +1,4 @@
-"""Confirm an SNS subscription, once its SubscriptionConfirmation has been verified (FORMATS.md §1.2).
+"""Confirm an SNS subscription, once its SubscriptionConfirmation has been verified (docs/wire-formats.md §1.2).
 
 Two ways, chosen by `sns.confirm_method`:
 

@@ -1,4 +1,4 @@
-"""What SNS deliveries other than signed notifications become (FORMATS.md §1.2-1.3).
+"""What SNS deliveries other than signed notifications become (docs/wire-formats.md §1.2-1.3).
 
 - A subscription, confirmed or removed, is one alert identity per topic, `SnsUnsubscribed`:
   an UnsubscribeConfirmation makes it fire (it opens an incident: from then on that topic's

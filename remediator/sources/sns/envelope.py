@@ -1,4 +1,4 @@
-"""SNS HTTP(S) envelopes: parsing, the string to sign, and the SigningCertURL rules (FORMATS.md §1-2).
+"""SNS HTTP(S) envelopes: parsing, the string to sign, and the SigningCertURL rules (docs/wire-formats.md §1-2).
 
 Nothing here does I/O. Every refusal is an `SnsVerificationError` whose message is safe to log and to
 return to the client: messages name fields and rules, and quote no received value except a region
@@ -223,7 +223,7 @@ def _message_attributes(fields: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def string_to_sign(env: SnsEnvelope) -> bytes:
-    """The exact bytes SNS signed: `name\\nvalue\\n` per signed field of the type (FORMATS §2.1)."""
+    """The exact bytes SNS signed: `name\\nvalue\\n` per signed field of the type (docs/wire-formats.md §2.1)."""
     text = "".join(f"{name}\n{value}\n" for name, value in env.raw_fields.items())
     try:
         return text.encode("utf-8")

@@ -1,4 +1,4 @@
-"""The `Message` of a verified SNS notification → `Alert` (FORMATS.md §1, §3, §4, §6.1).
+"""The `Message` of a verified SNS notification → `Alert` (docs/wire-formats.md §1, §3, §4, §6.1).
 
 The SNS handler calls `alerts_from_notification` after it has verified the envelope's signature.
 The message is usually JSON in a string: a CloudWatch alarm, an EventBridge event, an RDS
@@ -42,7 +42,7 @@ class _Delivery:
 
 
 def delivery_key(topic_arn: str, message_id: str) -> str:
-    """The dedup key every SNS delivery carries first: SNS retries keep the MessageId (FORMATS §1.4)."""
+    """The dedup key every SNS delivery carries first: SNS retries keep the MessageId (docs/wire-formats.md §1.4)."""
     return f"sns:{topic_arn}:{message_id}"
 
 
@@ -81,7 +81,7 @@ def _alert(message: str, delivery: _Delivery, *, unwrap_default: bool) -> Alert:
         return alert_from_rds_notification(doc, delivery_key=key, received_at=received)
     default = doc.get("default")
     if unwrap_default and isinstance(default, str):
-        # MessageStructure=json: HTTP subscribers get the `default` text (FORMATS.md §3). One
+        # MessageStructure=json: HTTP subscribers get the `default` text (docs/wire-formats.md §3). One
         # level only: a `default` inside a `default` is not something AWS produces.
         return _alert(default, delivery, unwrap_default=False)
     return _unparsed(message, delivery)

@@ -1,4 +1,4 @@
-"""Verify SNS HTTP(S) messages before anything acts on them (FORMATS.md §2, DESIGN.md §3).
+"""Verify SNS HTTP(S) messages before anything acts on them (docs/wire-formats.md §2, DESIGN.md §3).
 
 The webhook handler imports everything it needs from here:
 

@@ -1,4 +1,4 @@
-"""CloudWatch alarm notifications → Alert: every corpus alarm, then the edge cases (FORMATS.md §3, §6)."""
+"""CloudWatch alarm notifications → Alert: every corpus alarm, then the edge cases (docs/wire-formats.md §3, §6)."""
 
 # The expected values are corpus strings written out verbatim; wrapping them would hide them.
 # ruff: noqa: E501

@@ -1,4 +1,4 @@
-"""EventBridge events → Alert: every corpus event, then each kind's rules (FORMATS.md §4, §6)."""
+"""EventBridge events → Alert: every corpus event, then each kind's rules (docs/wire-formats.md §4, §6)."""
 
 # The expected values are corpus strings written out verbatim; wrapping them would hide them.
 # ruff: noqa: E501

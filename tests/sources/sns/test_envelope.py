@@ -1,4 +1,4 @@
-"""parse_envelope, string_to_sign, validate_cert_url and the Timestamp rule (FORMATS.md §1-2)."""
+"""parse_envelope, string_to_sign, validate_cert_url and the Timestamp rule (docs/wire-formats.md §1-2)."""
 
 from __future__ import annotations
 
