@@ -28,7 +28,15 @@ from pydantic import (
 from remediator.errors import SettingsError
 from remediator.model import Severity
 from remediator.settings.aws import AwsSettings, EvidenceSettings, SnsRawDelivery, SnsSettings, WafSettings
-from remediator.settings.base import IDENTIFIER_RE, Duration, Section, WindowLimit, is_loopback, parse_duration
+from remediator.settings.base import (
+    IDENTIFIER_RE,
+    Duration,
+    PositiveDuration,
+    Section,
+    WindowLimit,
+    is_loopback,
+    parse_duration,
+)
 from remediator.settings.people import (
     DEFAULT_TARGETS,
     ApiSettings,
@@ -45,9 +53,9 @@ __all__ = [
     "DEFAULT_TARGETS", "ApiSettings", "ApiToken", "ApprovalSettings", "AwsSettings", "BasicCredential",
     "CoordinationSettings", "Duration", "EngineSettings", "EscalationStep", "EvidenceSettings",
     "GuardrailSettings", "IncidentSettings", "IntakeSettings", "Listen", "LogSettings", "Mode", "NotifyTarget",
-    "PostgresTarget", "ProtectedTargets", "RedisTarget", "Section", "Settings", "SeverityTarget",
-    "SnsRawDelivery", "SnsSettings", "StoreSettings", "TargetSettings", "WafSettings", "WindowLimit",
-    "is_loopback", "load_settings", "parse_duration", "token_digest",
+    "PositiveDuration", "PostgresTarget", "ProtectedTargets", "RedisTarget", "Section", "Settings",
+    "SeverityTarget", "SnsRawDelivery", "SnsSettings", "StoreSettings", "TargetSettings", "WafSettings",
+    "WindowLimit", "is_loopback", "load_settings", "parse_duration", "token_digest",
 ]
 
 ENV_PREFIX = "REMEDIATOR_"
@@ -71,12 +79,12 @@ class StoreSettings(Section):
     sqlite_synchronous: Literal["normal", "full"] = "normal"
     batch_max: int = Field(512, ge=1, description="writes committed together at most")
     # How long a write waits for a lock held by another process before the store reports itself unavailable.
-    sqlite_busy_timeout: Duration = timedelta(seconds=2)
+    sqlite_busy_timeout: PositiveDuration = timedelta(seconds=2)
     # PostgreSQL: the schema the daemon's tables live in (created if missing), and the bounds on
     # every connection attempt and every statement, so an unreachable server answers 503, not a hang.
     schema_name: str = Field("public", pattern=IDENTIFIER_RE)
-    connect_timeout: Duration = timedelta(seconds=5)
-    command_timeout: Duration = timedelta(seconds=10)
+    connect_timeout: PositiveDuration = timedelta(seconds=5)
+    command_timeout: PositiveDuration = timedelta(seconds=10)
 
     @field_validator("url")
     @classmethod
@@ -99,8 +107,8 @@ class CoordinationSettings(Section):
 
     url: str = "memory://"
     key_prefix: str = "remediator:"
-    timeout: Duration = timedelta(seconds=0.5)
-    lease_ttl: Duration = timedelta(minutes=10)
+    timeout: PositiveDuration = timedelta(seconds=0.5)
+    lease_ttl: PositiveDuration = timedelta(minutes=10)
 
     @field_validator("url")
     @classmethod
@@ -115,16 +123,16 @@ class EngineSettings(Section):
     batch_size: int = Field(64, ge=1, le=10_000, description="alerts a worker takes off the queue at once")
     queue_size: int = Field(10_000, ge=1)
     retry_attempts: int = Field(3, ge=1, le=20)
-    retry_deadline: Duration = timedelta(minutes=2)
+    retry_deadline: PositiveDuration = timedelta(minutes=2)
     retry_initial_wait: Duration = timedelta(seconds=0.5)
-    alert_lease: Duration = timedelta(minutes=2)
-    timer_interval: Duration = timedelta(seconds=1)
+    alert_lease: PositiveDuration = timedelta(minutes=2)
+    timer_interval: PositiveDuration = timedelta(seconds=1)
     # How often the engine looks for alerts recorded by intake processes (or left by others).
-    backlog_poll: Duration = timedelta(milliseconds=100)
-    action_timeout: Duration = timedelta(minutes=5)
-    stop_timeout: Duration = timedelta(seconds=25)
+    backlog_poll: PositiveDuration = timedelta(milliseconds=100)
+    action_timeout: PositiveDuration = timedelta(minutes=5)
+    stop_timeout: PositiveDuration = timedelta(seconds=25)
     # How often each replica looks for requests left running by a replica that died (also at start).
-    reconcile_interval: Duration = timedelta(seconds=30)
+    reconcile_interval: PositiveDuration = timedelta(seconds=30)
 
 
 class BasicCredential(Section):
@@ -166,7 +174,7 @@ class NotifyTarget(Section):
 
     url: str
     format: Literal["json", "slack"] = "json"
-    timeout: Duration = timedelta(seconds=5)
+    timeout: PositiveDuration = timedelta(seconds=5)
     headers: dict[str, SecretStr] = {}
 
 

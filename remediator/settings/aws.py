@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from remediator.settings.base import Duration, Section, is_loopback
+from remediator.settings.base import PositiveDuration, Section, is_loopback
 from remediator.sources.aws.cloudwatch import InsufficientData
 from remediator.sources.sns.certs import TrustPolicy
 from remediator.sources.sns.envelope import parse_topic_arn
@@ -37,7 +37,7 @@ class WafSettings(Section):
     max_blocks_per_hour: int = Field(30, ge=0, description="addresses added per IP set per hour")
     max_set_size: int = Field(1000, ge=1, le=10_000, description="addresses an IP set may hold")
     lock_retries: int = Field(3, ge=0, le=10, description="re-reads after WAFOptimisticLockException")
-    max_duration: Duration = timedelta(days=7)
+    max_duration: PositiveDuration = timedelta(days=7)
 
 
 class EvidenceSettings(Section):
@@ -53,10 +53,10 @@ class AwsSettings(Section):
     region: str = "us-east-1"
     endpoint_url: str | None = None
     max_attempts: int = Field(4, ge=1, le=10)
-    connect_timeout: Duration = timedelta(seconds=3)
-    read_timeout: Duration = timedelta(seconds=10)
+    connect_timeout: PositiveDuration = timedelta(seconds=3)
+    read_timeout: PositiveDuration = timedelta(seconds=10)
     # One AWS call, botocore's own retries included; past it the call is abandoned as a timeout.
-    call_timeout: Duration = timedelta(seconds=60)
+    call_timeout: PositiveDuration = timedelta(seconds=60)
     waf: WafSettings = WafSettings()
     evidence: EvidenceSettings = EvidenceSettings()
 
@@ -95,12 +95,12 @@ class SnsSettings(Section):
     path: str = Field("/webhooks/sns", pattern=r"^/")
     topics: list[TopicArnSetting] = []  # the allow-list; messages of any other topic get 403
     confirm_method: Literal["ConfirmSubscription", "SubscribeURL"] = "ConfirmSubscription"
-    confirm_timeout: Duration = timedelta(seconds=5)
+    confirm_timeout: PositiveDuration = timedelta(seconds=5)
     insufficient_data: InsufficientData = InsufficientData.RECORD
     # SNS keeps the Timestamp of the first attempt and retries for up to an hour, plus backlog
     # (docs/wire-formats.md §2.5).
-    max_age: Duration = timedelta(hours=2)
-    certificate_timeout: Duration = timedelta(seconds=3)
+    max_age: PositiveDuration = timedelta(hours=2)
+    certificate_timeout: PositiveDuration = timedelta(seconds=3)
     ca_files: list[Path] = []  # empty: the public SNS issuers (by name), over verified TLS
     mirror_url: str | None = None  # tests and air-gapped setups: fetch SNS URLs' paths from here
     raw_delivery: list[SnsRawDelivery] = []

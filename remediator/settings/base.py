@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -23,6 +24,13 @@ def parse_duration(value: object) -> timedelta:
     ISO 8601 is how a timedelta is dumped to JSON: parameters stored with a request must
     validate again when verify or an approval reads them back.
     """
+    found = _parse(value)
+    if found < timedelta(0):
+        raise ValueError(f"{value!r} is negative: a duration is never negative")
+    return found
+
+
+def _parse(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, str) and value.strip().upper().startswith(("P", "-P")):
@@ -49,8 +57,16 @@ def parse_duration(value: object) -> timedelta:
     return timedelta(seconds=total)
 
 
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return value
+
+
 _ISO_DURATION = TypeAdapter(timedelta)
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]  # zero allowed (e.g. no cooldown)
+# Timeouts, intervals, leases, windows and targets: zero would mean "never wait" or "always late".
+PositiveDuration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
 IDENTIFIER_RE = r"^[a-z_][a-z0-9_]{0,62}$"  # a lower-case SQL identifier that needs no quoting
 
 
@@ -60,7 +76,7 @@ class Section(BaseModel):
 
 class WindowLimit(Section):
     max: int = Field(ge=0)
-    window: Duration
+    window: PositiveDuration
 
 def is_loopback(address: str | None) -> bool:
     if not address:

@@ -14,14 +14,14 @@ from pydantic import (
 )
 
 from remediator.model import Severity
-from remediator.settings.base import Duration, Section
+from remediator.settings.base import Duration, PositiveDuration, Section
 
 
 class SeverityTarget(Section):
     """The runbook's targets for one severity: first response, and recovery."""
 
-    respond: Duration | Literal["next_business_day"]
-    recover: Duration
+    respond: PositiveDuration | Literal["next_business_day"]
+    recover: PositiveDuration
 
 
 class EscalationStep(Section):
@@ -106,7 +106,7 @@ class ApiSettings(Section):
     # Signs the /approvals page's session cookies. Unset: a random key per process, so sessions
     # end with a restart and are not shared between replicas (set it when running several).
     session_secret: SecretStr | None = None
-    session_ttl: Duration = timedelta(hours=8)
+    session_ttl: PositiveDuration = timedelta(hours=8)
 
     @field_validator("session_secret")
     @classmethod
@@ -121,7 +121,7 @@ class ApprovalSettings(Section):
 
     approvers: int = Field(1, ge=1, le=5, description="distinct approvers an approval needs")
     approvers_by_severity: dict[Severity, int] = Field({}, description="e.g. {P1: 2}; others use `approvers`")
-    expire_after: Duration = timedelta(minutes=30)
+    expire_after: PositiveDuration = timedelta(minutes=30)
     remind_before: Duration = timedelta(minutes=10)
     notify: str = Field("", description="notify target told of new, due and expired approvals")
 

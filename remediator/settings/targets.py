@@ -10,7 +10,7 @@ from pydantic import (
     model_validator,
 )
 
-from remediator.settings.base import Duration, Section
+from remediator.settings.base import PositiveDuration, Section
 
 
 class PostgresTarget(Section):
@@ -18,8 +18,8 @@ class PostgresTarget(Section):
 
     dsn_env: str = Field("", pattern=r"^([A-Z_][A-Z0-9_]*)?$", description="environment variable holding the DSN")
     dsn: SecretStr | None = None  # in the settings file instead (tests, local use)
-    statement_timeout: Duration = timedelta(seconds=5)
-    connect_timeout: Duration = timedelta(seconds=5)
+    statement_timeout: PositiveDuration = timedelta(seconds=5)
+    connect_timeout: PositiveDuration = timedelta(seconds=5)
     pool_max: int = Field(2, ge=1, le=10)
     # Sessions of these users / application_names are never signalled, whatever a policy says.
     protected_users: list[str] = []
@@ -37,7 +37,7 @@ class RedisTarget(Section):
 
     url_env: str = Field("", pattern=r"^([A-Z_][A-Z0-9_]*)?$", description="environment variable holding the URL")
     url: SecretStr | None = None
-    timeout: Duration = timedelta(seconds=2)
+    timeout: PositiveDuration = timedelta(seconds=2)
 
     @model_validator(mode="after")
     def _one_source(self) -> RedisTarget:

@@ -126,3 +126,31 @@ def test_a_mirror_off_loopback_needs_the_ca_that_issued_its_certificates(tmp_pat
         load_settings(None, {"REMEDIATOR_SNS__CA_FILES": f"[{tmp_path / 'missing.pem'}, /dev/null]"})
     assert [p.split(": ", 1)[0] for p in raised.value.problems] == ["sns.ca_files"]
     assert "missing.pem: cannot read" in raised.value.problems[0]
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("engine.action_timeout", "-5"), ("engine.action_timeout", "0"), ("engine.stop_timeout", "0s"),
+    ("engine.backlog_poll", "0"), ("coordination.lease_ttl", "-1m"), ("approvals.expire_after", "0"),
+    ("guardrails.default_cooldown", "-10m"), ("sns.max_age", "-PT1H"),
+    ("aws.call_timeout", "0"),
+])
+def test_a_negative_or_zero_duration_where_none_makes_sense_fails_the_start(key: str, value: str) -> None:
+    section, _, rest = key.partition(".")
+    environ = {f"REMEDIATOR_{section.upper()}__{rest.upper().replace('.', '__')}": value}
+    with pytest.raises(SettingsError) as raised:
+        load_settings(None, environ)
+    assert [p.split(":")[0] for p in raised.value.problems] == [key]
+
+
+def test_a_window_of_zero_fails_the_start() -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(None, {"REMEDIATOR_GUARDRAILS__BUDGET": "{max: 3, window: 0}"})
+    assert raised.value.problems == ["guardrails.budget.window: must be longer than zero"]
+
+
+@pytest.mark.parametrize(("key", "value"), [("guardrails.default_cooldown", "0"),
+                                            ("engine.retry_initial_wait", "0s"), ("approvals.remind_before", "0")])
+def test_zero_is_a_duration_where_it_means_none(key: str, value: str) -> None:
+    section, _, rest = key.partition(".")
+    settings = load_settings(None, {f"REMEDIATOR_{section.upper()}__{rest.upper()}": value})
+    assert getattr(getattr(settings, section), rest) == timedelta(0)
