@@ -96,6 +96,9 @@ class FailureReason(StrEnum):
     CONFLICT = "conflict"
     PRECHECK_FAILED = "precheck_failed"
     LIMIT_EXCEEDED = "limit_exceeded"
+    # The action ran, and what it checked is out of its bound (data older than allowed after a
+    # failover, no recent backup): nothing broke in the action, the estate needs a person.
+    CHECK_FAILED = "check_failed"
     CRASHED = "crashed"
     INTERNAL = "internal"
 

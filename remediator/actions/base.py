@@ -144,6 +144,17 @@ class Action(ABC, Generic[P]):
         return found.group(1) if found else ""
 
 
+class ReadOnlyAction(Action[P]):
+    """Base of actions that only read (diagnostics, reports, checks) and put what they saw on the
+    timeline: no target lease, no share of the budget, never held for the severity alone, and they
+    still run when shared limits are down (an incident is when their findings matter most)."""
+
+    needs_coordination = False
+    budgeted = False
+    exclusive = False
+    changes_nothing = True
+
+
 AnyAction = Action[Any]
 
 

@@ -68,6 +68,9 @@ def type_label(annotation: Any) -> str:
         return " or ".join(type_label(m) for m in members)
     if origin is list:
         return "list of " + type_label(get_args(annotation)[0])
+    if origin is dict:
+        key, value = get_args(annotation)
+        return f"map of {type_label(key)} to {type_label(value)}"
     return _NAMES.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 

@@ -7,6 +7,7 @@ from remediator.actions.base import ActionRegistry
 from remediator.actions.notify import NotifyWebhook
 from remediator.actions.postgres.connections import CancelLongQueries, TerminateIdleConnections
 from remediator.actions.postgres.diagnostics import PostgresDiagnostics
+from remediator.actions.postgres.report import PostgresReport
 from remediator.actions.redis.diagnostics import RedisDiagnostics
 from remediator.actions.redis.sessions import InvalidateSessions
 
@@ -31,6 +32,7 @@ def default_registry() -> ActionRegistry:
         TerminateIdleConnections(),
         CancelLongQueries(),
         PostgresDiagnostics(),
+        PostgresReport(),
         InvalidateSessions(),
         RedisDiagnostics(),
     ])

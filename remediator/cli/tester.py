@@ -24,7 +24,8 @@ cases:
 Each case runs through `remediator.simulate`: dry-run, a throwaway store, fresh guardrail state,
 the settings given. A payload is an Alertmanager body or an SNS envelope whose signature is not
 verified (the output says so). Every difference is reported, and so is a planned notification to
-a target the settings do not define: dry-run does not run prechecks, so nothing else would tell.
+a target the settings do not define, or a report they lack: dry-run does not run prechecks, so
+nothing else would tell.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from remediator.actions.postgres.report import ReportParams, configuration_problem
 from remediator.cli.simulate import PayloadError, simulate
 from remediator.errors import FixtureError
 from remediator.model import DecisionReason, Outcome, Severity, Verdict
@@ -44,6 +46,7 @@ from remediator.policy.loader import FIXTURES_DIR
 from remediator.settings import Settings
 
 NOTIFY = "notify.webhook"
+REPORT = "postgres.report"
 
 
 class _Strict(BaseModel):
@@ -227,12 +230,23 @@ def compare_request(want: ExpectedRequest, got: Mapping[str, Any]) -> Iterator[s
 
 
 def undefined_targets(got: Mapping[str, Any], settings: Settings) -> Iterator[str]:
-    """Notifications planned to a target these settings lack: in enforce mode they would never be sent."""
+    """Notifications to a target, and reports, these settings lack: in enforce mode they would never run."""
     for request in got["requests"]:
         to = request["params"].get("to") if request["action"] == NOTIFY else None
         if isinstance(to, str) and to not in settings.notify:
             yield (f"{request['policy']} notifies {to!r}, which is not under `notify:` in the settings used "
                    f"(pass the daemon's settings with --config)")
+        problem = report_problem(request["params"], settings) if request["action"] == REPORT else None
+        if problem:
+            yield f"{request['policy']}: {problem} (pass the daemon's settings with --config)"
+
+
+def report_problem(params: Mapping[str, Any], settings: Settings) -> str | None:
+    try:
+        validated = ReportParams.model_validate(params)
+    except ValidationError:
+        return None  # the plan already says these parameters are invalid
+    return configuration_problem(validated, settings.targets)
 
 
 def render_report(report: Report) -> str:

@@ -11,6 +11,7 @@ from pydantic import (
 )
 
 from remediator.settings.base import PositiveDuration, Section
+from remediator.settings.reports import NamedReport, ReportName
 
 
 class PostgresTarget(Section):
@@ -24,6 +25,8 @@ class PostgresTarget(Section):
     # Sessions of these users / application_names are never signalled, whatever a policy says.
     protected_users: list[str] = []
     protected_applications: list[str] = []
+    # Named read-only queries `postgres.report` runs (the SQL is here, never in a policy or an alert).
+    reports: dict[ReportName, NamedReport] = {}
 
     @model_validator(mode="after")
     def _one_source(self) -> PostgresTarget:

@@ -34,3 +34,6 @@ def test_type_labels_read_as_policy_authors_write_values() -> None:
     evidence = REGISTRY.get("s3.preserve_evidence")
     assert evidence is not None
     assert {p.name: p.usage for p in catalog.param_docs(evidence)}["retention_mode"] == "default GOVERNANCE"
+    report = REGISTRY.get("postgres.report")
+    assert report is not None
+    assert {p.name: p.type for p in catalog.param_docs(report)}["args"] == "map of str to bool or int or float or str"

@@ -35,7 +35,8 @@ EXPECTED_RISK = {
     "elasticache.failover": Risk.HIGH, "s3.preserve_evidence": Risk.NORMAL, "ec2.snapshot_volumes": Risk.NORMAL,
     "ec2.isolate_instance": Risk.HIGH, "route53.upsert_record": Risk.HIGH,
     "postgres.terminate_idle_connections": Risk.NORMAL, "postgres.cancel_long_queries": Risk.NORMAL,
-    "postgres.diagnostics": Risk.NORMAL, "redis.invalidate_sessions": Risk.HIGH, "redis.diagnostics": Risk.NORMAL,
+    "postgres.diagnostics": Risk.NORMAL, "postgres.report": Risk.NORMAL,
+    "redis.invalidate_sessions": Risk.HIGH, "redis.diagnostics": Risk.NORMAL,
 }
 NOT_AWS = {"notify.webhook"}
 
@@ -148,7 +149,8 @@ def test_database_privileges_are_listed_apart_from_the_iam_document() -> None:
     chosen = [a for a in ACTIONS if a.type_name.startswith(("postgres.", "redis."))]
     assert iam_policy(chosen)["Statement"] == []
     assert database_privileges(chosen) == {
-        "postgres": ["CONNECT on the database", "pg_read_all_stats role", "pg_signal_backend role"],
+        "postgres": ["CONNECT on the database", "SELECT on what the reports read", "pg_read_all_stats role",
+                     "pg_signal_backend role"],
         "redis": ["+info", "+memory|usage", "+scan", "+slowlog|get", "+unlink", "~<session keys> (e.g. ~sess:*)"],
     }
 

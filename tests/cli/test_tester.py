@@ -153,6 +153,25 @@ def test_a_notification_to_a_target_the_settings_lack_fails(
     assert "pg-connections notifies 'oncall', which is not under `notify:` in the settings used" in out
 
 
+def test_a_report_the_settings_lack_fails(policy_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Dry-run does not run the precheck that refuses it: a misspelt report would pass every plan.
+    (policy_dir / "pg.yaml").write_text(POLICY + """  - type: postgres.report
+    params: {target: erp-primary, report: patient-data-freshnes}
+""")
+    (policy_dir / "fixtures" / "pg.yaml").write_text(CASE.replace(
+        "params: {text: \"Too many connections on db-1:9187\"}}",
+        "params: {text: \"Too many connections on db-1:9187\"}}\n"
+        "          - {policy: pg-connections, action: postgres.report, target: \"postgres:erp-primary\", "
+        "verdict: allow}").replace("reason: cooldown}", "reason: cooldown}\n"
+        "          - {policy: pg-connections, action: postgres.report, target: \"postgres:erp-primary\", "
+        "verdict: allow, joined: true}"))
+    code, out, _ = run(EXAMPLE_SETTINGS, policy_dir, capsys)
+    assert code == 1
+    assert ("pg-connections: no report 'patient-data-freshnes' under targets.postgres.erp-primary.reports "
+            "(it has: audit-bulk-reads, patient-data-freshness)") in out, out
+    assert "1 cases: 0 passed, 1 failed" in out and out.count("requests[") == 0  # the plan itself is as expected
+
+
 def test_fixture_files_with_problems_are_all_reported_and_exit_2(
     policy_dir: Path, config: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any, get_args, get_origin
 
 import yaml
@@ -15,10 +14,27 @@ from tests.conftest import ROOT
 EXAMPLE = ROOT / "docs" / "settings.example.yaml"
 
 # What the file deliberately sets away from the defaults (each marked "EXAMPLE VALUE" in it):
-# the notify targets and the database the bundled policies name, who hears of approvals and
-# escalations, and the evidence bucket of s3.preserve_evidence. Everything else must be the default.
+# the notify targets and the database the bundled policies name (with the runbook's reports), who
+# hears of approvals and escalations, and the evidence bucket of s3.preserve_evidence. Everything
+# else must be the default.
 NOTIFY = {"format": "slack", "timeout": "PT5S", "headers": {}}
-ERP_PRIMARY = PostgresTarget(dsn_env="ERP_PRIMARY_DSN", statement_timeout=timedelta(seconds=5)).model_dump(mode="json")
+REPORTS = {
+    "patient-data-freshness": {
+        "description": "newest patient and vital-sign rows",
+        "sql": "SELECT (SELECT max(created_at) FROM patient.patients) AS newest_patient,\n"
+               "       (SELECT max(recorded_at) FROM room.vitals) AS newest_vital\n",
+        "max_rows": 1, "freshness": {"columns": ["newest_patient", "newest_vital"], "max_gap": "15m"}},
+    "audit-bulk-reads": {
+        "description": "SELECTs of more than min_rows rows within lookback",
+        "sql": "SELECT * FROM audit.access_logs\n"
+               "WHERE action = 'SELECT' AND affected_rows > $1 AND created_at > now() - $2::interval\n"
+               "ORDER BY created_at DESC\n",
+        "params": [{"name": "min_rows", "type": "int", "default": 100},
+                   {"name": "lookback", "type": "duration", "default": "24h"}],
+        "max_rows": 200, "timeout": "10s"},
+}
+ERP_PRIMARY = PostgresTarget.model_validate({"dsn_env": "ERP_PRIMARY_DSN", "statement_timeout": "5s",
+                                             "reports": REPORTS}).model_dump(mode="json")
 EXAMPLE_VALUES: dict[str, Any] = {
     "notify": {
         "oncall": {"url": "https://chat.example-hospital.org/hooks/erp-oncall", **NOTIFY},

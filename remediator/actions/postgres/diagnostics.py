@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from remediator.actions.base import Action, ActionContext, ActionParams, PlannedCall
+from remediator.actions.base import ActionContext, ActionParams, PlannedCall, ReadOnlyAction
 from remediator.actions.postgres.common import TARGET_ERRORS, TARGET_NAME, failure, redact_sql
 from remediator.actions.targets import target_connections
 from remediator.model import Execution
@@ -41,7 +41,7 @@ class DiagnosticsParams(ActionParams):
     top: int = Field(10, ge=1, le=50, description="how many queries and statements to list")
 
 
-class PostgresDiagnostics(Action[DiagnosticsParams]):
+class PostgresDiagnostics(ReadOnlyAction[DiagnosticsParams]):
     """Snapshot a PostgreSQL server onto the incident timeline; changes nothing.
 
     Connections by database, user and state; the longest running queries; the blocking lock tree;
@@ -57,11 +57,6 @@ class PostgresDiagnostics(Action[DiagnosticsParams]):
     type_name = "postgres.diagnostics"
     Params = DiagnosticsParams
     permissions = ("postgres: pg_read_all_stats role", "postgres: CONNECT on the database")
-    # Read-only: no lease, no share of the budget, and it still runs when shared limits are down.
-    needs_coordination = False
-    budgeted = False
-    exclusive = False
-    changes_nothing = True
 
     def target(self, params: DiagnosticsParams) -> str:
         return f"postgres:{params.target}"

@@ -8,7 +8,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from pydantic import Field
 
-from remediator.actions.base import Action, ActionContext, ActionParams, PlannedCall
+from remediator.actions.base import ActionContext, ActionParams, PlannedCall, ReadOnlyAction
 from remediator.actions.postgres.common import TARGET_NAME
 from remediator.actions.redis.sessions import REDIS_ERRORS
 from remediator.actions.targets import target_connections
@@ -28,7 +28,7 @@ class RedisDiagnosticsParams(ActionParams):
     top: int = Field(10, ge=1, le=50)
 
 
-class RedisDiagnostics(Action[RedisDiagnosticsParams]):
+class RedisDiagnostics(ReadOnlyAction[RedisDiagnosticsParams]):
     """Snapshot a Redis onto the incident timeline: INFO memory/clients/stats, SLOWLOG, biggest keys.
 
     The biggest keys are found by sampling (SCAN + MEMORY USAGE), never by walking everything.
@@ -43,10 +43,6 @@ class RedisDiagnostics(Action[RedisDiagnosticsParams]):
     type_name = "redis.diagnostics"
     Params = RedisDiagnosticsParams
     permissions = ("redis: +info", "redis: +slowlog|get", "redis: +scan", "redis: +memory|usage")
-    needs_coordination = False
-    budgeted = False
-    exclusive = False
-    changes_nothing = True
 
     def target(self, params: RedisDiagnosticsParams) -> str:
         return f"redis:{params.target}"
