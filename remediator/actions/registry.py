@@ -25,6 +25,7 @@ def default_registry() -> ActionRegistry:
         rds.RebootInstance(),
         rds.GrowStorage(),
         elasticache.Failover(),
+        elasticache.ScaleNodeType(),
         s3.PreserveEvidence(),
         ec2.SnapshotVolumes(),
         ec2.IsolateInstance(),

@@ -49,6 +49,23 @@ class EvidenceSettings(Section):
     max_bytes: int = Field(5 * 1024**3, ge=1)
 
 
+CacheNodeType = Annotated[str, Field(pattern=r"^cache\.[a-z0-9-]+\.[a-z0-9]+$")]
+
+
+class ElastiCacheSettings(Section):
+    """The node types `elasticache.scale_node_type` may choose, smallest first (a cost ceiling
+    set by people: a policy may only move a group up this list, never off it)."""
+
+    node_types: list[CacheNodeType] = []
+
+    @field_validator("node_types")
+    @classmethod
+    def _distinct(cls, node_types: list[str]) -> list[str]:
+        if len(set(node_types)) != len(node_types):
+            raise ValueError("list each node type once")
+        return node_types
+
+
 class AwsSettings(Section):
     region: str = "us-east-1"
     endpoint_url: str | None = None
@@ -59,6 +76,7 @@ class AwsSettings(Section):
     call_timeout: PositiveDuration = timedelta(seconds=60)
     waf: WafSettings = WafSettings()
     evidence: EvidenceSettings = EvidenceSettings()
+    elasticache: ElastiCacheSettings = ElastiCacheSettings()
 
 
 def _topic_arn(arn: str) -> str:

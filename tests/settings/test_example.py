@@ -15,8 +15,8 @@ EXAMPLE = ROOT / "docs" / "settings.example.yaml"
 
 # What the file deliberately sets away from the defaults (each marked "EXAMPLE VALUE" in it):
 # the notify targets and the database the bundled policies name (with the runbook's reports), who
-# hears of approvals and escalations, and the evidence bucket of s3.preserve_evidence. Everything
-# else must be the default.
+# hears of approvals and escalations, the evidence bucket of s3.preserve_evidence and the node types
+# of elasticache.scale_node_type. Everything else must be the default.
 NOTIFY = {"format": "slack", "timeout": "PT5S", "headers": {}}
 REPORTS = {
     "patient-data-freshness": {
@@ -46,6 +46,7 @@ EXAMPLE_VALUES: dict[str, Any] = {
     "approvals.notify": "oncall",
     "incidents.notify": "oncall",
     "aws.evidence.bucket": "erp-prod-forensics",
+    "aws.elasticache.node_types": ["cache.r6g.large", "cache.r6g.xlarge", "cache.r6g.2xlarge"],
     "targets.postgres": {"erp-primary": ERP_PRIMARY},
 }
 
