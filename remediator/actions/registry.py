@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from remediator.actions.aws import ec2, ecs, elasticache, rds, route53, s3, waf
+from remediator.actions.aws import ec2, ecs, elasticache, elasticache_restore, rds, route53, s3, waf
 from remediator.actions.base import ActionRegistry
 from remediator.actions.notify import NotifyWebhook
 from remediator.actions.postgres.connections import CancelLongQueries, TerminateIdleConnections
@@ -26,6 +26,7 @@ def default_registry() -> ActionRegistry:
         rds.GrowStorage(),
         elasticache.Failover(),
         elasticache.ScaleNodeType(),
+        elasticache_restore.RestoreFromSnapshot(),
         s3.PreserveEvidence(),
         ec2.SnapshotVolumes(),
         ec2.IsolateInstance(),

@@ -33,6 +33,7 @@ EXPECTED_RISK = {
     "ecs.rollback": Risk.HIGH, "waf.block_ip": Risk.NORMAL, "waf.unblock_ip": Risk.NORMAL,
     "rds.failover_cluster": Risk.HIGH, "rds.reboot_instance": Risk.HIGH, "rds.grow_storage": Risk.HIGH,
     "elasticache.failover": Risk.HIGH, "elasticache.scale_node_type": Risk.HIGH,
+    "elasticache.restore_from_snapshot": Risk.HIGH,
     "s3.preserve_evidence": Risk.NORMAL, "ec2.snapshot_volumes": Risk.NORMAL,
     "ec2.isolate_instance": Risk.HIGH, "route53.upsert_record": Risk.HIGH,
     "postgres.terminate_idle_connections": Risk.NORMAL, "postgres.cancel_long_queries": Risk.NORMAL,
