@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from remediator.actions.aws import ec2, ecs, elasticache, elasticache_restore, rds, route53, s3, waf
+from remediator.actions.aws import ec2, ecs, elasticache, elasticache_restore, nat_routes, rds, route53, s3, waf
 from remediator.actions.base import ActionRegistry
 from remediator.actions.notify import NotifyWebhook
 from remediator.actions.postgres.connections import CancelLongQueries, TerminateIdleConnections
@@ -30,6 +30,7 @@ def default_registry() -> ActionRegistry:
         s3.PreserveEvidence(),
         ec2.SnapshotVolumes(),
         ec2.IsolateInstance(),
+        nat_routes.ReplaceRoute(),
         route53.UpsertRecord(),
         TerminateIdleConnections(),
         CancelLongQueries(),

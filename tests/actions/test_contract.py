@@ -35,7 +35,7 @@ EXPECTED_RISK = {
     "elasticache.failover": Risk.HIGH, "elasticache.scale_node_type": Risk.HIGH,
     "elasticache.restore_from_snapshot": Risk.HIGH,
     "s3.preserve_evidence": Risk.NORMAL, "ec2.snapshot_volumes": Risk.NORMAL,
-    "ec2.isolate_instance": Risk.HIGH, "route53.upsert_record": Risk.HIGH,
+    "ec2.isolate_instance": Risk.HIGH, "ec2.replace_route": Risk.HIGH, "route53.upsert_record": Risk.HIGH,
     "postgres.terminate_idle_connections": Risk.NORMAL, "postgres.cancel_long_queries": Risk.NORMAL,
     "postgres.diagnostics": Risk.NORMAL, "postgres.report": Risk.NORMAL,
     "redis.invalidate_sessions": Risk.HIGH, "redis.diagnostics": Risk.NORMAL,
