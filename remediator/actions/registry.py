@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from remediator.actions.aws import ec2, ecs, elasticache, elasticache_restore, nat_routes, rds, route53, s3, waf
+from remediator.actions.aws import (
+    ec2,
+    ecs,
+    elasticache,
+    elasticache_restore,
+    nat_routes,
+    rds,
+    rds_snapshots,
+    route53,
+    s3,
+    waf,
+)
 from remediator.actions.base import ActionRegistry
 from remediator.actions.notify import NotifyWebhook
 from remediator.actions.postgres.connections import CancelLongQueries, TerminateIdleConnections
@@ -24,6 +35,7 @@ def default_registry() -> ActionRegistry:
         rds.FailoverCluster(),
         rds.RebootInstance(),
         rds.GrowStorage(),
+        rds_snapshots.CheckSnapshots(),
         elasticache.Failover(),
         elasticache.ScaleNodeType(),
         elasticache_restore.RestoreFromSnapshot(),

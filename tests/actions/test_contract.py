@@ -32,6 +32,7 @@ EXPECTED_RISK = {
     "notify.webhook": Risk.NORMAL, "ecs.force_new_deployment": Risk.NORMAL, "ecs.scale_service": Risk.NORMAL,
     "ecs.rollback": Risk.HIGH, "waf.block_ip": Risk.NORMAL, "waf.unblock_ip": Risk.NORMAL,
     "rds.failover_cluster": Risk.HIGH, "rds.reboot_instance": Risk.HIGH, "rds.grow_storage": Risk.HIGH,
+    "rds.check_snapshots": Risk.NORMAL,
     "elasticache.failover": Risk.HIGH, "elasticache.scale_node_type": Risk.HIGH,
     "elasticache.restore_from_snapshot": Risk.HIGH,
     "s3.preserve_evidence": Risk.NORMAL, "ec2.snapshot_volumes": Risk.NORMAL,

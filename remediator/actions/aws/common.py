@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from datetime import timedelta
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
@@ -62,3 +63,8 @@ async def not_yet_on_error(check: Awaitable[bool]) -> bool:
 async def alarm_ok(calls: AwsCalls, params: AlarmVerified) -> bool:
     """True when the params name no alarm, or the named alarm is OK."""
     return params.verify_alarm is None or await alarm_is_ok(calls, params.verify_alarm)
+
+
+def hours(span: timedelta) -> str:
+    """A span as people read an age of backups: `26.0 h`."""
+    return f"{span.total_seconds() / 3600:.1f} h"

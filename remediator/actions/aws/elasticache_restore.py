@@ -9,12 +9,19 @@ group it made instead of failing on it, and never adopts a group someone else ma
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pydantic import Field, model_validator
 
-from remediator.actions.aws.common import CacheIdentifier, Refused, SecurityGroupId, not_yet_on_error, recorded
+from remediator.actions.aws.common import (
+    CacheIdentifier,
+    Refused,
+    SecurityGroupId,
+    hours,
+    not_yet_on_error,
+    recorded,
+)
 from remediator.actions.aws.elasticache import describe_group
 from remediator.actions.base import Action, ActionContext, ActionParams, PlannedCall
 from remediator.aws.clients import AwsCallError, AwsCalls, aws_calls
@@ -140,8 +147,8 @@ class RestoreFromSnapshot(Action[RestoreParams]):
         age = ctx.clock.now() - taken
         if params.max_age is not None and age > params.max_age:
             raise Refused(FailureReason.PRECHECK_FAILED, f"the newest automatic snapshot of "
-                          f"{params.replication_group_id}, {newest['SnapshotName']}, is {_hours(age)} old: "
-                          f"older than max_age {_hours(params.max_age)}")
+                          f"{params.replication_group_id}, {newest['SnapshotName']}, is {hours(age)} old: "
+                          f"older than max_age {hours(params.max_age)}")
         return {**newest, "taken": taken.isoformat()}
 
     async def _ours_already(self, params: RestoreParams, ctx: ActionContext, calls: AwsCalls) -> dict[str, Any] | None:
@@ -211,7 +218,3 @@ class RestoreFromSnapshot(Action[RestoreParams]):
                                 f"{manual_step(params, endpoint)}",
                                 {"replication_group_id": params.new_replication_group_id, "endpoint": endpoint})
         return True
-
-
-def _hours(span: timedelta) -> str:
-    return f"{span.total_seconds() / 3600:.1f} h"
