@@ -11,11 +11,13 @@ import pytest
 from pydantic import ValidationError
 
 from remediator.actions.postgres.report import PostgresReport, ReportParams
+from remediator.clock import FakeClock
 from remediator.model import FailureReason, Outcome
 from remediator.settings import Settings, load_settings
-from tests.actions.conftest import ContextFactory, Notes
+from tests.actions.conftest import ContextFactory, Notes, post_alert
 from tests.actions.test_postgres_actions import Database, database  # noqa: F401  (the fixture)
 from tests.conftest import ROOT
+from tests.support.daemon import Daemon, DaemonFactory
 
 pytestmark = pytest.mark.integration
 REPORT = PostgresReport()
@@ -246,3 +248,37 @@ def test_params_refuse_what_is_not_a_name_or_a_value() -> None:
         ReportParams(target="erp", report="audit", args={"min rows": 1})
     with pytest.raises(ValidationError):
         ReportParams(target="erp", report="freshness", gap_since="2026-01-12T03:00:00")  # no zone
+
+
+DAEMON_POLICY = """
+name: erp-db-integrity-after-failover
+description: After the failover, how far the newest rows lie behind it (runbook 5.1).
+severity: P2
+match: {source: alertmanager, alertname: ErpDbFailedOver}
+actions:
+  - type: postgres.report
+    params: {target: erp-primary, report: patient-data-freshness, gap_since: "{labels.failed_over_at}"}
+"""
+
+
+@pytest.mark.parametrize(("failed_over_at", "outcome"), [
+    ("2026-01-12T03:00:00Z", Outcome.FAILED),    # vital signs 40 minutes behind: more than 15 minutes
+    ("2026-01-12T02:30:00Z", Outcome.SUCCEEDED),  # at most 10 minutes behind
+])
+async def test_in_the_daemon_the_report_lands_on_the_incident_timeline_and_in_the_audit(
+        erp: Database, start_daemon: DaemonFactory, clock: FakeClock, failed_over_at: str, outcome: Outcome) -> None:
+    """The example settings' report, run by the daemon itself on an alert: what people read afterwards."""
+    daemon: Daemon = await start_daemon(DAEMON_POLICY, mode="enforce", targets={"postgres": {"erp-primary": {
+        "dsn": erp.dsn(erp.app), "reports": {"patient-data-freshness": FRESHNESS}}}})
+
+    await post_alert(daemon, "ErpDbFailedOver", {"failed_over_at": failed_over_at}, fingerprint="fp-db",
+                     starts_at=clock.now())
+
+    [record] = await daemon.deps.store.list_audit()
+    assert (record.action, record.outcome) == ("postgres.report", outcome)
+    assert record.failure_reason is (FailureReason.CHECK_FAILED if outcome is Outcome.FAILED else None)
+    [event] = [e for e in await daemon.deps.store.timeline(record.incident_id) if e.kind == "report"]
+    assert event.request_id == record.request_id
+    assert event.data["rows"] == [{"newest_patient": "2026-01-12T02:58:00+00:00",
+                                   "newest_vital": "2026-01-12T02:20:00+00:00"}]
+    assert event.data["freshness"]["stale"] == (["newest_vital"] if outcome is Outcome.FAILED else [])
