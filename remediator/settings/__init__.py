@@ -27,7 +27,14 @@ from pydantic import (
 
 from remediator.errors import SettingsError
 from remediator.model import Severity
-from remediator.settings.aws import AwsSettings, EvidenceSettings, SnsRawDelivery, SnsSettings, WafSettings
+from remediator.settings.aws import (
+    AwsSettings,
+    ElastiCacheSettings,
+    EvidenceSettings,
+    SnsRawDelivery,
+    SnsSettings,
+    WafSettings,
+)
 from remediator.settings.base import (
     IDENTIFIER_RE,
     Duration,
@@ -46,16 +53,18 @@ from remediator.settings.people import (
     IncidentSettings,
     SeverityTarget,
 )
+from remediator.settings.reports import FreshnessCheck, NamedReport, ReportParam
 from remediator.settings.targets import PostgresTarget, RedisTarget, TargetSettings
 
 # Every section stays importable from here, wherever it is defined.
 __all__ = [
     "DEFAULT_TARGETS", "ApiSettings", "ApiToken", "ApprovalSettings", "AwsSettings", "BasicCredential",
-    "CoordinationSettings", "Duration", "EngineSettings", "EscalationStep", "EvidenceSettings",
-    "GuardrailSettings", "IncidentSettings", "IntakeSettings", "Listen", "LogSettings", "Mode", "NotifyTarget",
-    "PositiveDuration", "PostgresTarget", "ProtectedTargets", "RedisTarget", "Section", "Settings",
-    "SeverityTarget", "SnsRawDelivery", "SnsSettings", "StoreSettings", "TargetSettings", "WafSettings",
-    "WindowLimit", "is_loopback", "load_settings", "parse_duration", "token_digest",
+    "CoordinationSettings", "Duration", "ElastiCacheSettings", "EngineSettings", "EscalationStep",
+    "EvidenceSettings", "FreshnessCheck", "GuardrailSettings", "IncidentSettings", "IntakeSettings", "Listen",
+    "LogSettings", "Mode", "NamedReport", "NotifyTarget", "PositiveDuration", "PostgresTarget", "ProtectedTargets",
+    "RedisTarget", "ReportParam", "Section", "Settings", "SeverityTarget", "SnsRawDelivery", "SnsSettings",
+    "StoreSettings", "TargetSettings", "WafSettings", "WindowLimit", "is_loopback", "load_settings",
+    "parse_duration", "token_digest",
 ]
 
 ENV_PREFIX = "REMEDIATOR_"
