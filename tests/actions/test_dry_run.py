@@ -11,7 +11,11 @@ import pytest
 from remediator.actions.aws.ec2 import IsolateInstance, SnapshotVolumes
 from remediator.actions.aws.ecs import ForceNewDeployment, Rollback, ScaleService
 from remediator.actions.aws.elasticache import Failover as CacheFailover
+from remediator.actions.aws.elasticache import ScaleNodeType
+from remediator.actions.aws.elasticache_restore import RestoreFromSnapshot
+from remediator.actions.aws.nat_routes import ReplaceRoute
 from remediator.actions.aws.rds import FailoverCluster, GrowStorage, RebootInstance
+from remediator.actions.aws.rds_snapshots import CheckSnapshots
 from remediator.actions.aws.route53 import UpsertRecord
 from remediator.actions.aws.s3 import PreserveEvidence
 from remediator.actions.aws.waf import BlockIp, UnblockIp
@@ -20,13 +24,31 @@ from remediator.actions.registry import default_registry
 from remediator.aws.clients import is_read_only
 from remediator.cli.iam import PERMISSION
 from remediator.clock import FakeClock
-from tests.actions import test_ec2, test_ecs, test_elasticache, test_rds, test_route53, test_s3, test_waf
+from remediator.settings import AwsSettings, ElastiCacheSettings, Settings
+from tests.actions import (
+    test_ec2,
+    test_ecs,
+    test_elasticache,
+    test_elasticache_restore,
+    test_nat_routes,
+    test_rds,
+    test_route53,
+    test_s3,
+    test_waf,
+)
 from tests.support.context import CtxFactory, MotoClient
 from tests.support.faultproxy import FaultProxy
 
 Expected = list[tuple[str, str, dict[str, Any]]]  # (service, operation, args that must match)
 Case = Callable[[MotoClient, FakeClock], Awaitable[tuple[AnyAction, dict[str, Any], Expected]]]
 SVC = test_ecs.SVC
+
+
+@pytest.fixture
+def settings(aws_settings: AwsSettings) -> Settings:
+    """The actions' settings, with the node types elasticache.scale_node_type may choose."""
+    ladder = ElastiCacheSettings(node_types=test_elasticache.LADDER)
+    return Settings(aws=aws_settings.model_copy(update={"elasticache": ladder}))
 
 
 async def ecs_force(moto: MotoClient, clock: FakeClock) -> tuple[AnyAction, dict[str, Any], Expected]:
@@ -85,6 +107,34 @@ async def cache_failover(moto: MotoClient, clock: FakeClock) -> tuple[AnyAction,
         "ReplicationGroupId": test_elasticache.GROUP, "NodeGroupId": "0001"})]
 
 
+async def cache_scale(moto: MotoClient, clock: FakeClock) -> tuple[AnyAction, dict[str, Any], Expected]:
+    await test_elasticache.make_group(moto)
+    return ScaleNodeType(), test_elasticache.RAW, [("elasticache", "ModifyReplicationGroup", {
+        "ReplicationGroupId": test_elasticache.GROUP, "CacheNodeType": "cache.r7g.xlarge", "ApplyImmediately": True})]
+
+
+async def cache_restore(moto: MotoClient, clock: FakeClock) -> tuple[AnyAction, dict[str, Any], Expected]:
+    await test_elasticache.make_group(moto)
+    await test_elasticache_restore.snapshot(moto, "automatic.erp-sessions-1", clock.now())
+    raw = test_elasticache_restore.RAW
+    return RestoreFromSnapshot(), raw, [("elasticache", "CreateReplicationGroup", {
+        "ReplicationGroupId": raw["new_replication_group_id"], "SnapshotName": "automatic.erp-sessions-1"})]
+
+
+async def ec2_replace_route(moto: MotoClient, clock: FakeClock) -> tuple[AnyAction, dict[str, Any], Expected]:
+    net = await test_nat_routes.make_network(moto)
+    raw = {"nat_gateway_id": net.standby, "route_table_ids": net.private}
+    return ReplaceRoute(), raw, [("ec2", "ReplaceRoute", {"RouteTableId": table, "NatGatewayId": net.standby,
+                                                           "DestinationCidrBlock": "0.0.0.0/0"})
+                                 for table in net.private]
+
+
+async def rds_check_snapshots(moto: MotoClient, clock: FakeClock) -> tuple[AnyAction, dict[str, Any], Expected]:
+    await test_rds.make_instance(moto)
+    raw = {"instance_id": "erp-db-single", "max_age": "26h"}
+    return CheckSnapshots(), raw, [("rds", "DescribeDBSnapshots", {"DBInstanceIdentifier": "erp-db-single"})]
+
+
 async def s3_evidence(moto: MotoClient, clock: FakeClock) -> tuple[AnyAction, dict[str, Any], Expected]:
     await test_s3.seed(moto, clock, {"alb/1.log": b"one"})
     dest = test_s3.DEST
@@ -121,7 +171,9 @@ CASES: dict[str, Case] = {
     "waf.block_ip": waf_block, "waf.unblock_ip": waf_unblock, "rds.failover_cluster": rds_failover,
     "rds.reboot_instance": rds_reboot, "rds.grow_storage": rds_grow, "elasticache.failover": cache_failover,
     "s3.preserve_evidence": s3_evidence, "ec2.snapshot_volumes": ec2_snapshot, "ec2.isolate_instance": ec2_isolate,
-    "route53.upsert_record": route53_upsert,
+    "route53.upsert_record": route53_upsert, "elasticache.scale_node_type": cache_scale,
+    "elasticache.restore_from_snapshot": cache_restore, "ec2.replace_route": ec2_replace_route,
+    "rds.check_snapshots": rds_check_snapshots,
 }
 
 

@@ -47,6 +47,10 @@ async def route_table(ec2: Any, vpc: str, tier: str, **route: str) -> str:
 
 @pytest.fixture
 async def network(moto: MotoClient) -> Network:
+    return await make_network(moto)
+
+
+async def make_network(moto: MotoClient) -> Network:
     ec2 = await moto("ec2")
     vpc = (await ec2.create_vpc(CidrBlock="10.20.0.0/16"))["Vpc"]["VpcId"]
     public_a = (await ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.0.0/24"))["Subnet"]["SubnetId"]
