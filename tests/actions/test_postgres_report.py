@@ -215,7 +215,8 @@ async def test_the_dry_run_plan_shows_the_sql_and_the_bound_values(action_contex
     ctx = action_context({"postgres": {"erp": {"dsn": "postgresql://nobody@127.0.0.1:1/erp",
                                                "reports": {"audit": AUDIT}}}}, dry_run=True)
     [planned] = await REPORT.plan_calls(ReportParams(target="erp", report="audit", args={"min_rows": "500"}), ctx)
-    assert planned.args["sql"].startswith("SELECT * FROM audit.access_logs") and planned.args["args"] == [500, 86400.0]
+    assert planned.args["sql"].startswith("SELECT * FROM audit.access_logs")
+    assert planned.args["args"] == {"min_rows": 500, "lookback": 86400.0}
     assert planned.args["read_only"] is True and planned.args["max_rows"] == 200 and planned.args["timeout"] == 10.0
 
 

@@ -46,7 +46,8 @@ class ResolvedReport:
     def plan(self, target: str) -> PlannedCall:
         report = self.report
         return PlannedCall("postgres", "report", {
-            "target": target, "report": self.name, "sql": report.sql.strip(), "args": [cell(v) for v in self.values],
+            "target": target, "report": self.name, "sql": report.sql.strip(),
+            "args": {p.name: cell(v) for p, v in zip(report.params, self.values, strict=True)},
             "read_only": True, "timeout": report.timeout.total_seconds(), "max_rows": report.max_rows})
 
 
