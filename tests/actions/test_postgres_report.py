@@ -235,6 +235,8 @@ async def test_a_timestamp_without_time_zone_is_not_guessed(erp: Database, actio
     ({"sql": "SELECT $1::int", "params": [{"name": "a"}, {"name": "b"}]}, "uses $1 but params declares $1, $2"),
     ({"sql": "SELECT $1::int", "params": [{"name": "a", "type": "int", "default": "many"}]}, "is not a int"),
     ({"sql": "SELECT 1", "timeout": "10m"}, "at most 0:05:00"),
+    ({"sql": "SELECT 1", "timeout": "0s"}, "longer than zero"),
+    ({"sql": "SELECT now() AS t", "freshness": {"columns": ["t"], "max_gap": "0s"}}, "longer than zero"),
 ])
 def test_settings_refuse_a_report_that_cannot_be_run_safely(report: dict[str, Any], why: str) -> None:
     with pytest.raises(ValidationError, match=why.replace("$", r"\$")):
@@ -249,6 +251,8 @@ def test_params_refuse_what_is_not_a_name_or_a_value() -> None:
         ReportParams(target="erp", report="audit", args={"min rows": 1})
     with pytest.raises(ValidationError):
         ReportParams(target="erp", report="freshness", gap_since="2026-01-12T03:00:00")  # no zone
+    with pytest.raises(ValidationError):
+        ReportParams(target="erp", report="freshness", max_gap="0s")
 
 
 DAEMON_POLICY = """

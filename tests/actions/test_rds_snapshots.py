@@ -1,7 +1,7 @@
 """rds.check_snapshots against moto, through the fault proxy.
 
 moto takes every snapshot at once; the tests set when each was taken (and which is still being
-taken) on its backend, the part of RDS that moto does not play.
+taken) on its backend, the part of RDS that moto does not play (docs/testing-aws.md §2).
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ async def test_the_dry_run_plan_is_the_listing(ctx_for: CtxFactory) -> None:
 @pytest.mark.parametrize(("raw", "why"), [
     ({"max_age": "26h"}, "exactly one of instance_id and cluster_id"),
     ({"instance_id": "a", "cluster_id": "b", "max_age": "26h"}, "exactly one"),
-    ({"instance_id": "erp-db", "max_age": "0s"}, "must be positive"),
+    ({"instance_id": "erp-db", "max_age": "0s"}, "must be longer than zero"),
     ({"instance_id": "erp-db", "max_age": "26h", "types": ["shared"]}, "types"),
 ])
 def test_params_name_one_database_and_a_bound(raw: dict[str, Any], why: str) -> None:

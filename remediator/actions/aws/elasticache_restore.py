@@ -26,7 +26,7 @@ from remediator.actions.aws.elasticache import describe_group
 from remediator.actions.base import Action, ActionContext, ActionParams, PlannedCall
 from remediator.aws.clients import AwsCallError, AwsCalls, aws_calls
 from remediator.model import Execution, FailureReason, Risk
-from remediator.settings import Duration
+from remediator.settings import PositiveDuration
 
 TAG_INCIDENT, TAG_REQUEST, TAG_SOURCE = "remediator:incident-id", "remediator:request-id", "remediator:restored-from"
 MAX_SNAPSHOT_PAGES = 10
@@ -37,7 +37,7 @@ class RestoreParams(ActionParams):
     new_replication_group_id: CacheIdentifier = Field(description="the group to create; it must not exist yet")
     security_group_ids: list[SecurityGroupId] = Field(
         [], max_length=5, description="of the new group (default: the VPC's default security group)")
-    max_age: Duration | None = Field(None, description="refuse when the newest automatic snapshot is older")
+    max_age: PositiveDuration | None = Field(None, description="refuse when the newest automatic snapshot is older")
 
     @model_validator(mode="after")
     def _another_group(self) -> RestoreParams:

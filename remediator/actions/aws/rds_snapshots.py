@@ -18,7 +18,7 @@ from remediator.actions.aws.common import DbIdentifier, hours
 from remediator.actions.base import ActionContext, ActionParams, PlannedCall, ReadOnlyAction
 from remediator.aws.clients import AwsCallError, AwsCalls, aws_calls
 from remediator.model import Execution, FailureReason
-from remediator.settings import Duration
+from remediator.settings import PositiveDuration
 
 SnapshotType = Literal["automated", "manual", "awsbackup"]
 MAX_PAGES = 20
@@ -27,7 +27,7 @@ MAX_PAGES = 20
 class CheckSnapshotsParams(ActionParams):
     instance_id: DbIdentifier | None = Field(None, description="a DB instance (or give cluster_id)")
     cluster_id: DbIdentifier | None = Field(None, description="an Aurora or Multi-AZ DB cluster")
-    max_age: Duration = Field(description="fail when the newest available snapshot is older than this")
+    max_age: PositiveDuration = Field(description="fail when the newest available snapshot is older than this")
     types: list[SnapshotType] = Field(["automated", "manual"], min_length=1, description="snapshot types counted")
     show: int = Field(5, ge=1, le=50, description="how many of the newest snapshots go onto the timeline")
 
@@ -35,8 +35,6 @@ class CheckSnapshotsParams(ActionParams):
     def _one_database(self) -> CheckSnapshotsParams:
         if (self.instance_id is None) == (self.cluster_id is None):
             raise ValueError("give exactly one of instance_id and cluster_id")
-        if self.max_age <= timedelta(0):
-            raise ValueError("max_age must be positive")
         return self
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any
 
 import asyncpg
@@ -28,7 +29,8 @@ class ReportParams(ActionParams):
         {}, max_length=20, description="values of the bind parameters the report declares")
     gap_since: AwareDatetime | None = Field(
         None, description="reference time of the report's freshness check (default: when it runs)")
-    max_gap: Seconds | None = Field(None, description="instead of the report's freshness.max_gap")
+    max_gap: Seconds | None = Field(None, ge=timedelta(seconds=1),
+                                    description="instead of the report's freshness.max_gap")
 
 
 class ReportRefused(Exception):
