@@ -1,7 +1,8 @@
 """elasticache.failover and elasticache.scale_node_type against moto, through the fault proxy.
 
 moto lacks TestFailover, so the proxy answers it with AWS's response. moto applies a node type
-change at once and never shows the group `modifying`: the tests play that part on its backend.
+change at once and never shows the group `modifying`: the tests play that part on its backend
+(docs/testing-aws.md §2).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """elasticache.restore_from_snapshot against moto, through the fault proxy.
 
 moto takes every snapshot as a manual one with no time: the tests play ElastiCache's part on its
-backend (an automatic snapshot taken at a given time), as they do for a group still `creating`.
+backend (an automatic snapshot taken at a given time), as they do for a group still `creating`
+(docs/testing-aws.md §2, §5).
 """
 
 from __future__ import annotations

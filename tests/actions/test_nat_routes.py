@@ -1,7 +1,8 @@
 """ec2.replace_route against moto, through the fault proxy: a VPC with two private route tables on
 a failing NAT gateway, a public one on the internet gateway, and a standby NAT gateway.
 
-moto makes NAT gateways `available` at once: the tests play the other states on its backend.
+moto makes NAT gateways `available` at once: the tests play the other states on its backend
+(docs/testing-aws.md §2).
 """
 
 from __future__ import annotations
