@@ -163,6 +163,15 @@ async def test_a_report_that_tries_to_write_is_refused_by_the_read_only_transact
     assert await count(erp, "audit.access_logs") == 3 and notes(ctx) == []
 
 
+async def test_a_report_on_a_table_that_is_not_there_is_not_retried(erp: Database,
+                                                                    action_context: ContextFactory) -> None:
+    missing = {"sql": "SELECT max(admitted_at) AS newest FROM patient.admissions"}
+    execution = await REPORT.run(ReportParams(target="erp", report="missing"),
+                                 action_context(targets(erp, missing=missing)))
+    assert execution.reason is FailureReason.VALIDATION and execution.retryable is False
+    assert 'relation "patient.admissions" does not exist' in execution.detail["error"]
+
+
 async def test_the_statement_timeout_stops_a_slow_report_on_the_server(
         erp: Database, action_context: ContextFactory) -> None:
     slow = {"sql": "SELECT pg_sleep(30) AS slept", "timeout": "300ms"}
