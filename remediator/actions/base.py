@@ -22,7 +22,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -43,6 +43,22 @@ class ActionParams(BaseModel):
 
 
 P = TypeVar("P", bound=ActionParams)
+
+
+@dataclass(frozen=True, slots=True)
+class ShownToPeople:
+    """Marks a text parameter people read (a notification's title and text): when a policy
+    template fills it, each value taken from the alert is put on one line without terminal
+    controls (`plaintext.one_line`), so that an alert cannot add lines to the daemon's message."""
+
+
+PeopleText = Annotated[str, ShownToPeople()]
+
+
+def shown_to_people(params: type[ActionParams]) -> frozenset[str]:
+    """The names of `params`' fields declared `PeopleText`."""
+    return frozenset(name for name, info in params.model_fields.items()
+                     if any(isinstance(m, ShownToPeople) for m in info.metadata))
 
 
 @dataclass(frozen=True, slots=True)
