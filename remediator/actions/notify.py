@@ -76,7 +76,7 @@ class NotifyWebhook(Action[NotifyParams]):
     def _target(self, params: NotifyParams, ctx: ActionContext) -> NotifyTarget | None:
         return ctx.deps.settings.notify.get(params.to)
 
-    async def precheck(self, params: NotifyParams, ctx: ActionContext) -> str | None:
+    def refusal(self, params: NotifyParams, ctx: ActionContext) -> str | None:
         if self._target(params, ctx) is None:
             return f"no notify target named {params.to!r} in settings"
         return None

@@ -6,8 +6,10 @@ EventBridge event or an RDS event inside). An SNS envelope's signature is NOT ve
 message parsers run on the envelope as given, and the plan says so. The daemon itself verifies
 every SNS message before it parses it.
 
-Simulation is offline: AWS is never called. An action whose dry-run plan reads live state (the
-current task count, the IP set) plans no call here, and its request says so (`live_state`).
+Simulation is offline: AWS, databases and caches are never reached. The checks that need no live
+state run as in the daemon (parameters, never-block and protected ranges, target names), so a
+request enforce would refuse is refused here too; a precheck that reads live state is skipped,
+and an action whose precheck or plan needs live state says so (`live_state`).
 
 Nothing is shared with a running daemon: the store is a temporary SQLite file and guardrail
 state (cooldowns, rate limits, budget, leases, kill switch) is in process and starts empty,
@@ -124,6 +126,7 @@ async def simulate(settings: Settings, body: bytes) -> dict[str, Any]:
         deps = build_deps(settings)
         deps.actions.extras[AWS_EXTRA] = OfflineAws(settings.aws)
         deps.actions.extras[TARGETS_EXTRA] = OfflineTargets(settings.targets)
+        deps.actions.live_state = False  # prechecks that read AWS, databases or caches are skipped
         engine = Engine(deps)
         await deps.store.open()
         await deps.coordination.open()
@@ -172,7 +175,8 @@ def _request(deps: Any, record: Mapping[str, Any]) -> dict[str, Any]:
                                       "decision_detail", "outcome", "failure_reason", "detail", "plan_hash")}
     action = deps.registry.get(record["action"])
     aws = action is not None and any(":" in p for p in action.permissions)
-    if aws and record["outcome"] == "dry_run" and not record["detail"].get("would_call"):
+    unread = "live_state" in record["detail"] or (aws and not record["detail"].get("would_call"))
+    if record["outcome"] == "dry_run" and unread:
         request["live_state"] = LIVE_STATE_NOT_READ
     return request
 

@@ -24,7 +24,8 @@ cases:
 Each case runs through `remediator.simulate`: dry-run, a throwaway store, fresh guardrail state,
 the settings given. A payload is an Alertmanager body or an SNS envelope whose signature is not
 verified (the output says so). Every difference is reported, and so is a planned notification to
-a target the settings do not define: dry-run does not run prechecks, so nothing else would tell.
+a target the settings do not define, by name (its request also fails its precheck, as in enforce,
+but a case that expects no outcome would not say why).
 """
 
 from __future__ import annotations
