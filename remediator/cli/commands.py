@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +26,7 @@ from remediator.daemon.serve import serve
 from remediator.errors import BadRequest, FixtureError, PolicyError, SettingsError, StoreUnavailable
 from remediator.incidents.reports import postmortem_report, stats_report
 from remediator.model import IncidentStatus
-from remediator.observability import configure_logging
+from remediator.observability import configure_logging, with_loop_logging
 from remediator.plaintext import one_line, without_controls
 from remediator.policy.loader import FIXTURES_DIR, load_policies
 from remediator.settings import Settings, load_settings, token_digest
@@ -39,16 +40,16 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    configure_logging(settings.log.level, settings.log.format)
-    asyncio.run(serve(settings, Path(args.config) if args.config else None))
+    configure_logging(settings.log.level, settings.log.format, process="core")
+    asyncio.run(with_loop_logging(serve(settings, Path(args.config) if args.config else None)))
     return 0
 
 
 def cmd_intake(args: argparse.Namespace) -> int:
     """An intake process of `serve` (started by it, not by people)."""
     settings = _settings(args)
-    configure_logging(settings.log.level, settings.log.format)
-    asyncio.run(serve_intake(settings, args.listen_fd, args.core_socket))
+    configure_logging(settings.log.level, settings.log.format, process=f"intake-{args.index}")
+    asyncio.run(with_loop_logging(serve_intake(settings, args.listen_fd, args.core_socket)))
     return 0
 
 
@@ -65,7 +66,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     settings = _settings(args).model_copy(update={"policies_dir": directory})
     policies = load_policies(directory, default_registry())
     cases = load_fixtures(Path(args.fixtures) if args.fixtures else directory / FIXTURES_DIR)
-    configure_logging("critical", "console")  # the report is the output; dry-run's own logs would bury it
+    # The report is the output (stdout); dry-run's own logs would bury it.
+    configure_logging("critical", "console", stream=sys.stderr)
     report = asyncio.run(run_fixtures(settings, cases, [p.name for p in policies if p.enabled]))
     terminal.out(render_report(report))
     return 1 if report.failed else 0
@@ -73,7 +75,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    configure_logging("warning", "console")
+    configure_logging("warning", "console", stream=sys.stderr)  # stdout is the plan (JSON with --json)
     try:
         plan = asyncio.run(simulate(settings, Path(args.payload).read_bytes()))
     except PayloadError as exc:
@@ -251,6 +253,7 @@ def parser() -> argparse.ArgumentParser:
     intake = sub.add_parser("intake", help=argparse.SUPPRESS)
     intake.add_argument("--listen-fd", type=int, required=True)
     intake.add_argument("--core-socket", required=True)
+    intake.add_argument("--index", type=int, default=1, help="which intake process this is (its logs' process)")
     intake.set_defaults(func=cmd_intake)
     check = sub.add_parser("check", help="validate a policy directory; every problem is reported")
     check.add_argument("directory")

@@ -10,7 +10,9 @@ JSON output still carries the exact values, escaped.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +24,7 @@ import pytest
 from remediator.cli import commands as cli
 from remediator.cli.commands import main
 from remediator.settings import token_digest
+from tests.conftest import ROOT
 from tests.support.alertmanager import webhook_body
 from tests.support.daemon import Daemon, DaemonFactory
 
@@ -150,3 +153,20 @@ async def test_json_output_escapes_controls_and_keeps_the_values_exact(
     assert code == 0, output + errors
     assert not CONTROL.search(output.replace("\n", "") + errors.replace("\n", "")), repr(output + errors)
     assert exact in strings_in(orjson.loads(output))
+
+
+async def test_simulate_json_is_the_whole_of_stdout_and_keeps_the_values_exact(
+    recorded: tuple[Daemon, Path],
+) -> None:
+    """Run as users run it: its logs (a P1 hold warns that nobody is told) go to stderr, never into the JSON."""
+    _, config = recorded
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "remediator", "--config", str(config), "simulate", "--json",
+        str(config.parent / "payload.json"), cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert not CONTROL.search(out.decode().replace("\n", "")) and not CONTROL.search(err.decode().replace("\n", ""))
+    plan = orjson.loads(out)
+    assert plan["alerts"][0]["alert"]["name"] == NAME and plan["alerts"][0]["alert"]["labels"]["instance"] == INSTANCE
+    assert b"approval_not_announced" in err  # the log went where logs go
