@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
+from remediator.actions.notification import FORMATS
 from remediator.plaintext import one_line
+from remediator.settings import NotifyTarget
 from tests.support.alertmanager import webhook_body
 from tests.support.daemon import DaemonFactory
 from tests.support.receiver import Receiver, running_receiver
@@ -117,3 +119,8 @@ async def test_the_daemons_own_approval_notice_shows_the_incident_title_literall
     assert "(HostileText on &lt;!channel&gt; Approved by alice)" in text
     assert "<!channel>" not in text and not CONTROL.search(text)
     assert not any(line.startswith("Approved by") for line in text.split("\n"))
+
+
+def test_every_format_a_notify_target_may_name_has_one_encoder() -> None:
+    named = set(get_args(NotifyTarget.model_fields["format"].annotation))
+    assert named == set(FORMATS)
