@@ -1,17 +1,26 @@
-"""Prometheus metrics (every bounded label set pre-initialised) and structlog JSON logs."""
+"""Prometheus metrics (every bounded label set pre-initialised) and JSON logs (structlog)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
-from collections.abc import Iterable
-from typing import Any
+import threading
+import traceback
+from collections.abc import Awaitable, Iterable
+from types import TracebackType
+from typing import Any, TextIO, TypeVar
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
 from remediator.model import ApprovalStatus, DecisionReason, FailureReason, Outcome, Severity, Verdict
+from remediator.plaintext import one_line
+
+T = TypeVar("T")
 
 SOURCES = ("alertmanager", "sns")
 NOTIFICATION_PURPOSES = ("approval_requested", "approval_reminder", "approval_expired", "escalation")
@@ -164,26 +173,137 @@ class Metrics:
         self.action_retries.labels(action)
 
 
-def configure_logging(level: str = "info", fmt: str = "json") -> None:
-    """structlog to stdout: JSON lines by default, context variables (incident_id ...) merged in."""
-    numeric = getattr(logging, level.upper())
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
-    )
-    structlog.configure(
+# -- logs ----------------------------------------------------------------------------------------
+# Every line a process writes is one JSON object: structlog's events and the standard library's
+# records (aiohttp, botocore, asyncpg, asyncio, warnings, uncaught exceptions) go through one
+# handler and one formatter, which add `timestamp`, `level`, `logger` and `process`, and put an
+# exception's traceback into one `traceback` field.
+
+# What a client causes and aiohttp's server reports with a traceback at error level: a request it
+# could not parse (request line, headers, framing, a corrupt encoding), or a connection dropped
+# mid-request. Nothing in the daemon failed: a warning (malformed) or a note (gone), no traceback.
+CLIENT_LOGGERS = ("aiohttp.server", "aiohttp.web", "aiohttp.access")
+MALFORMED_REQUEST: tuple[type[BaseException], ...] = (HttpProcessingError, RequestPayloadError)
+CLIENT_GONE: tuple[type[BaseException], ...] = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+
+def _exc_info(value: Any) -> ExcInfo | None:
+    """`exc_info` as logging calls give it (True, an exception, or a sys.exc_info() tuple), normalised."""
+    if value is True:
+        value = sys.exc_info()
+    if isinstance(value, BaseException):
+        return type(value), value, value.__traceback__
+    if isinstance(value, tuple) and len(value) == 3 and isinstance(value[1], BaseException):
+        return value[0], value[1], value[2]
+    return None
+
+
+class ProcessName:
+    """Adds `process`: which of the daemon's processes wrote the line (core, intake-N)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, logger: Any, method: str, event: structlog.typing.EventDict) -> structlog.typing.EventDict:
+        event["process"] = self.name
+        return event
+
+
+def client_conditions(logger: Any, method: str, event: structlog.typing.EventDict) -> structlog.typing.EventDict:
+    """A malformed request or a client gone, reported by aiohttp's server: not an error."""
+    found = _exc_info(event.get("exc_info"))
+    if found is None or not str(event.get("logger", "")).startswith(CLIENT_LOGGERS):
+        return event
+    exc = found[1]
+    if isinstance(exc, MALFORMED_REQUEST):
+        event.update(level="warning", event="client_request_malformed")
+    elif isinstance(exc, CLIENT_GONE):
+        event.update(level="info", event="client_disconnected")
+    else:
+        return event
+    event.pop("exc_info")
+    event["error"] = one_line(f"{type(exc).__name__}: {exc}")[:500]
+    return event
+
+
+def traceback_field(logger: Any, method: str, event: structlog.typing.EventDict) -> structlog.typing.EventDict:
+    """An exception, if the event carries one, as one `traceback` string."""
+    found = _exc_info(event.pop("exc_info", None))
+    if found is not None:
+        event["traceback"] = "".join(traceback.format_exception(*found))
+    return event
+
+
+def log_formatter(fmt: str, process: str) -> structlog.stdlib.ProcessorFormatter:
+    """The one formatter of every log record of a process: JSON lines, or text for people (whose
+    renderer prints a traceback under its line)."""
+    ending: list[structlog.typing.Processor] = [traceback_field, structlog.processors.JSONRenderer()] \
+        if fmt == "json" else [structlog.dev.ConsoleRenderer(colors=False)]
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.contextvars.merge_contextvars],
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
+            structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True), ProcessName(process), client_conditions,
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta, *ending,
         ],
+    )
+
+
+def configure_logging(level: str = "info", fmt: str = "json", *, process: str = "core",
+                      stream: TextIO | None = None) -> None:
+    """Route structlog and the standard library through one handler on `stream` (stdout), for
+    this whole process: every line one JSON object (with fmt json). The daemon's own loggers log
+    from `level`, other libraries' from warning; uncaught exceptions are logged, not printed."""
+    numeric = getattr(logging, level.upper())
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(log_formatter(fmt, process))
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(max(numeric, logging.WARNING))
+    logging.getLogger("remediator").setLevel(numeric)
+    logging.captureWarnings(True)
+    structlog.configure(
+        processors=[structlog.contextvars.merge_contextvars, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr,
-                        format="%(levelname)s %(name)s %(message)s")
+    sys.excepthook = _uncaught
+    threading.excepthook = _uncaught_in_thread
+    sys.unraisablehook = _unraisable
+
+
+def _uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    get_logger("remediator.uncaught").critical("uncaught_exception", exc_info=(kind, exc, tb))
+
+
+def _uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_value is not None:
+        get_logger("remediator.uncaught").error(
+            "uncaught_exception_in_thread", thread=args.thread.name if args.thread else None,
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+
+def _unraisable(unraisable: Any) -> None:
+    exc = unraisable.exc_value
+    get_logger("remediator.uncaught").error(
+        "unraisable_exception", message=unraisable.err_msg or "Exception ignored in", object=repr(unraisable.object),
+        exc_info=(type(exc), exc, unraisable.exc_traceback) if exc is not None else None)
+
+
+def log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The event loop's exception handler ("Task exception was never retrieved" and the like)."""
+    exc = context.get("exception")
+    details = {k: repr(v)[:500] for k, v in context.items() if k not in ("message", "exception")}
+    get_logger("asyncio").error("event_loop_exception", message=context.get("message", ""), exc_info=exc,
+                                **details)
+
+
+async def with_loop_logging(main: Awaitable[T]) -> T:
+    """Run `main` with the running loop's exceptions logged as JSON events."""
+    asyncio.get_running_loop().set_exception_handler(log_loop_exception)
+    return await main
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:

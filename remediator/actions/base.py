@@ -10,10 +10,14 @@ An action is data plus three coroutines. Its class declares:
 - `follow_ups`  action types the daemon runs later on its behalf (their permissions are needed too);
 - a docstring with a YAML example in a ```yaml fence, loaded by the contract test.
 
-At run time the engine calls `precheck` (live preconditions), then `run` (returns an
-`Execution`: outcome, retryable, reason, detail — it never raises for expected failures) and,
-later, `verify` (what "recovered" means). In dry-run mode only `plan_calls` is called: it
-describes exactly what `run` would call and calls nothing that changes anything.
+At run time the engine calls `refusal` (what the parameters and settings forbid, whatever the
+live state: never-block ranges, unknown targets), `precheck` (live preconditions: reads only,
+never a write), then `run` (returns an `Execution`: outcome, retryable, reason, detail — it
+never raises for expected failures) and, later, `verify` (what "recovered" means). Dry-run
+calls `refusal` and `precheck` exactly as enforce does, so that it records what enforce would,
+then `plan_calls` instead of `run`: it describes exactly what `run` would call and calls nothing
+that changes anything. Where live state cannot be read (`remediator simulate` and `test`),
+`precheck` is skipped and the record says so.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -46,6 +50,22 @@ P = TypeVar("P", bound=ActionParams)
 
 
 @dataclass(frozen=True, slots=True)
+class ShownToPeople:
+    """Marks a text parameter people read (a notification's title and text): when a policy
+    template fills it, each value taken from the alert is put on one line without terminal
+    controls (`plaintext.one_line`), so that an alert cannot add lines to the daemon's message."""
+
+
+PeopleText = Annotated[str, ShownToPeople()]
+
+
+def shown_to_people(params: type[ActionParams]) -> frozenset[str]:
+    """The names of `params`' fields declared `PeopleText`."""
+    return frozenset(name for name, info in params.model_fields.items()
+                     if any(isinstance(m, ShownToPeople) for m in info.metadata))
+
+
+@dataclass(frozen=True, slots=True)
 class PlannedCall:
     """One call an action would make: what dry-run prints and records."""
 
@@ -65,6 +85,8 @@ class ActionDeps:
     clock: Clock
     http: aiohttp.ClientSession | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # False where AWS, databases and caches are not reached (simulate, test): prechecks are skipped.
+    live_state: bool = True
 
 
 class TimelineWriter(ABC):
@@ -121,8 +143,13 @@ class Action(ABC, Generic[P]):
     def target(self, params: P) -> str:
         """The resource this request acts on: the key of cooldowns, leases and protected lists."""
 
+    def refusal(self, params: P, ctx: ActionContext) -> str | None:
+        """What forbids this request whatever the live state (settings, never-block ranges, target
+        names): None when nothing does, else why. Reads nothing; runs in every mode, offline too."""
+        return None
+
     async def precheck(self, params: P, ctx: ActionContext) -> str | None:
-        """Live preconditions. Return None when the action may run, else why it must not."""
+        """Live preconditions, read-only. Return None when the action may run, else why it must not."""
         return None
 
     @abstractmethod
@@ -156,6 +183,11 @@ class ReadOnlyAction(Action[P]):
 
 
 AnyAction = Action[Any]
+
+
+def reads_live_state(action: AnyAction) -> bool:
+    """Whether the action's precheck reads live state (it has one of its own)."""
+    return type(action).precheck is not Action.precheck
 
 
 class ActionRegistry:

@@ -1,45 +1,21 @@
-"""`notify.webhook`: post a message to a configured webhook (JSON or Slack-compatible)."""
+"""`notify.webhook`: post a message to a configured webhook (JSON or Slack-compatible).
+
+The message is plain text; the target's format (`notification.FORMATS`) encodes it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 from pydantic import Field
 
-from remediator.actions.base import Action, ActionContext, ActionParams, PlannedCall
+from remediator.actions.base import Action, ActionContext, ActionParams, PeopleText, PlannedCall
+from remediator.actions.notification import Notification
 from remediator.model import Execution, FailureReason
 from remediator.settings import NotifyTarget
 
 IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
-
-
-@dataclass(frozen=True, slots=True)
-class Notification:
-    """A message for people: what happened, how bad, and where to look."""
-
-    title: str
-    text: str
-    severity: str = ""
-    link: str = ""
-    fields: tuple[tuple[str, str], ...] = ()
-
-    def body(self, fmt: str) -> dict[str, Any]:
-        if fmt == "slack":
-            lines = [f"*{self.title}*" if self.title else "", self.text]
-            lines += [f"{k}: {v}" for k, v in self.fields]
-            if self.link:
-                lines.append(f"<{self.link}|open in remediator>")
-            return {"text": "\n".join(line for line in lines if line)}
-        return {
-            "title": self.title,
-            "text": self.text,
-            "severity": self.severity,
-            "link": self.link,
-            "fields": dict(self.fields),
-        }
 
 
 async def post_notification(
@@ -70,8 +46,8 @@ async def post_notification(
 
 class NotifyParams(ActionParams):
     to: str = Field(pattern=IDENTIFIER, description="name of a target under `notify:` in settings")
-    text: str = Field(min_length=1, max_length=4000)
-    title: str = Field("", max_length=200)
+    text: PeopleText = Field(min_length=1, max_length=4000)
+    title: PeopleText = Field("", max_length=200)
 
 
 class NotifyWebhook(Action[NotifyParams]):
@@ -100,7 +76,7 @@ class NotifyWebhook(Action[NotifyParams]):
     def _target(self, params: NotifyParams, ctx: ActionContext) -> NotifyTarget | None:
         return ctx.deps.settings.notify.get(params.to)
 
-    async def precheck(self, params: NotifyParams, ctx: ActionContext) -> str | None:
+    def refusal(self, params: NotifyParams, ctx: ActionContext) -> str | None:
         if self._target(params, ctx) is None:
             return f"no notify target named {params.to!r} in settings"
         return None

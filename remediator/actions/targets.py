@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -32,6 +32,14 @@ class TargetUnavailable(Exception):
     """The target is not configured, has no DSN/URL, or cannot be reached."""
 
 
+def unknown_target(settings: TargetSettings, kind: Literal["postgres", "redis"], name: str) -> str | None:
+    """Why `name` is not a target under `targets.<kind>` in settings, or None (reads nothing else)."""
+    named: Mapping[str, object] = settings.postgres if kind == "postgres" else settings.redis
+    if name in named:
+        return None
+    return f"no {'PostgreSQL' if kind == 'postgres' else 'Redis'} target named {name!r} under targets.{kind}"
+
+
 class TargetConnections:
     """Lazily opened pools per named target; `close` ends them all."""
 
@@ -45,13 +53,13 @@ class TargetConnections:
     def postgres_target(self, name: str) -> PostgresTarget:
         target = self.settings.postgres.get(name)
         if target is None:
-            raise TargetUnavailable(f"no PostgreSQL target named {name!r} under targets.postgres")
+            raise TargetUnavailable(unknown_target(self.settings, "postgres", name))
         return target
 
     def redis_target(self, name: str) -> RedisTarget:
         target = self.settings.redis.get(name)
         if target is None:
-            raise TargetUnavailable(f"no Redis target named {name!r} under targets.redis")
+            raise TargetUnavailable(unknown_target(self.settings, "redis", name))
         return target
 
     def _secret(self, name: str, env: str, value: Any) -> str:

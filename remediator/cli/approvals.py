@@ -19,7 +19,11 @@ from urllib.parse import quote, urlsplit
 
 import orjson
 
+from remediator.cli import terminal
+from remediator.plaintext import one_line
+
 DEFAULT_URL = "http://127.0.0.1:8080"
+VOTED = {"approve": "approved", "reject": "rejected"}
 
 
 class ApiError(Exception):
@@ -68,20 +72,26 @@ def api_from(args: argparse.Namespace) -> DaemonApi:
 
 
 def describe(approval: dict[str, Any]) -> str:
+    """An approval for a terminal: one line per entry, whatever its values hold."""
     plan = approval["plan"]
-    votes = "".join(f"\n    {v['by']} {v['choice']}d at {v['at']}: {v['reason']}" for v in approval["votes"])
-    outcome = f"\n    result: {approval['outcome'] or '-'} {approval['detail']}" if approval["status"] != "pending" \
-        else ""
-    return (f"{approval['id']}  {approval['severity']}  {approval['status']:<16} "
-            f"{len(approval['approvers'])}/{approval['required']} approvals  expires {approval['expires_at']}\n"
-            f"    {plan['action']} on {plan['target']} {orjson.dumps(plan['params']).decode()}\n"
-            f"    {plan['summary']}\n"
-            f"    incident {approval['incident_id']} · requested by {approval['requested_by']} · {approval['reason']}\n"
-            f"    plan hash {plan['hash']}{votes}{outcome}")
+    lines = [f"{approval['id']}  {approval['severity']}  {approval['status']:<16} "
+             f"{len(approval['approvers'])}/{approval['required']} approvals  expires {approval['expires_at']}",
+             f"    {plan['action']} on {plan['target']} {orjson.dumps(plan['params']).decode()}",
+             f"    {plan['summary']}",
+             f"    incident {approval['incident_id']} · requested by {approval['requested_by']} · {approval['reason']}",
+             f"    plan hash {plan['hash']}"]
+    lines += [f"    {v['by']} {VOTED.get(v['choice'], v['choice'])} at {v['at']}: {v['reason']}"
+              for v in approval["votes"]]
+    if approval["status"] != "pending":
+        lines.append(f"    result: {approval['outcome'] or '-'} {approval['detail']}")
+    return "\n".join(one_line(line) for line in lines)
 
 
 def _print(data: Any, as_json: bool, text: str) -> None:
-    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n" if as_json else text + "\n")
+    if as_json:
+        terminal.out_json(data)
+    else:
+        terminal.out(text)
 
 
 def _confirmed_hash(api: DaemonApi, approval_id: str, choice: str) -> str:
@@ -89,7 +99,7 @@ def _confirmed_hash(api: DaemonApi, approval_id: str, choice: str) -> str:
     if not sys.stdin.isatty():
         raise ApiError(0, "plan_hash_required", "give --plan-hash (from `remediator approvals show`)")
     approval = api.call("GET", f"/api/v1/approvals/{quote(approval_id)}")
-    sys.stdout.write(describe(approval) + "\n")
+    terminal.out(describe(approval))
     if input(f"{choice.capitalize()} this plan? Type yes: ").strip().lower() != "yes":
         raise ApiError(0, "cancelled", "nothing was sent")
     return str(approval["plan"]["hash"])
@@ -113,7 +123,7 @@ def cmd_approvals(args: argparse.Namespace) -> int:
         _print(answer, args.json, describe(answer))
         return 0
     except ApiError as exc:
-        print(f"remediator: {exc}", file=sys.stderr)
+        terminal.err(f"remediator: {exc}")
         return 3 if exc.error == "unreachable" else 1
 
 

@@ -12,11 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from remediator.actions import catalog
 from remediator.actions.registry import default_registry
 from remediator.cli import approvals as cli_approvals
+from remediator.cli import terminal
 from remediator.cli.iam import configured_policy, policy_json
 from remediator.cli.simulate import PayloadError, render_plan, simulate
 from remediator.cli.tester import load_fixtures, render_report, run_fixtures
@@ -27,7 +26,8 @@ from remediator.daemon.serve import serve
 from remediator.errors import BadRequest, FixtureError, PolicyError, SettingsError, StoreUnavailable
 from remediator.incidents.reports import postmortem_report, stats_report
 from remediator.model import IncidentStatus
-from remediator.observability import configure_logging
+from remediator.observability import configure_logging, with_loop_logging
+from remediator.plaintext import one_line, without_controls
 from remediator.policy.loader import FIXTURES_DIR, load_policies
 from remediator.settings import Settings, load_settings, token_digest
 from remediator.web.incidents_api import period
@@ -40,23 +40,23 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    configure_logging(settings.log.level, settings.log.format)
-    asyncio.run(serve(settings, Path(args.config) if args.config else None))
+    configure_logging(settings.log.level, settings.log.format, process="core")
+    asyncio.run(with_loop_logging(serve(settings, Path(args.config) if args.config else None)))
     return 0
 
 
 def cmd_intake(args: argparse.Namespace) -> int:
     """An intake process of `serve` (started by it, not by people)."""
     settings = _settings(args)
-    configure_logging(settings.log.level, settings.log.format)
-    asyncio.run(serve_intake(settings, args.listen_fd, args.core_socket))
+    configure_logging(settings.log.level, settings.log.format, process=f"intake-{args.index}")
+    asyncio.run(with_loop_logging(serve_intake(settings, args.listen_fd, args.core_socket)))
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     directory = Path(args.directory)
     policies = load_policies(directory, default_registry())
-    print(f"{directory}: {len(policies)} policies OK")
+    terminal.out(f"{directory}: {len(policies)} policies OK")
     return 0
 
 
@@ -66,24 +66,25 @@ def cmd_test(args: argparse.Namespace) -> int:
     settings = _settings(args).model_copy(update={"policies_dir": directory})
     policies = load_policies(directory, default_registry())
     cases = load_fixtures(Path(args.fixtures) if args.fixtures else directory / FIXTURES_DIR)
-    configure_logging("critical", "console")  # the report is the output; dry-run's own logs would bury it
+    # The report is the output (stdout); dry-run's own logs would bury it.
+    configure_logging("critical", "console", stream=sys.stderr)
     report = asyncio.run(run_fixtures(settings, cases, [p.name for p in policies if p.enabled]))
-    sys.stdout.write(render_report(report))
+    terminal.out(render_report(report))
     return 1 if report.failed else 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    configure_logging("warning", "console")
+    configure_logging("warning", "console", stream=sys.stderr)  # stdout is the plan (JSON with --json)
     try:
         plan = asyncio.run(simulate(settings, Path(args.payload).read_bytes()))
     except PayloadError as exc:
-        print(f"remediator: {args.payload}: {exc}", file=sys.stderr)
+        terminal.err(f"remediator: {args.payload}: {exc}")
         return 2
     if args.json:
-        sys.stdout.write(orjson.dumps(plan, option=orjson.OPT_INDENT_2).decode() + "\n")
+        terminal.out_json(plan)
     else:
-        sys.stdout.write(render_plan(plan))
+        terminal.out(render_plan(plan))
     return 0
 
 
@@ -96,10 +97,6 @@ async def _with_store(settings: Settings, use: Callable[[Any], Coroutine[Any, An
         await store.close()
 
 
-def _print_json(data: Any) -> None:
-    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
-
-
 def cmd_incidents(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
@@ -109,15 +106,16 @@ def cmd_incidents(args: argparse.Namespace) -> int:
         if args.action == "show":
             incident = await store.get_incident(args.id)
             if incident is None:
-                print(f"no incident {args.id}", file=sys.stderr)
+                terminal.err(f"no incident {args.id}")
                 return 1
-            _print_json({**incident_view(incident), "timeline": [event_view(e) for e in await store.timeline(args.id)],
-                         "audit": [audit_view(a) for a in reversed(await store.list_audit(args.id, 1000))]})
+            timeline = [event_view(e) for e in await store.timeline(args.id)]
+            terminal.out_json({**incident_view(incident), "timeline": timeline,
+                               "audit": [audit_view(a) for a in reversed(await store.list_audit(args.id, 1000))]})
             return 0
         status = IncidentStatus(args.status) if args.status else None
         for incident in await store.list_incidents(status, args.limit):
-            print(f"{incident.id}  {incident.severity.value}  {incident.status.value:<8}  {incident.phase.value:<7}  "
-                  f"{incident.opened_at:%Y-%m-%d %H:%M}  {incident.title}")
+            terminal.out(f"{incident.id}  {incident.severity.value}  {incident.status.value:<8}  "
+                         f"{incident.phase.value:<7}  {incident.opened_at:%Y-%m-%d %H:%M}  {one_line(incident.title)}")
         return 0
 
     result: int = asyncio.run(_with_store(settings, run))
@@ -130,13 +128,13 @@ async def _stats(store: Any, settings: Settings, args: argparse.Namespace) -> in
     try:
         since, until = period(query, now)
     except BadRequest as exc:
-        print(f"remediator: {exc.detail}", file=sys.stderr)
+        terminal.err(f"remediator: {exc.detail}")
         return 2
     stats = await stats_report(store, settings, since, until, now)
     if args.json:
-        _print_json(stats)
+        terminal.out_json(stats)
     else:
-        sys.stdout.write(render_stats(stats))
+        terminal.out(render_stats(stats))
     return 0
 
 
@@ -167,7 +165,7 @@ def cmd_postmortem(args: argparse.Namespace) -> int:
     settings = _settings(args)
     output = Path(args.output or f"postmortem-{args.id}.md")
     if args.output != "-" and output.exists() and not args.force:
-        print(f"remediator: {output} exists; edit it, or pass --force to replace it", file=sys.stderr)
+        terminal.err(f"remediator: {output} exists; edit it, or pass --force to replace it")
         return 1
 
     async def run(store: Any) -> str | None:
@@ -175,13 +173,13 @@ def cmd_postmortem(args: argparse.Namespace) -> int:
 
     text = asyncio.run(_with_store(settings, run))
     if text is None:
-        print(f"no incident {args.id}", file=sys.stderr)
+        terminal.err(f"no incident {args.id}")
         return 1
     if args.output == "-":
-        sys.stdout.write(text)
+        terminal.out(text)
     else:
-        output.write_text(text, encoding="utf-8")
-        print(f"{output}: postmortem draft of {args.id}, ready to edit")
+        output.write_text(without_controls(text), encoding="utf-8")
+        terminal.out(f"{output}: postmortem draft of {args.id}, ready to edit")
     return 0
 
 
@@ -189,7 +187,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def run(store: Any) -> None:
-        _print_json([audit_view(a) for a in await store.list_audit(args.incident, args.limit)])
+        terminal.out_json([audit_view(a) for a in await store.list_audit(args.incident, args.limit)])
 
     asyncio.run(_with_store(settings, run))
     return 0
@@ -201,37 +199,37 @@ def cmd_actions(args: argparse.Namespace) -> int:
         settings = _settings(args)
         document = configured_policy(settings, registry)
         if not document["Statement"]:
-            print(f"remediator: no enabled policy in {settings.policies_dir} uses an AWS action and the daemon "
-                  "itself needs none: this document grants nothing (IAM refuses an empty Statement; attach "
-                  "no policy)", file=sys.stderr)
-        sys.stdout.write(policy_json(document))
+            terminal.err(f"remediator: no enabled policy in {settings.policies_dir} uses an AWS action and the "
+                         "daemon itself needs none: this document grants nothing (IAM refuses an empty Statement; "
+                         "attach no policy)")
+        terminal.out(policy_json(document))
         return 0
     if args.markdown:
         section = catalog.markdown(registry)
         if args.write_readme is None:
-            sys.stdout.write(section)
+            terminal.out(section)
             return 0
         readme = Path(args.write_readme)
         text = readme.read_text(encoding="utf-8")
         try:
             updated = catalog.with_readme_section(text, section)
         except ValueError as exc:
-            print(f"remediator: {readme}: {exc}", file=sys.stderr)
+            terminal.err(f"remediator: {readme}: {exc}")
             return 2
         if updated != text:
             readme.write_text(updated, encoding="utf-8")
-        print(f"{readme}: actions section {'updated' if updated != text else 'already up to date'}")
+        terminal.out(f"{readme}: actions section {'updated' if updated != text else 'already up to date'}")
         return 0
     if args.write_readme is not None:
-        print("remediator: --write-readme goes with --markdown", file=sys.stderr)
+        terminal.err("remediator: --write-readme goes with --markdown")
         return 2
-    sys.stdout.write(catalog.listing(registry))
+    terminal.out(catalog.listing(registry))
     return 0
 
 
 def cmd_token_hash(args: argparse.Namespace) -> int:
     token = args.token if args.token else getpass.getpass("token: ")
-    print(token_digest(token))
+    terminal.out(token_digest(token))
     return 0
 
 
@@ -255,6 +253,7 @@ def parser() -> argparse.ArgumentParser:
     intake = sub.add_parser("intake", help=argparse.SUPPRESS)
     intake.add_argument("--listen-fd", type=int, required=True)
     intake.add_argument("--core-socket", required=True)
+    intake.add_argument("--index", type=int, default=1, help="which intake process this is (its logs' process)")
     intake.set_defaults(func=cmd_intake)
     check = sub.add_parser("check", help="validate a policy directory; every problem is reported")
     check.add_argument("directory")
@@ -304,12 +303,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except (SettingsError, PolicyError, FixtureError) as exc:
-        print(f"remediator: {exc}", file=sys.stderr)
+        terminal.err(f"remediator: {exc}")
         return 2
     except StoreUnavailable as exc:
-        print(f"remediator: the store is unavailable: {exc}", file=sys.stderr)
+        terminal.err(f"remediator: the store is unavailable: {exc}")
         return 3
     except FileNotFoundError as exc:
-        print(f"remediator: {exc.filename}: no such file", file=sys.stderr)
+        terminal.err(f"remediator: {exc.filename}: no such file")
         return 2
     return code

@@ -6,8 +6,10 @@ EventBridge event or an RDS event inside). An SNS envelope's signature is NOT ve
 message parsers run on the envelope as given, and the plan says so. The daemon itself verifies
 every SNS message before it parses it.
 
-Simulation is offline: AWS is never called. An action whose dry-run plan reads live state (the
-current task count, the IP set) plans no call here, and its request says so (`live_state`).
+Simulation is offline: AWS, databases and caches are never reached. The checks that need no live
+state run as in the daemon (parameters, never-block and protected ranges, target names), so a
+request enforce would refuse is refused here too; a precheck that reads live state is skipped,
+and an action whose precheck or plan needs live state says so (`live_state`).
 
 Nothing is shared with a running daemon: the store is a temporary SQLite file and guardrail
 state (cooldowns, rate limits, budget, leases, kill switch) is in process and starts empty,
@@ -32,6 +34,7 @@ from remediator.daemon.app import build_deps
 from remediator.engine.pipeline import Engine
 from remediator.errors import BadRequest
 from remediator.model import Alert
+from remediator.plaintext import one_line
 from remediator.settings import CoordinationSettings, Mode, Settings, StoreSettings
 from remediator.sources.alertmanager import parse_alertmanager
 from remediator.sources.aws.cloudwatch import InsufficientData
@@ -123,6 +126,7 @@ async def simulate(settings: Settings, body: bytes) -> dict[str, Any]:
         deps = build_deps(settings)
         deps.actions.extras[AWS_EXTRA] = OfflineAws(settings.aws)
         deps.actions.extras[TARGETS_EXTRA] = OfflineTargets(settings.targets)
+        deps.actions.live_state = False  # prechecks that read AWS, databases or caches are skipped
         engine = Engine(deps)
         await deps.store.open()
         await deps.coordination.open()
@@ -168,15 +172,17 @@ async def _describe(deps: Any, engine: Engine, alert: Alert) -> dict[str, Any]:
 
 def _request(deps: Any, record: Mapping[str, Any]) -> dict[str, Any]:
     request = {k: record[k] for k in ("policy", "action", "target", "params", "verdict", "decision_reason",
-                                      "decision_detail", "outcome", "detail", "plan_hash")}
+                                      "decision_detail", "outcome", "failure_reason", "detail", "plan_hash")}
     action = deps.registry.get(record["action"])
     aws = action is not None and any(":" in p for p in action.permissions)
-    if aws and record["outcome"] == "dry_run" and not record["detail"].get("would_call"):
+    unread = "live_state" in record["detail"] or (aws and not record["detail"].get("would_call"))
+    if record["outcome"] == "dry_run" and unread:
         request["live_state"] = LIVE_STATE_NOT_READ
     return request
 
 
 def render_plan(plan: dict[str, Any]) -> str:
+    """The plan for a terminal: one line per entry, whatever the payload's values hold."""
     lines = [f"dry-run plan ({plan['policies']} policies loaded, {plan['payload']['kind']} payload)"]
     if plan["payload"]["note"]:
         lines.append(f"note: {plan['payload']['note']}")
@@ -184,16 +190,22 @@ def render_plan(plan: dict[str, Any]) -> str:
         alert, incident = entry["alert"], entry["incident"]
         where = f"incident {incident['id']} ({incident['severity']}, {incident['status']})" if incident else \
             "no incident"
-        lines.append(f"\n{alert['name']} [{alert['status']}] {alert['fingerprint']} → {where}")
+        lines += ["", f"{alert['name']} [{alert['status']}] {alert['fingerprint']} → {where}"]
         lines.append(f"  matched: {', '.join(entry['matched']) or 'no policy'}")
         for r in entry["requests"]:
-            joined = " (joined the incident's earlier request for this plan)" if r.get("joined") else ""
-            lines.append(f"  - {r['policy']}: {r['action']} on {r['target'] or '?'}{joined}")
-            lines.append(f"      decision: {r['verdict']} ({r['decision_reason']})"
-                         + (f" — {r['decision_detail']}" if r["decision_detail"] else ""))
-            lines.append(f"      outcome:  {r['outcome']}")
-            for call in r["detail"].get("would_call", []):
-                lines.append(f"      would call {call['service']} {call['operation']} {call['args']}")
-            if "live_state" in r:
-                lines.append(f"      live state {r['live_state']}")
-    return "\n".join(lines) + "\n"
+            lines += _request_lines(r)
+    return "".join(one_line(line) + "\n" for line in lines)
+
+
+def _request_lines(r: Mapping[str, Any]) -> list[str]:
+    joined = " (joined the incident's earlier request for this plan)" if r.get("joined") else ""
+    lines = [f"  - {r['policy']}: {r['action']} on {r['target'] or '?'}{joined}",
+             f"      decision: {r['verdict']} ({r['decision_reason']})"
+             + (f" — {r['decision_detail']}" if r["decision_detail"] else "")]
+    failure = f" ({r['failure_reason']}: {r['detail'].get('error', '')})" if r.get("failure_reason") else ""
+    lines.append(f"      outcome:  {r['outcome']}{failure}")
+    lines += [f"      would call {call['service']} {call['operation']} {call['args']}"
+              for call in r["detail"].get("would_call", [])]
+    if "live_state" in r:
+        lines.append(f"      live state {r['live_state']}")
+    return lines

@@ -24,8 +24,8 @@ cases:
 Each case runs through `remediator.simulate`: dry-run, a throwaway store, fresh guardrail state,
 the settings given. A payload is an Alertmanager body or an SNS envelope whose signature is not
 verified (the output says so). Every difference is reported, and so is a planned notification to
-a target the settings do not define, or a report they lack: dry-run does not run prechecks, so
-nothing else would tell.
+a target the settings do not define, or a report they lack, by name (its request also fails its
+precheck, as in enforce, but a case that expects no outcome would not say why).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from remediator.actions.postgres.report import ReportParams, configuration_probl
 from remediator.cli.simulate import PayloadError, simulate
 from remediator.errors import FixtureError
 from remediator.model import DecisionReason, Outcome, Severity, Verdict
+from remediator.plaintext import one_line
 from remediator.policy.loader import FIXTURES_DIR
 from remediator.settings import Settings
 
@@ -250,16 +251,17 @@ def report_problem(params: Mapping[str, Any], settings: Settings) -> str | None:
 
 
 def render_report(report: Report) -> str:
+    """The report for a terminal: one line per entry, whatever the payloads' values hold."""
     lines = []
     for result in report.results:
         kind = f" [{result.kind}, signature not verified]" if result.kind == "sns" else ""
         lines.append(f"{'ok  ' if result.ok else 'FAIL'} {result.loaded.label}{kind}")
         lines += [f"       {m}" for m in result.mismatches]
     if report.uncovered:
-        lines.append(f"\nnot matched by any case: {', '.join(report.uncovered)}")
+        lines += ["", f"not matched by any case: {', '.join(report.uncovered)}"]
     if any(r.kind == "sns" for r in report.results):
-        lines.append("\nnote: SNS envelopes were parsed without verifying their signatures (the daemon verifies "
-                     "every SNS message before it parses it)")
+        lines += ["", "note: SNS envelopes were parsed without verifying their signatures (the daemon verifies "
+                      "every SNS message before it parses it)"]
     passed = len(report.results) - len(report.failed)
-    lines.append(f"\n{len(report.results)} cases: {passed} passed, {len(report.failed)} failed")
-    return "\n".join(lines) + "\n"
+    lines += ["", f"{len(report.results)} cases: {passed} passed, {len(report.failed)} failed"]
+    return "".join(one_line(line) + "\n" for line in lines)

@@ -73,10 +73,11 @@ class IntakeProcesses:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
-        self.processes = [self._spawn() for _ in range(self.count)]
+        self.processes = [self._spawn(index) for index in range(self.count)]
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(self.command, pass_fds=[self.fd])
+    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
+        # --index: the process names itself intake-1, intake-2 ... in its log lines.
+        return subprocess.Popen([*self.command, "--index", str(index + 1)], pass_fds=[self.fd])
 
     async def supervise(self) -> None:
         while True:
@@ -84,7 +85,7 @@ class IntakeProcesses:
             for index, process in enumerate(self.processes):
                 if process.poll() is not None:
                     log.error("intake_died", pid=process.pid, code=process.returncode)
-                    self.processes[index] = self._spawn()
+                    self.processes[index] = self._spawn(index)
 
     async def stop(self) -> Sequence[int | None]:
         for process in self.processes:

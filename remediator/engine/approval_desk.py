@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from remediator.actions.base import ActionParams
-from remediator.actions.notify import Notification
+from remediator.actions.notification import Notification
 from remediator.clock import describe_duration
 from remediator.deps import Deps
 from remediator.engine.escalation import Escalation
@@ -40,6 +40,7 @@ from remediator.model import (
     Vote,
 )
 from remediator.observability import get_logger
+from remediator.plaintext import one_line
 from remediator.policy.model import ActionStep
 from remediator.policy.plan import PlannedStep
 from remediator.stores.base import Timer
@@ -299,7 +300,8 @@ class ApprovalDesk:
         title = incident.title if incident else approval.incident_id
         notification = Notification(
             title=f"{approval.severity.value} approval {approval.id}: {approval.action} on {approval.target}",
-            text=f"{what}. Incident {approval.incident_id} ({title}). Held because: {approval.reason}.",
+            text=f"{what}. Incident {approval.incident_id} ({one_line(title)}). Held because: "
+                 f"{one_line(approval.reason)}.",
             severity=approval.severity.value, link=self.page,
             fields=(("approval", approval.id), ("incident", approval.incident_id), ("policy", approval.policy),
                     ("expires", approval.expires_at.isoformat()), ("plan", approval.plan_hash[:12])),

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from remediator.actions.notify import Notification
+from remediator.actions.notification import Notification
 from remediator.clock import describe_duration
 from remediator.deps import Deps
 from remediator.engine.notifier import Notifier, sent_to
 from remediator.engine.timers import TimerLoop
 from remediator.model import Execution, Incident, Severity, TimelineEvent
 from remediator.observability import get_logger
+from remediator.plaintext import one_line
 from remediator.settings import EscalationStep
 from remediator.stores.base import Timer
 
@@ -105,7 +106,7 @@ class Escalation:
         target = self.deps.settings.incidents.notify
         results = {}
         if target:
-            notification = Notification(title=f"{incident_id} escalated", text=reason,
+            notification = Notification(title=f"{incident_id} escalated", text=one_line(reason),
                                         link=f"{self.deps.settings.base_url}/api/v1/incidents/{incident_id}")
             results[target] = await self.notifier.post(target, notification, "escalation")
         await self.deps.store.add_events([TimelineEvent(
@@ -145,8 +146,8 @@ class Escalation:
         open_for = describe_duration(self.deps.clock.now() - incident.opened_at)
         return Notification(
             title=f"{incident.severity.value} {incident.id} escalated: {incident.title}",
-            text=f"{reason}. Open for {open_for}, phase {incident.phase.value}"
-                 + (f", acknowledged by {incident.acknowledged_by}" if incident.acknowledged_by
+            text=f"{one_line(reason)}. Open for {open_for}, phase {incident.phase.value}"
+                 + (f", acknowledged by {one_line(incident.acknowledged_by)}" if incident.acknowledged_by
                     else ", not acknowledged") + ".",
             severity=incident.severity.value,
             link=f"{self.deps.settings.base_url}/api/v1/incidents/{incident.id}",

@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, stop_after_delay, wait_exponential_jitter
 
-from remediator.actions.base import ActionContext, ActionParams, AnyAction, TimelineWriter
+from remediator.actions.base import ActionContext, ActionParams, AnyAction, TimelineWriter, reads_live_state
 from remediator.deps import Deps
 from remediator.errors import ClaimLost, CoordinationUnavailable, StoreUnavailable
 from remediator.guardrails import GuardInput
@@ -37,6 +37,9 @@ from remediator.policy.plan import PlannedStep
 from remediator.stores.base import Decided, Lease
 
 log = get_logger("remediator.execution")
+
+# In a dry-run record's detail where the precheck could not read live state (simulate, test).
+LIVE_STATE_NOT_READ = "not read"
 
 # Called once a HOLD is recorded, and again whenever the held request turns up once more (a replay
 # after a crash may find the hold recorded but its approval missing): it must be idempotent.
@@ -221,8 +224,7 @@ class Executor:
         dry_run = self.deps.dry_run or planned.step.guardrails.dry_run
         ctx = ActionContext(request, self.deps.actions, IncidentNotes(self.deps, request), bound, dry_run)
         if dry_run:
-            calls = await action.plan_calls(planned.params, ctx)
-            return decision, Execution(Outcome.DRY_RUN, detail={"would_call": [c.as_dict() for c in calls]})
+            return decision, await self._dry_run(action, planned.params, ctx)
         try:
             lease = await self._lease(request, action) if action.exclusive else None
         except CoordinationUnavailable as exc:
@@ -234,7 +236,7 @@ class Executor:
         try:
             if isinstance(lease, Lease):
                 ctx.fencing_token = lease.token
-            reason = await action.precheck(planned.params, ctx)
+            reason = await self._precheck(action, planned.params, ctx)
             if reason:
                 return decision, Execution.failed(FailureReason.PRECHECK_FAILED, reason)
             await self.deps.store.start_execution(request.id, self.deps.clock.now())
@@ -242,6 +244,25 @@ class Executor:
         finally:
             if isinstance(lease, Lease):
                 await self._release(lease)
+
+    @staticmethod
+    async def _precheck(action: AnyAction, params: ActionParams, ctx: ActionContext) -> str | None:
+        """Every check before the first mutating call, the same in both modes: what settings
+        forbid, then (where live state can be read) the action's read-only precheck."""
+        refusal = action.refusal(params, ctx)
+        if refusal is not None or not ctx.deps.live_state:
+            return refusal
+        return await action.precheck(params, ctx)
+
+    async def _dry_run(self, action: AnyAction, params: ActionParams, ctx: ActionContext) -> Execution:
+        """What enforce would record, short of its mutating calls: a refused precheck fails here too."""
+        reason = await self._precheck(action, params, ctx)
+        if reason:
+            return Execution.failed(FailureReason.PRECHECK_FAILED, reason)
+        detail: dict[str, Any] = {"would_call": [c.as_dict() for c in await action.plan_calls(params, ctx)]}
+        if not ctx.deps.live_state and reads_live_state(action):
+            detail["live_state"] = LIVE_STATE_NOT_READ
+        return Execution(Outcome.DRY_RUN, detail=detail)
 
     async def _lease(self, request: ActionRequest, action: AnyAction) -> Lease | bool | None:
         """The target's lease; None when the action needs none and coordination is down; False when busy."""
@@ -296,12 +317,12 @@ class Executor:
         request, seconds = item.planned.request, time.monotonic() - item.started
         decision = item.decision or Decision.deny(DecisionReason.ERROR, "no decision was reached", "engine")
         execution = item.execution or Execution(Outcome.NOT_RUN)
-        dry_run = execution.outcome is Outcome.DRY_RUN
+        dry_run = self.deps.dry_run or item.planned.step.guardrails.dry_run
         return AuditRecord(
             request_id=request.id, at=self.deps.clock.now(), incident_id=request.incident_id,
             alert_id=request.alert_id, policy=request.policy, action=request.action, target=request.target,
             params=request.params, plan_hash=request.plan_hash,
-            mode="dry-run" if dry_run or self.deps.dry_run else "enforce",
+            mode="dry-run" if dry_run else "enforce",
             verdict=decision.verdict, decision_reason=decision.reason, decision_detail=decision.detail,
             outcome=execution.outcome, failure_reason=execution.reason,
             detail={**execution.detail, "attempts": execution.attempts} if execution.outcome in (

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
 
-from remediator.actions.notify import Notification, post_notification
+from remediator.actions.notification import Notification
+from remediator.actions.notify import post_notification
 from remediator.deps import Deps
 from remediator.model import Execution, FailureReason, Outcome
 from remediator.observability import get_logger

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from remediator.clock import describe_duration
 from remediator.incidents.lifecycle import Targets, recovered_at
 from remediator.model import Approval, AuditRecord, Incident, Outcome, TimelineEvent, Verdict
+from remediator.plaintext import one_line
 
 PREVENTION_CHECKLIST = (
     "Monitoring: did an alert fire early enough, and did it reach the right people? Tune thresholds.",
@@ -30,8 +31,8 @@ PREVENTION_CHECKLIST = (
 
 
 def cell(text: str) -> str:
-    """Safe inside a Markdown table cell: one line, no pipes, no HTML."""
-    return html.escape(" ".join(text.split())).replace("|", "\\|")
+    """Safe inside a Markdown table cell: one line, no pipes, no HTML, no terminal controls."""
+    return html.escape(" ".join(one_line(text).split())).replace("|", "\\|")
 
 
 def _when(value: datetime | None, zone: ZoneInfo) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from remediator.actions.base import ActionParams, ActionRegistry, AnyAction
+from remediator.actions.base import ActionParams, ActionRegistry, AnyAction, shown_to_people
 from remediator.errors import TemplateError
 from remediator.model import ActionRequest, Alert, Incident, Risk, stable_id
 from remediator.policy import template
@@ -64,6 +64,16 @@ def template_scope(alert: Alert, incident_id: str, policy: str) -> dict[str, Map
     }
 
 
+def render_params(params: Mapping[str, Any], scope: Mapping[str, Mapping[str, str]],
+                  action: AnyAction | None) -> Any:
+    """A step's parameters filled from the alert; those people read get each value on one line."""
+    shown = shown_to_people(action.Params) if action is not None else frozenset()
+    if not shown:
+        return template.render(params, scope)
+    people = template.one_line_scope(scope)
+    return {name: template.render(value, people if name in shown else scope) for name, value in params.items()}
+
+
 @dataclass(frozen=True, slots=True)
 class _Validated:
     params: ActionParams | None
@@ -98,7 +108,7 @@ def plan_step(
     action = registry.get(step.type)
     risk = action.risk if action else Risk.NORMAL
     try:
-        rendered = template.render(step.params, template_scope(alert, incident.id, policy.name))
+        rendered = render_params(step.params, template_scope(alert, incident.id, policy.name), action)
         if action is None:
             unknown = f"unknown action {step.type!r}"
             checked = _Validated(None, "", rendered, plan_hash(step.type, "", rendered), unknown)

@@ -4,16 +4,19 @@ Allowed references: `labels.<name>`, `annotations.<name>`, `alert.name`, `alert.
 `alert.status`, `alert.fingerprint`, `incident.id`, `policy.name`. `{{` and `}}` are literal
 braces. A value that is exactly one reference keeps the referenced text as is; the action's
 `Params` model then validates it into its type (IP network, ARN, identifier, duration...).
+Parameters people read (`PeopleText`) are filled from `one_line_scope`: there, every value from
+the alert is one line without terminal controls.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from remediator.errors import TemplateError
+from remediator.plaintext import one_line
 
 REFERENCE = re.compile(r"\{\{|\}\}|\{([a-z]+)\.([A-Za-z0-9_.\-/]+)\}")
 SCALAR_FIELDS = {
@@ -65,6 +68,27 @@ def check(value: Any) -> None:
     elif isinstance(value, list | tuple):
         for item in value:
             check(item)
+
+
+class _OneLineValues(Mapping[str, str]):
+    """A scope's values (labels, annotations ...), each as `one_line` shows it, made when read."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = values
+
+    def __getitem__(self, name: str) -> str:
+        return one_line(self._values[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def one_line_scope(scope: Mapping[str, Mapping[str, str]]) -> dict[str, Mapping[str, str]]:
+    """`scope` with every value on one line and without terminal controls (`plaintext.one_line`)."""
+    return {name: _OneLineValues(values) for name, values in scope.items()}
 
 
 def render(value: Any, scope: Mapping[str, Mapping[str, str]]) -> Any:

@@ -1,5 +1,6 @@
 """Dry-run: every action's `plan_calls` names exactly the calls `run` would make, and makes none
-of them (the proxy sees reads only, and moto's state is unchanged)."""
+of them (the proxy sees reads only, and moto's state is unchanged); and every precheck, which
+dry-run runs as enforce does, only reads."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from remediator.actions.aws.rds_snapshots import CheckSnapshots
 from remediator.actions.aws.route53 import UpsertRecord
 from remediator.actions.aws.s3 import PreserveEvidence
 from remediator.actions.aws.waf import BlockIp, UnblockIp
-from remediator.actions.base import AnyAction
+from remediator.actions.aws.waf_ledger import InMemoryBlockLedger
+from remediator.actions.base import AnyAction, ReadOnlyAction
 from remediator.actions.registry import default_registry
 from remediator.aws.clients import is_read_only
 from remediator.cli.iam import PERMISSION
@@ -194,6 +196,21 @@ async def test_plan_names_the_exact_calls_and_makes_none(type_name: str, moto: M
     for hit in proxy.log:
         operation = hit.operation.split(" ")[0] if hit.protocol == "rest-xml" else hit.operation
         assert operation in ("GET", "HEAD") or is_read_only(operation), hit
+
+
+@pytest.mark.parametrize("type_name", sorted(CASES))
+async def test_a_precheck_only_reads(type_name: str, moto: MotoClient, clock: FakeClock, ctx_for: CtxFactory,
+                                     proxy: FaultProxy, ledger: InMemoryBlockLedger) -> None:
+    action, raw, _ = await CASES[type_name](moto, clock)
+    blocks = ledger.entries()
+    # An enforce context: nothing but the precheck itself keeps its calls to reads.
+    assert await action.precheck(action.Params(**raw), ctx_for(action, raw)) is None
+    # A read-only action's run is itself the reading; an action that changes things reads first.
+    assert proxy.log or isinstance(action, ReadOnlyAction), "a precheck of an AWS action reads the resource it is about"
+    for hit in proxy.log:
+        operation = hit.operation.split(" ")[0] if hit.protocol == "rest-xml" else hit.operation
+        assert operation in ("GET", "HEAD") or is_read_only(operation), hit
+    assert ledger.entries() == blocks
 
 
 async def test_route53_plan_carries_the_whole_change(moto: MotoClient, clock: FakeClock, ctx_for: CtxFactory) -> None:

@@ -75,7 +75,7 @@ async def test_freshness_within_the_bound_is_recorded_and_succeeds(erp: Database
     ctx = action_context(targets(erp, freshness=FRESHNESS))
     params = ReportParams(target="erp", report="freshness", gap_since="2026-01-12T03:00:00Z", max_gap="2h")
 
-    assert await REPORT.precheck(params, ctx) is None
+    assert REPORT.refusal(params, ctx) is None and await REPORT.precheck(params, ctx) is None
     execution = await REPORT.run(params, ctx)
 
     assert execution.outcome is Outcome.SUCCEEDED, execution.detail
@@ -141,7 +141,7 @@ async def test_arguments_that_do_not_fit_the_declaration_are_refused_before_any_
     ctx = action_context(targets(erp, audit=AUDIT))
     params = ReportParams(target="erp", report="audit", args=args)
 
-    reason = await REPORT.precheck(params, ctx)
+    reason = REPORT.refusal(params, ctx)
     execution = await REPORT.run(params, ctx)
 
     assert reason is not None and why in reason
@@ -211,7 +211,7 @@ async def test_an_unknown_report_is_refused_at_plan_time_without_touching_the_da
                                     "connect_timeout": "1s", "reports": {"freshness": FRESHNESS}}}}
     params = ReportParams(target="erp", report="freshnes")
 
-    reason = await REPORT.precheck(params, action_context(nowhere))
+    reason = REPORT.refusal(params, action_context(nowhere))
     planned = await REPORT.plan_calls(params, action_context(nowhere, dry_run=True))
     execution = await REPORT.run(params, action_context(nowhere))
 

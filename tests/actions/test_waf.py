@@ -122,7 +122,7 @@ async def test_allow_listed_address_never_reaches_waf(moto: MotoClient, ctx_for:
     params = BLOCK.Params(**raw)
     ctx = ctx_for(BLOCK, raw)
 
-    refusal = await BLOCK.precheck(params, ctx)
+    refusal = BLOCK.refusal(params, ctx)
     plan = await BLOCK.plan_calls(params, ctx)
     execution = await BLOCK.run(params, ctx)
 

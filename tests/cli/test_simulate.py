@@ -121,3 +121,34 @@ actions:
     (request,) = plan["alerts"][0]["requests"]  # the next step waits for verification, as in the daemon
     assert (request["action"], request["verdict"], request["outcome"]) == ("ecs.scale_service", "allow", "dry_run")
     assert request["live_state"] == LIVE_STATE_NOT_READ
+
+
+async def test_offline_checks_run_as_in_the_daemon_and_live_ones_say_they_did_not(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A block of a never-block address is refused here as enforce refuses it; a rollout whose
+    precheck would read the service is planned, saying that live state was not read."""
+    settings = make_settings()
+    (settings.policies_dir / "p.yaml").write_text("""
+name: block-the-sender
+severity: P2
+match: {alertname: PostgresTooManyConnections}
+actions:
+  - type: waf.block_ip
+    params:
+      ip_set_arn: arn:aws:wafv2:us-east-1:123456789012:regional/ipset/erp-blocklist/a1b2c3d4-5678-90ab-cdef-111122223333
+      address: 10.0.0.5
+      duration: 1h
+  - type: ecs.force_new_deployment
+    params: {cluster: erp-prod, service: erp-api}
+  - type: notify.webhook
+    params: {to: nobody-configured, text: hello}
+""")
+    plan = await simulate(settings, FIRING.read_bytes())
+    block, redeploy, notify = plan["alerts"][0]["requests"]
+    assert (block["verdict"], block["outcome"], block["failure_reason"]) == ("allow", "failed", "precheck_failed")
+    assert "never-block range 10.0.0.0/8" in block["detail"]["error"] and "live_state" not in block
+    assert (redeploy["outcome"], redeploy["live_state"]) == ("dry_run", LIVE_STATE_NOT_READ)
+    assert (notify["outcome"], notify["failure_reason"]) == ("failed", "precheck_failed")
+    assert "no notify target named 'nobody-configured'" in notify["detail"]["error"]
+    assert "outcome:  failed (precheck_failed: 10.0.0.5/32 is inside the never-block range" in render_plan(plan)

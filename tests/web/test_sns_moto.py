@@ -70,6 +70,7 @@ async def subscribed(moto: str, start_daemon: DaemonFactory) -> AsyncIterator[Ca
             daemon = await start_daemon(
                 POLICY, sns={"topics": [topic], "mirror_url": moto, **sns_settings},
                 aws={"endpoint_url": moto, "region": REGION, "max_attempts": 1},
+                notify={"oncall": {"url": "http://127.0.0.1:9/never-posted-in-dry-run"}},
             )
             endpoint = str(daemon.client.make_url("/webhooks/sns"))
             await sns.subscribe(TopicArn=topic, Protocol="http", Endpoint=endpoint)

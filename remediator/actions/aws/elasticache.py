@@ -174,6 +174,14 @@ class ScaleNodeType(Action[ScaleParams]):
         return current, PlannedCall("elasticache", "ModifyReplicationGroup", {
             "ReplicationGroupId": params.replication_group_id, "CacheNodeType": wanted, "ApplyImmediately": True})
 
+    def refusal(self, params: ScaleParams, ctx: ActionContext) -> str | None:
+        allowed = ctx.deps.settings.aws.elasticache.node_types
+        if not allowed:
+            return "aws.elasticache.node_types is empty: list the node types this action may choose"
+        if params.node_type is not None and params.node_type not in allowed:
+            return f"{params.node_type} is not in aws.elasticache.node_types"
+        return None
+
     async def precheck(self, params: ScaleParams, ctx: ActionContext) -> str | None:
         try:
             await self._planned(params, ctx, aws_calls(ctx, read_only=True))

@@ -145,6 +145,13 @@ class PreserveEvidence(Action[EvidenceParams]):
             "ContentType": "application/json", **lock}))
         return planned
 
+    def refusal(self, params: EvidenceParams, ctx: ActionContext) -> str | None:
+        try:
+            self._settings(ctx)
+        except Refused as refused:
+            return refused.message
+        return None
+
     async def precheck(self, params: EvidenceParams, ctx: ActionContext) -> str | None:
         try:
             await self._plan(params, ctx, aws_calls(ctx, read_only=True))

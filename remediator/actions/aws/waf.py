@@ -152,10 +152,11 @@ class BlockIp(Action[BlockParams]):
 
         return change
 
+    def refusal(self, params: BlockParams, ctx: ActionContext) -> str | None:
+        refused = self._refusal(params, ctx)
+        return refused.message if refused is not None else None
+
     async def precheck(self, params: BlockParams, ctx: ActionContext) -> str | None:
-        refusal = self._refusal(params, ctx)
-        if refusal is not None:
-            return refusal.message
         try:
             await self._check_hourly_cap(params, ctx, self._ledger(ctx))
             state = await read_ip_set(aws_calls(ctx, read_only=True), IpSetRef.from_arn(params.ip_set_arn))

@@ -61,15 +61,22 @@ FROM pg_roles r WHERE r.rolname = current_user
 """
 
 
-async def missing_privileges(ctx: ActionContext, target: str) -> str | None:
-    """Why the target's role cannot see or signal other sessions, or None."""
+async def first_row(ctx: ActionContext, target: str, query: str) -> tuple[Any, str | None]:
+    """The first row of a read-only `query` on the target, or why the target cannot be reached."""
     try:
         pool = await target_connections(ctx.deps).postgres(target)
-        row = await pool.fetchrow(PRIVILEGES)
+        return await pool.fetchrow(query), None
     except TargetUnavailable as exc:
-        return str(exc)
+        return None, str(exc)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        return f"target {target!r} cannot be reached: {type(exc).__name__}: {exc}"
+        return None, f"target {target!r} cannot be reached: {type(exc).__name__}: {exc}"
+
+
+async def missing_privileges(ctx: ActionContext, target: str) -> str | None:
+    """Why the target's role cannot see or signal other sessions, or None."""
+    row, unreachable = await first_row(ctx, target, PRIVILEGES)
+    if unreachable is not None:
+        return unreachable
     missing = [name for name, ok in (("pg_signal_backend", row["can_signal"]), ("pg_read_all_stats", row["can_read"]))
                if not ok]
     return f"the target's role lacks {', '.join(missing)} membership" if missing else None

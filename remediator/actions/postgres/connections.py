@@ -28,7 +28,7 @@ from remediator.actions.postgres.common import (
     redact_sql,
     session_view,
 )
-from remediator.actions.targets import target_connections
+from remediator.actions.targets import target_connections, unknown_target
 from remediator.model import Execution
 
 IdleState = Literal["idle", "idle in transaction", "idle in transaction (aborted)"]
@@ -81,6 +81,9 @@ class TerminateIdleConnections(Action[TerminateIdleParams]):
 
     def target(self, params: TerminateIdleParams) -> str:
         return f"postgres:{params.target}/{params.database}"
+
+    def refusal(self, params: TerminateIdleParams, ctx: ActionContext) -> str | None:
+        return unknown_target(ctx.deps.settings.targets, "postgres", params.target)
 
     async def precheck(self, params: TerminateIdleParams, ctx: ActionContext) -> str | None:
         return await missing_privileges(ctx, params.target)
@@ -147,6 +150,9 @@ class CancelLongQueries(Action[CancelLongParams]):
 
     def target(self, params: CancelLongParams) -> str:
         return f"postgres:{params.target}/{params.database}"
+
+    def refusal(self, params: CancelLongParams, ctx: ActionContext) -> str | None:
+        return unknown_target(ctx.deps.settings.targets, "postgres", params.target)
 
     async def precheck(self, params: CancelLongParams, ctx: ActionContext) -> str | None:
         return await missing_privileges(ctx, params.target)

@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import Field
 
 from remediator.actions.base import ActionContext, ActionParams, PlannedCall, ReadOnlyAction
-from remediator.actions.postgres.common import TARGET_ERRORS, TARGET_NAME, failure, redact_sql
-from remediator.actions.targets import target_connections
+from remediator.actions.postgres.common import TARGET_ERRORS, TARGET_NAME, failure, first_row, redact_sql
+from remediator.actions.targets import target_connections, unknown_target
 from remediator.model import Execution
 
 CONNECTIONS = """
@@ -60,6 +60,12 @@ class PostgresDiagnostics(ReadOnlyAction[DiagnosticsParams]):
 
     def target(self, params: DiagnosticsParams) -> str:
         return f"postgres:{params.target}"
+
+    def refusal(self, params: DiagnosticsParams, ctx: ActionContext) -> str | None:
+        return unknown_target(ctx.deps.settings.targets, "postgres", params.target)
+
+    async def precheck(self, params: DiagnosticsParams, ctx: ActionContext) -> str | None:
+        return (await first_row(ctx, params.target, "SELECT 1"))[1]
 
     async def plan_calls(self, params: DiagnosticsParams, ctx: ActionContext) -> Sequence[PlannedCall]:
         return [PlannedCall("postgres", "SELECT", {"target": params.target, "view": view}) for view in

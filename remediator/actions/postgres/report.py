@@ -117,7 +117,7 @@ class PostgresReport(ReadOnlyAction[ReportParams]):
     def target(self, params: ReportParams) -> str:
         return f"postgres:{params.target}"
 
-    async def precheck(self, params: ReportParams, ctx: ActionContext) -> str | None:
+    def refusal(self, params: ReportParams, ctx: ActionContext) -> str | None:
         return configuration_problem(params, ctx.deps.settings.targets)
 
     async def plan_calls(self, params: ReportParams, ctx: ActionContext) -> Sequence[PlannedCall]:

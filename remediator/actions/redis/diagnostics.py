@@ -10,8 +10,8 @@ from pydantic import Field
 
 from remediator.actions.base import ActionContext, ActionParams, PlannedCall, ReadOnlyAction
 from remediator.actions.postgres.common import TARGET_NAME
-from remediator.actions.redis.sessions import REDIS_ERRORS
-from remediator.actions.targets import target_connections
+from remediator.actions.redis.sessions import REDIS_ERRORS, unreachable
+from remediator.actions.targets import target_connections, unknown_target
 from remediator.model import Execution, FailureReason
 
 INFO_FIELDS = {
@@ -46,6 +46,12 @@ class RedisDiagnostics(ReadOnlyAction[RedisDiagnosticsParams]):
 
     def target(self, params: RedisDiagnosticsParams) -> str:
         return f"redis:{params.target}"
+
+    def refusal(self, params: RedisDiagnosticsParams, ctx: ActionContext) -> str | None:
+        return unknown_target(ctx.deps.settings.targets, "redis", params.target)
+
+    async def precheck(self, params: RedisDiagnosticsParams, ctx: ActionContext) -> str | None:
+        return await unreachable(ctx, params.target)
 
     async def plan_calls(self, params: RedisDiagnosticsParams, ctx: ActionContext) -> Sequence[PlannedCall]:
         return [PlannedCall("redis", op, {"target": params.target}) for op in

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from remediator.actions.base import Action, ActionContext, ActionParams, PlannedCall
 from remediator.actions.postgres.common import TARGET_NAME
-from remediator.actions.targets import TargetUnavailable, target_connections
+from remediator.actions.targets import TargetUnavailable, target_connections, unknown_target
 from remediator.model import Execution, FailureReason, Risk
 
 # A literal prefix of at least 3 characters before any wildcard: never the whole keyspace. `<user>`
@@ -26,6 +26,16 @@ KEY_PATTERN = r"^[A-Za-z0-9_.:\-]{3,}[A-Za-z0-9_.:*?<>\-]{0,200}$"
 USER_PLACEHOLDER = "<user>"
 USER = r"^[A-Za-z0-9_.@:\-]{1,128}$"
 REDIS_ERRORS = (TargetUnavailable, RedisError, OSError, TimeoutError)
+
+
+async def unreachable(ctx: ActionContext, target: str) -> str | None:
+    """Why the cache cannot be reached (one PING), or None."""
+    try:
+        client = await target_connections(ctx.deps).redis(target)
+        await client.ping()
+    except REDIS_ERRORS as exc:
+        return f"target {target!r} cannot be reached: {type(exc).__name__}: {exc}"
+    return None
 
 
 class InvalidateParams(ActionParams):
@@ -74,13 +84,11 @@ class InvalidateSessions(Action[InvalidateParams]):
     def target(self, params: InvalidateParams) -> str:
         return f"redis:{params.target}"
 
+    def refusal(self, params: InvalidateParams, ctx: ActionContext) -> str | None:
+        return unknown_target(ctx.deps.settings.targets, "redis", params.target)
+
     async def precheck(self, params: InvalidateParams, ctx: ActionContext) -> str | None:
-        try:
-            client = await target_connections(ctx.deps).redis(params.target)
-            await client.ping()
-        except REDIS_ERRORS as exc:
-            return f"target {params.target!r} cannot be reached: {type(exc).__name__}: {exc}"
-        return None
+        return await unreachable(ctx, params.target)
 
     async def plan_calls(self, params: InvalidateParams, ctx: ActionContext) -> Sequence[PlannedCall]:
         """SCAN only: how many keys would go now (up to max_keys), and a few of them."""
