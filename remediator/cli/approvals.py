@@ -19,7 +19,7 @@ from urllib.parse import quote, urlsplit
 
 import orjson
 
-DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_URL = "http://127.0.0.1:8081"  # the admin listener's default (admin_listen)
 
 
 class ApiError(Exception):
