@@ -75,9 +75,9 @@ class Metrics:
                                       "SNS deliveries by message type and verification result", ["type", "result"],
                                       registry=r)
         self.sns_confirmations = Counter("remediator_sns_confirmations_total",
-                                         "SubscriptionConfirmations: confirmed, refused (not verified or not "
-                                         "allow-listed) or failed (the confirming call failed)", ["result"],
-                                         registry=r)
+                                         "SubscriptionConfirmations: confirmed, refused (not verified, not "
+                                         "allow-listed, or never confirmable) or failed (a retry may succeed)",
+                                         ["result"], registry=r)
         self.sns_unsubscriptions = Counter("remediator_sns_unsubscriptions_total",
                                            "Verified UnsubscribeConfirmations: somebody unsubscribed the daemon",
                                            registry=r)

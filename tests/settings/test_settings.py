@@ -116,14 +116,14 @@ def test_raw_delivery_needs_a_long_secret_that_never_shows(tmp_path: Path) -> No
 
 
 def test_the_admin_listener_never_shares_the_public_port() -> None:
-    with pytest.raises(SettingsError, match="admin_listen.port must differ from listen.port"):
+    with pytest.raises(SettingsError, match=r"admin_listen\.port must differ from listen\.port"):
         load_settings(None, {"REMEDIATOR_ADMIN_LISTEN__PORT": "8080"})
     both_free = load_settings(None, {"REMEDIATOR_LISTEN__PORT": "0", "REMEDIATOR_ADMIN_LISTEN__PORT": "0"})
     assert both_free.listen.port == both_free.admin_listen.port == 0  # two sockets, each on a port of its own
 
 
 def test_sign_in_must_stay_possible() -> None:
-    with pytest.raises(SettingsError, match="api.sign_in_failures: .*at least 1"):
+    with pytest.raises(SettingsError, match=r"api\.sign_in_failures: .*at least 1"):
         load_settings(None, {"REMEDIATOR_API__SIGN_IN_FAILURES": "{max: 0, window: 1m}"})
 
 
