@@ -148,7 +148,7 @@ def test_the_task_environment_is_valid_settings_for_several_tasks(container: dic
     settings = load_settings(None, environ=_environment(container))
     assert settings.store.url.startswith("postgresql://")  # shared store: several tasks are safe
     assert settings.coordination.url.startswith(("redis://", "rediss://"))  # shared limits and leases
-    assert settings.api.session_secret is not None  # /approvals sessions valid on every task
+    assert settings.api.session_secret is not None  # console sessions valid on every task
     assert settings.listen.host == "0.0.0.0"
     secret_names = {s["name"] for s in container["secrets"]}
     assert {"REMEDIATOR_STORE__URL", "REMEDIATOR_COORDINATION__URL", "REMEDIATOR_ALERTMANAGER__BEARER_TOKENS"} \

@@ -28,7 +28,9 @@ class DaemonProcess:
     def __init__(self, settings: dict[str, Any], workdir: Path, env: dict[str, str] | None = None) -> None:
         self.settings_path = workdir / "settings.yaml"
         self.settings_path.write_text(yaml.safe_dump(settings))
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+        # Only the settings given here: the test run's own REMEDIATOR_* variables are not the daemon's.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("REMEDIATOR_")}
+        self.env = {**inherited, "PYTHONPATH": str(ROOT), **(env or {})}
         self.process: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
         self.url = self.admin_url = ""

@@ -77,7 +77,7 @@ async def ecs_service(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
     reset_moto(moto_url)
 
 
-@pytest.fixture(params=["no public_url", "http public_url", "https public_url behind a TLS proxy"])
+@pytest.fixture(params=["no_public_url", "http_public_url", "https_public_url_behind_a_tls_proxy"])
 async def console(request: pytest.FixtureRequest, tmp_path: Path, moto_url: str,
                   ecs_service: Any) -> AsyncIterator[Console]:
     (tmp_path / "policies").mkdir()
