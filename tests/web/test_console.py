@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from aiohttp import ClientResponse
 
+from remediator.errors import CoordinationUnavailable
 from remediator.model import ApprovalStatus
 from remediator.web.console_html import CSP
 from tests.support import builders
@@ -143,3 +145,31 @@ async def test_a_removed_token_ends_its_sessions(make_daemon: DaemonFactory) -> 
     object.__setattr__(keeper_settings, "tokens", [t for t in keeper_settings.tokens if t.name != "alice"])
     page = await (await d.client.get("/console/approvals")).text()
     assert 'type="password"' in page  # back to the sign-in form
+
+
+async def test_without_its_sessions_store_the_console_says_so_and_lets_nobody_in(
+    make_daemon: DaemonFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = await make_daemon(POLICIES)
+    await d.deliver(DOWN)
+    await _sign_in(d, "alice")
+
+    async def unreachable(*args: object) -> None:
+        raise CoordinationUnavailable("redis find session: no answer within 0.5s")
+
+    monkeypatch.setattr(d.deps.coordination, "find_session", unreachable)
+    answer = await d.client.get("/console/approvals", allow_redirects=False)
+    # 503: a retry can work once the store is back; nothing of the page is shown meanwhile.
+    assert answer.status == 503 and "try again" in await answer.text()
+    assert "APR-" not in await answer.text() and "Signed in as" not in await answer.text()
+
+
+async def test_the_console_home_and_what_the_admin_listener_does_not_serve(make_daemon: DaemonFactory) -> None:
+    d = await make_daemon(POLICIES)
+    home = await d.client.get("/console/", allow_redirects=False)
+    assert (home.status, home.headers["Location"]) == (303, "/console/login")  # no session yet
+    await _sign_in(d, "alice")
+    assert (await d.client.get("/console/", allow_redirects=False)).headers["Location"] == "/console/approvals"
+    for path in ("/approvals", "/webhooks/alertmanager", "/internal/record"):
+        missing = await d.client.post(path, data=b"{}")
+        assert (missing.status, (await missing.json())["error"]) == (404, "not_found"), path
