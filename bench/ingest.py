@@ -287,26 +287,26 @@ def load_and_watch(url: str, args: argparse.Namespace, work: Workload, backlog: 
 
 
 def bench_daemon(args: argparse.Namespace, workdir: Path, work: Workload) -> Result:
-    port = free_port()
+    port, admin_port = free_port(), free_port()
     settings = workdir / "settings.yaml"
     settings.write_text(json.dumps({
-        "listen": {"port": port}, "policies_dir": str(ROOT / "policies"),
+        "listen": {"port": port}, "admin_listen": {"port": admin_port}, "policies_dir": str(ROOT / "policies"),
         "store": {"url": args.store or f"sqlite:///{workdir / 'bench.db'}",
                   **({"schema_name": args.schema} if args.schema else {})},
         "alertmanager": {"bearer_tokens": [TOKEN]}, "log": {"level": "warning"}, **work.settings,
     }))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     server = subprocess.Popen([sys.executable, "-m", "remediator", "--config", str(settings), "serve"], env=env)
-    base = f"http://127.0.0.1:{port}"
+    base, admin = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}"  # webhooks; metrics
     try:
-        wait_http(f"{base}/readyz")
+        wait_http(f"{admin}/readyz")
         processed: list[float] = []
         # The store's own count of recorded-but-unprocessed alerts (read at each scrape).
-        watched = load_and_watch(f"{base}{work.path}", args, work, lambda: metric(base, "remediator_backlog"),
-                                 lambda: processed.append(metric(base, "remediator_alerts_processed_total")))
+        watched = load_and_watch(f"{base}{work.path}", args, work, lambda: metric(admin, "remediator_backlog"),
+                                 lambda: processed.append(metric(admin, "remediator_alerts_processed_total")))
         time.sleep(1.5)  # intake processes relay their counters to the core every second
-        watched.result.extra = watched.extra(metric(base, work.accepted_metric()), processed[0],
-                                             metric(base, work.duplicate_metric()))
+        watched.result.extra = watched.extra(metric(admin, work.accepted_metric()), processed[0],
+                                             metric(admin, work.duplicate_metric()))
         return watched.result
     finally:
         server.send_signal(signal.SIGTERM)

@@ -34,6 +34,8 @@ SNS_DELIVERY_RESULTS = ("verified", "malformed", "unknown_topic", "stale", "bad_
                         "bad_signature", "cert_fetch_failed", "authenticated", "raw_refused", "unauthorized",
                         "too_large")
 SNS_CONFIRMATION_RESULTS = ("confirmed", "refused", "failed")
+# Why a console sign-in failed (web/console_auth.py REFUSALS).
+SIGN_IN_FAILURES = ("unknown_token", "expired_form", "cross_site", "throttled")
 DECISION_PAIRS = [(Verdict.ALLOW, DecisionReason.ALLOWED), (Verdict.ALLOW, DecisionReason.APPROVED),
                   (Verdict.HOLD, DecisionReason.APPROVAL_REQUIRED)] + [
     (Verdict.DENY, r) for r in DecisionReason if r not in (DecisionReason.ALLOWED, DecisionReason.APPROVED,
@@ -82,9 +84,9 @@ class Metrics:
                                       "SNS deliveries by message type and verification result", ["type", "result"],
                                       registry=r)
         self.sns_confirmations = Counter("remediator_sns_confirmations_total",
-                                         "SubscriptionConfirmations: confirmed, refused (not verified or not "
-                                         "allow-listed) or failed (the confirming call failed)", ["result"],
-                                         registry=r)
+                                         "SubscriptionConfirmations: confirmed, refused (not verified, not "
+                                         "allow-listed, or never confirmable) or failed (a retry may succeed)",
+                                         ["result"], registry=r)
         self.sns_unsubscriptions = Counter("remediator_sns_unsubscriptions_total",
                                            "Verified UnsubscribeConfirmations: somebody unsubscribed the daemon",
                                            registry=r)
@@ -105,6 +107,8 @@ class Metrics:
                                      ["purpose", "result"], registry=r)
         self.sla_breaches = Counter("remediator_sla_breaches_total", "Respond and recover targets missed",
                                     ["severity", "target"], registry=r)
+        self.sign_in_failures = Counter("remediator_console_sign_in_failures_total",
+                                        "Failed console sign-ins, by reason", ["reason"], registry=r)
         self._children: dict[tuple[object, ...], Any] = {}
         self._initialise(action_types)
 
@@ -156,6 +160,8 @@ class Metrics:
         for purpose in NOTIFICATION_PURPOSES:
             for result in ("sent", "failed", "dry_run"):
                 self.notifications.labels(purpose, result)
+        for reason in SIGN_IN_FAILURES:
+            self.sign_in_failures.labels(reason)
 
     def _initialise_sns(self) -> None:
         for delivery_type in SNS_DELIVERY_TYPES:

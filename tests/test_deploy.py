@@ -118,9 +118,13 @@ def test_the_task_health_check_matches_the_image_and_the_settings(container: dic
     image_check = the(final_stage(instructions((ROOT / "Dockerfile").read_text())), "HEALTHCHECK").exec_form()
     assert container["healthCheck"]["command"] == ["CMD", *image_check]
     assert "/healthz" in image_check[-1]
-    port = Settings().listen.port
-    assert [m["containerPort"] for m in container["portMappings"]] == [port]
-    assert str(port) in the(final_stage(instructions((ROOT / "Dockerfile").read_text())), "EXPOSE").arguments
+    defaults, settings = Settings(), load_settings(None, environ=_environment(container))
+    assert [(m["name"], m["containerPort"]) for m in container["portMappings"]] == [
+        ("webhooks", defaults.listen.port), ("admin", defaults.admin_listen.port)]
+    assert (settings.listen.host, settings.listen.port) == ("0.0.0.0", defaults.listen.port)
+    assert (settings.admin_listen.host, settings.admin_listen.port) == ("0.0.0.0", defaults.admin_listen.port)
+    exposed = the(final_stage(instructions((ROOT / "Dockerfile").read_text())), "EXPOSE").arguments.split()
+    assert exposed == [str(m["containerPort"]) for m in container["portMappings"]]
 
 
 def _environment(container: dict[str, Any]) -> dict[str, str]:
@@ -144,7 +148,7 @@ def test_the_task_environment_is_valid_settings_for_several_tasks(container: dic
     settings = load_settings(None, environ=_environment(container))
     assert settings.store.url.startswith("postgresql://")  # shared store: several tasks are safe
     assert settings.coordination.url.startswith(("redis://", "rediss://"))  # shared limits and leases
-    assert settings.api.session_secret is not None  # /approvals sessions valid on every task
+    assert settings.api.session_secret is not None  # console sessions valid on every task
     assert settings.listen.host == "0.0.0.0"
     secret_names = {s["name"] for s in container["secrets"]}
     assert {"REMEDIATOR_STORE__URL", "REMEDIATOR_COORDINATION__URL", "REMEDIATOR_ALERTMANAGER__BEARER_TOKENS"} \
@@ -238,7 +242,7 @@ def test_prometheus_scrapes_the_metrics_path_and_loads_both_rule_files() -> None
     config = load(DEPLOY / "prometheus" / "prometheus.yml")
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "remediator"]
     assert job["metrics_path"] == "/metrics"
-    assert job["dns_sd_configs"][0]["port"] == Settings().listen.port
+    assert job["dns_sd_configs"][0]["port"] == Settings().admin_listen.port  # /metrics is on the admin listener
     for rule_file in config["rule_files"]:
         assert (DEPLOY / "prometheus" / rule_file).is_file(), rule_file
 

@@ -99,13 +99,14 @@ def test_entrypoint_and_command_run_the_daemon(dockerfile: list[Instruction]) ->
     assert the(stage, "STOPSIGNAL").arguments == "SIGTERM"
 
 
-def test_it_listens_on_every_interface_at_the_default_port(dockerfile: list[Instruction]) -> None:
+def test_both_listeners_listen_on_every_interface_at_their_default_ports(dockerfile: list[Instruction]) -> None:
     stage = final_stage(dockerfile)
-    env = " ".join(i.arguments for i in stage if i.keyword == "ENV")
-    assert "REMEDIATOR_LISTEN__HOST=0.0.0.0" in env.split()
-    port = Settings().listen.port
-    assert f"REMEDIATOR_LISTEN__PORT={port}" in env.split()
-    assert the(stage, "EXPOSE").arguments == str(port)
+    env = " ".join(i.arguments for i in stage if i.keyword == "ENV").split()
+    defaults = Settings()
+    for prefix, listen in (("REMEDIATOR_LISTEN", defaults.listen), ("REMEDIATOR_ADMIN_LISTEN", defaults.admin_listen)):
+        assert f"{prefix}__HOST=0.0.0.0" in env and f"{prefix}__PORT={listen.port}" in env
+    # The webhooks' port first (the one the public load balancer exposes), then the admin port.
+    assert the(stage, "EXPOSE").arguments.split() == [str(defaults.listen.port), str(defaults.admin_listen.port)]
 
 
 def test_the_health_check_asks_healthz_with_a_timeout_and_without_curl(dockerfile: list[Instruction]) -> None:

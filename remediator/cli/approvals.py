@@ -22,7 +22,7 @@ import orjson
 from remediator.cli import terminal
 from remediator.plaintext import one_line
 
-DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_URL = "http://127.0.0.1:8081"  # the admin listener's default (admin_listen)
 VOTED = {"approve": "approved", "reject": "rejected"}
 
 

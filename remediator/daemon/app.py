@@ -1,4 +1,5 @@
-"""`build_app(settings)`: the aiohttp application; its cleanup context owns every resource."""
+"""`build_listeners(settings)`: the core's aiohttp applications, one per listener; the admin
+listener's cleanup context owns every resource they share."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import os
 import secrets
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from remediator.actions.aws.waf_ledger import LEDGER_EXTRA
 from remediator.actions.base import ActionDeps, ActionRegistry
@@ -30,11 +31,8 @@ from remediator.stores.memory import InProcessCoordination
 from remediator.stores.postgres.store import PostgresStore
 from remediator.stores.redis import RedisCoordination
 from remediator.stores.sqlite.store import SqliteStore
-from remediator.web import api, approvals_api, console, health, incidents_api, internal
-from remediator.web.common import CLIENT_HEADER
-from remediator.web.keys import DEPS, ENGINE, INTAKE, SESSIONS
-from remediator.web.routes import add_webhook_routes
-from remediator.web.sessions import SessionKeeper
+from remediator.web.keys import DEPS, ENGINE
+from remediator.web.routes import admin_app, internal_app, public_app
 
 
 def holder_id() -> str:
@@ -99,44 +97,27 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await deps.store.close()
 
 
-@web.middleware
-async def _client_from_intake(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Behind intake processes every request comes from one of them: the client is who they saw."""
-    request["client"] = request.headers.get(CLIENT_HEADER, "")
-    return await handler(request)
+@dataclass(frozen=True, slots=True)
+class Listeners:
+    """The core's apps. `admin` opens and closes what they share: set it up first, clean it up last."""
+
+    public: web.Application  # the webhooks, when the core runs without intake processes
+    admin: web.Application
+    internal: web.Application  # the hand-off from intake processes, on a private unix socket
+
+    @property
+    def deps(self) -> Deps:
+        return self.admin[DEPS]
+
+    @property
+    def engine(self) -> Engine:
+        return self.admin[ENGINE]
 
 
-def build_app(settings: Settings, deps: Deps | None = None, *, behind_intake: bool = False) -> web.Application:
-    """The core app. `behind_intake`: it listens only on a private socket, behind intake processes."""
+def build_listeners(settings: Settings, deps: Deps | None = None) -> Listeners:
+    """One engine and one set of resources behind every listener of the core."""
     deps = deps or build_deps(settings)
-    app = web.Application(client_max_size=settings.max_body_bytes + 1,
-                          middlewares=[_client_from_intake] if behind_intake else [])
-    app[DEPS] = deps
-    app[ENGINE] = app[INTAKE] = Engine(deps)
-    app[SESSIONS] = SessionKeeper(settings)
-    app.cleanup_ctx.append(_resources)
-    if behind_intake:
-        app.router.add_post("/internal/counters", internal.receive_counters)
-        app.router.add_post("/internal/record", internal.receive_alerts)
-    add_webhook_routes(app, settings)
-    app.router.add_get("/api/v1/incidents", api.list_incidents)
-    app.router.add_get("/api/v1/incidents/{id}", api.get_incident)
-    app.router.add_get("/api/v1/incidents/{id}/postmortem", incidents_api.postmortem)
-    app.router.add_post("/api/v1/incidents/{id}/{action:acknowledge|notes|root-cause|close}",
-                        incidents_api.incident_command)
-    app.router.add_get("/api/v1/stats", incidents_api.stats)
-    app.router.add_get("/api/v1/approvals", approvals_api.list_approvals)
-    app.router.add_get("/api/v1/approvals/{id}", approvals_api.get_approval)
-    app.router.add_post("/api/v1/approvals/{id}/approve", approvals_api.approve)
-    app.router.add_post("/api/v1/approvals/{id}/reject", approvals_api.reject)
-    app.router.add_get("/approvals", console.show)
-    app.router.add_post("/approvals/login", console.login)
-    app.router.add_post("/approvals/logout", console.logout)
-    app.router.add_post("/approvals/{id}/decide", console.decide)
-    app.router.add_get("/api/v1/audit", api.list_audit)
-    app.router.add_get("/api/v1/killswitch", api.get_killswitch)
-    app.router.add_post("/api/v1/killswitch", api.set_killswitch)
-    app.router.add_get("/healthz", health.healthz)
-    app.router.add_get("/readyz", health.readyz)
-    app.router.add_get("/metrics", health.metrics)
-    return app
+    engine = Engine(deps)
+    admin = admin_app(deps, engine)
+    admin.cleanup_ctx.append(_resources)
+    return Listeners(public_app(settings, deps, engine), admin, internal_app(settings, deps, engine))

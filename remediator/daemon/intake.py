@@ -1,11 +1,12 @@
 """Webhook intake in processes of their own.
 
-`remediator serve` (the core process: engine, API, coordination, timers) opens the listening
-socket and starts `intake.processes` intake processes that accept on it. An intake process
-handles webhooks itself — verify, parse, record durably, answer — and forwards every other
-request to the core over a private unix socket. Recorded alerts reach the core's engine through
-the store (its backlog feeder), so an ack still means "stored", and the engine's load never
-delays an ack. Intake counters are relayed to the core every second, so `/metrics` stays one view.
+`remediator serve` (the core process: engine, API, console, coordination, timers) opens the
+public webhook listener's socket and starts `intake.processes` intake processes that accept on
+it. An intake process serves the public listener's routes only (`web/routes.public_app`:
+webhooks, `/healthz`, a 404 for everything else) — verify, parse, hand the alerts to the core
+over its private unix socket, answer — and never relays a person's request: the API and the
+console are the core's own admin listener. Intake counters are sent to the core every second, so
+`/metrics` stays one view.
 """
 
 from __future__ import annotations
@@ -28,17 +29,11 @@ from remediator.errors import StoreUnavailable
 from remediator.model import Alert, alert_to_wire
 from remediator.observability import Metrics, get_logger
 from remediator.settings import Settings
-from remediator.web.common import CLIENT_HEADER, json_response
-from remediator.web.keys import DEPS, INTAKE
-from remediator.web.routes import add_webhook_routes
+from remediator.web.routes import public_app
 
 log = get_logger("remediator.intake")
 
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length",
-              "proxy-authorization", "proxy-connection", CLIENT_HEADER.lower()}
-INTERNAL = "/internal/"
 IN_FLIGHT = 4  # calls to the core at once
-CORE = web.AppKey("core", aiohttp.ClientSession)
 
 
 class CoreRecorder:
@@ -117,23 +112,6 @@ class CoreRecorder:
 RECORDER = web.AppKey("recorder", CoreRecorder)
 
 
-async def forward(request: web.Request) -> web.StreamResponse:
-    """Everything that is not a webhook goes to the core, with the client's address."""
-    if request.path.startswith(INTERNAL):
-        return json_response({"error": "not_found", "detail": request.path}, 404)
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-    headers[CLIENT_HEADER] = request.remote or ""
-    body = await request.read()
-    try:
-        async with request.app[CORE].request(request.method, f"http://core{request.path_qs}", headers=headers,
-                                             data=body, allow_redirects=False) as answer:
-            content = await answer.read()
-            out = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP}
-            return web.Response(status=answer.status, body=content, headers=out)
-    except aiohttp.ClientError:
-        return json_response({"error": "core_unavailable", "detail": "the daemon's core is not answering"}, 503)
-
-
 class CounterRelay:
     """Counter increments of this process, sent to the core (which adds them to its own)."""
 
@@ -175,19 +153,16 @@ class CounterRelay:
 
 
 def build_intake_app(settings: Settings, core_socket: str) -> web.Application:
+    """The public webhook listener of an intake process, recording through the core."""
     deps = build_deps(settings, owner=False)
-    app = web.Application(client_max_size=settings.max_body_bytes + 1)
-    app[DEPS] = deps
     recorder = CoreRecorder()
-    app[INTAKE] = recorder
+    app = public_app(settings, deps, recorder)
     app[RECORDER] = recorder
-    add_webhook_routes(app, settings)
-    app.router.add_route("*", "/{tail:.*}", forward)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
+        # No cookie jar: this session carries the intake's own calls to the core, nobody else's.
         core = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=core_socket),
-                                     timeout=aiohttp.ClientTimeout(total=60))
-        app[CORE] = core
+                                     timeout=aiohttp.ClientTimeout(total=60), cookie_jar=aiohttp.DummyCookieJar())
         recorder.start(core)
         relay = CounterRelay(deps.metrics)
         task = asyncio.create_task(relay.run(core), name="intake-counters")

@@ -1,9 +1,11 @@
 """`remediator serve`: run the daemon until SIGTERM/SIGINT, then stop gracefully.
 
-With `intake.processes` > 0 (the default) this process is the core — engine, API, coordination,
-timers — on a private unix socket, and intake processes accept on the public socket (see
-`intake.py`). SIGTERM stops the intakes first (no new alerts; what they hold is acknowledged or
-refused), then the engine finishes what it is doing; the exit code is 0.
+Two listeners, always on two ports (`web/routes.py`): the public webhook listener (`listen`) and
+the admin listener (`admin_listen`: API, console, metrics), which this process, the core, serves
+itself. With `intake.processes` > 0 (the default) intake processes accept on the public socket
+and hand parsed alerts to the core over a private unix socket (see `intake.py`); with 0 the core
+serves the public listener too. SIGTERM stops the public listener first (no new alerts; what it
+holds is acknowledged or refused), then the engine finishes what it is doing; the exit code is 0.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from remediator.daemon.app import build_app
+from remediator.daemon.app import build_listeners
 from remediator.daemon.runtime import tune_gc
 from remediator.observability import get_logger
 from remediator.settings import Settings
@@ -36,10 +38,23 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-def _describe(settings: Settings, port: int, **extra: object) -> None:
-    log.info("serving", host=settings.listen.host, port=port, mode=settings.mode.value,
-             store=settings.store.url.split("@")[-1], coordination=settings.coordination.url.split("@")[-1],
-             policies=str(settings.policies_dir), **extra)
+def _describe(settings: Settings, public: int, admin: int, **extra: object) -> None:
+    log.info("serving", host=settings.listen.host, port=public, admin_host=settings.admin_listen.host,
+             admin_port=admin, mode=settings.mode.value, store=settings.store.url.split("@")[-1],
+             coordination=settings.coordination.url.split("@")[-1], policies=str(settings.policies_dir), **extra)
+
+
+async def _runner(app: web.Application, settings: Settings) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           shutdown_timeout=settings.engine.stop_timeout.total_seconds())
+    await runner.setup()
+    return runner
+
+
+async def _tcp(runner: web.AppRunner, host: str, port: int) -> int:
+    """Listen on host:port (0: any free port); the port listened on."""
+    await web.TCPSite(runner, host, port).start()
+    return int(runner.addresses[0][1])
 
 
 async def serve(settings: Settings, config: Path | None = None) -> None:
@@ -47,17 +62,16 @@ async def serve(settings: Settings, config: Path | None = None) -> None:
     if settings.intake.processes:
         await _serve_with_intake(settings, config)
         return
-    app = build_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                           shutdown_timeout=settings.engine.stop_timeout.total_seconds())
-    await runner.setup()
+    listeners = build_listeners(settings)
+    admin = await _runner(listeners.admin, settings)  # first: it opens what the webhooks need
+    public = await _runner(listeners.public, settings)
     tune_gc()
-    site = web.TCPSite(runner, settings.listen.host, settings.listen.port)
-    await site.start()
-    _describe(settings, runner.addresses[0][1] if runner.addresses else settings.listen.port)
+    admin_port = await _tcp(admin, settings.admin_listen.host, settings.admin_listen.port)
+    _describe(settings, await _tcp(public, settings.listen.host, settings.listen.port), admin_port)
     await _stop_event().wait()
     log.info("stopping")
-    await runner.cleanup()
+    await public.cleanup()
+    await admin.cleanup()
     log.info("stopped")
 
 
@@ -106,16 +120,16 @@ async def _serve_with_intake(settings: Settings, config: Path | None) -> None:
     listener.set_inheritable(True)
     with tempfile.TemporaryDirectory(prefix="remediator-") as private:
         core = str(Path(private) / "core.sock")
-        app = build_app(settings, behind_intake=True)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                               shutdown_timeout=settings.engine.stop_timeout.total_seconds())
-        await runner.setup()
+        listeners = build_listeners(settings)
+        admin = await _runner(listeners.admin, settings)
+        internal = await _runner(listeners.internal, settings)
         tune_gc()
-        await web.UnixSite(runner, core).start()
+        await web.UnixSite(internal, core).start()
+        admin_port = await _tcp(admin, settings.admin_listen.host, settings.admin_listen.port)
         intakes = IntakeProcesses(settings, config, listener, core)
         intakes.start()
         supervisor = asyncio.create_task(intakes.supervise(), name="intake-supervisor")
-        _describe(settings, listener.getsockname()[1], intake_processes=settings.intake.processes)
+        _describe(settings, listener.getsockname()[1], admin_port, intake_processes=settings.intake.processes)
         await _stop_event().wait()
         log.info("stopping")
         supervisor.cancel()
@@ -123,5 +137,6 @@ async def _serve_with_intake(settings: Settings, config: Path | None) -> None:
             await supervisor
         codes = await intakes.stop()
         listener.close()
-        await runner.cleanup()
+        await internal.cleanup()
+        await admin.cleanup()
         log.info("stopped", intake_exit_codes=list(codes))

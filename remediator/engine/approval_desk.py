@@ -88,7 +88,8 @@ class ApprovalDesk:
 
     @property
     def page(self) -> str:
-        return f"{self.deps.settings.base_url}/approvals"
+        """The console's approvals page, on the admin listener (`public_url`)."""
+        return f"{self.deps.settings.base_url}/console/approvals"
 
     # -- a hold becomes an approval ---------------------------------------------------------------
     async def on_hold(self, planned: PlannedStep, decision: Decision) -> None:

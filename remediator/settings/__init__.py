@@ -74,6 +74,8 @@ class Mode(StrEnum):
 
 
 class Listen(Section):
+    """A listening socket: `listen` (the public webhook listener) or `admin_listen` (API, console, metrics)."""
+
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
 
@@ -204,6 +206,9 @@ class Settings(Section):
 
     mode: Mode = Mode.DRY_RUN
     listen: Listen = Listen()
+    # The API, the console, /metrics and /readyz: never on the public listener (0: any free port).
+    admin_listen: Listen = Listen(port=8081)
+    # The admin listener's external URL: the base of links in notifications.
     public_url: str = ""
     policies_dir: Path = Path("policies")
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
@@ -226,6 +231,9 @@ class Settings(Section):
     def _coherent(self) -> Settings:
         if self.store.pool_min > self.store.pool_max:
             raise ValueError("store.pool_min must not exceed store.pool_max")
+        if self.listen.port and self.listen.port == self.admin_listen.port:
+            raise ValueError("admin_listen.port must differ from listen.port: the admin routes never share "
+                             "the public listener")
         paths = [self.alertmanager.path, self.sns.path, *(raw.path for raw in self.sns.raw_delivery)]
         if len(set(paths)) != len(paths):
             raise ValueError("alertmanager.path, sns.path and every sns.raw_delivery path must differ")
@@ -239,7 +247,8 @@ class Settings(Section):
 
     @property
     def base_url(self) -> str:
-        return self.public_url.rstrip("/") or f"http://{self.listen.host}:{self.listen.port}"
+        """Where people reach the admin listener (links in notifications point there)."""
+        return self.public_url.rstrip("/") or f"http://{self.admin_listen.host}:{self.admin_listen.port}"
 
 
 def token_digest(token: str) -> str:

@@ -14,7 +14,7 @@ from pydantic import (
 )
 
 from remediator.model import Severity
-from remediator.settings.base import Duration, PositiveDuration, Section
+from remediator.settings.base import Duration, PositiveDuration, Section, WindowLimit
 
 
 class SeverityTarget(Section):
@@ -103,16 +103,25 @@ class ApiSettings(Section):
     tokens: list[ApiToken] = []
     # With no tokens configured, loopback clients may read (never write) without one.
     anonymous_loopback_read: bool = True
-    # Signs the /approvals page's session cookies. Unset: a random key per process, so sessions
+    # Signs the console's session cookies. Unset: a random key per process, so sessions
     # end with a restart and are not shared between replicas (set it when running several).
     session_secret: SecretStr | None = None
     session_ttl: PositiveDuration = timedelta(hours=8)
+    # Failed console sign-ins allowed per client address and per token name within the window.
+    sign_in_failures: WindowLimit = WindowLimit(max=5, window=timedelta(minutes=1))
 
     @field_validator("session_secret")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("sign_in_failures")
+    @classmethod
+    def _someone_may_sign_in(cls, value: WindowLimit) -> WindowLimit:
+        if value.max < 1:
+            raise ValueError("max must be at least 1: with 0 nobody could ever sign in")
         return value
 
 

@@ -4,7 +4,7 @@
 action requests with their claims, the audit trail, approvals with their votes, timers, and the
 ledger of WAF blocks remediator placed.
 `Coordination` keeps the shared, short-lived state: rate-limit windows, cooldowns, the kill switch,
-flap counters and target leases.
+flap counters, target leases and console sessions.
 One contract test suite runs against every implementation.
 """
 
@@ -397,6 +397,14 @@ class KillSwitch:
     at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    """A console sign-in, kept where every replica sees it: whose token (its digest), until when."""
+
+    token_sha256: str
+    expires_at: datetime
+
+
 class Coordination(Protocol):
     """Shared short-lived state. Raise CoordinationUnavailable when it cannot be reached."""
 
@@ -421,8 +429,18 @@ class Coordination(Protocol):
     async def record_change(self, key: str, window: timedelta, now: datetime) -> int:
         """Count one state change of `key`; how many happened within `window` (flap control)."""
 
+    async def recent_changes(self, key: str, window: timedelta, now: datetime) -> list[datetime]:
+        """When the changes `record_change` counted for `key` within `window` happened, oldest first."""
+
     async def acquire_lease(self, key: str, holder: str, ttl: timedelta, now: datetime) -> Lease | None: ...
 
     async def release_lease(self, lease: Lease) -> bool: ...
 
     async def held_leases(self, now: datetime) -> list[Lease]: ...
+
+    async def start_session(self, session_id: str, session: ConsoleSession, now: datetime) -> None: ...
+
+    async def find_session(self, session_id: str, now: datetime) -> ConsoleSession | None:
+        """The session started under `session_id` (a digest, never a cookie), unless it expired or ended."""
+
+    async def end_session(self, session_id: str) -> None: ...

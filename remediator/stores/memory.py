@@ -9,11 +9,11 @@ from collections import deque
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from remediator.stores.base import Admission, KillSwitch, Lease, Quota
+from remediator.stores.base import Admission, ConsoleSession, KillSwitch, Lease, Quota
 
 
 class InProcessCoordination:
-    """Sliding windows, leases and the kill switch in dictionaries."""
+    """Sliding windows, leases, the kill switch and console sessions in dictionaries."""
 
     def __init__(self) -> None:
         self._windows: dict[str, deque[tuple[datetime, str]]] = {}
@@ -22,6 +22,7 @@ class InProcessCoordination:
         self._leases: dict[str, Lease] = {}
         self._tokens: dict[str, int] = {}
         self._kill = KillSwitch(False)
+        self._sessions: dict[str, ConsoleSession] = {}
 
     async def open(self) -> None:
         return None
@@ -83,6 +84,9 @@ class InProcessCoordination:
             times.popleft()
         return len(times)
 
+    async def recent_changes(self, key: str, window: timedelta, now: datetime) -> list[datetime]:
+        return [at for at in self._changes.get(key, ()) if at > now - window]
+
     async def acquire_lease(self, key: str, holder: str, ttl: timedelta, now: datetime) -> Lease | None:
         current = self._leases.get(key)
         if current is not None and current.expires_at > now and current.holder != holder:
@@ -102,3 +106,15 @@ class InProcessCoordination:
 
     async def held_leases(self, now: datetime) -> list[Lease]:
         return [lease for lease in self._leases.values() if lease.expires_at > now]
+
+    async def start_session(self, session_id: str, session: ConsoleSession, now: datetime) -> None:
+        for expired in [key for key, kept in self._sessions.items() if kept.expires_at <= now]:
+            del self._sessions[expired]
+        self._sessions[session_id] = session
+
+    async def find_session(self, session_id: str, now: datetime) -> ConsoleSession | None:
+        session = self._sessions.get(session_id)
+        return session if session is not None and session.expires_at > now else None
+
+    async def end_session(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)

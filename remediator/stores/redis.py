@@ -10,6 +10,8 @@ Everything that reads and then writes is one Lua script, hence atomic across rep
   never expires (strictly increasing per key, whoever holds the lease); `release_lease` only by
   the token that holds it.
 
+Console sessions are plain keys (`s:<digest of the session id>`) whose TTL is the session's own.
+
 Every call is bounded by `coordination.timeout`; a connection error, a timeout or any error from
 Redis raises CoordinationUnavailable, so callers deny rather than act without limits.
 """
@@ -30,7 +32,7 @@ from redis.exceptions import RedisError
 
 from remediator.errors import CoordinationUnavailable
 from remediator.settings import CoordinationSettings
-from remediator.stores.base import Admission, KillSwitch, Lease, Quota
+from remediator.stores.base import Admission, ConsoleSession, KillSwitch, Lease, Quota
 
 T = TypeVar("T")
 
@@ -185,6 +187,11 @@ class RedisCoordination:
             keys=[self._key("c:", key)], args=args, client=r))
         return int(count)
 
+    async def recent_changes(self, key: str, window: timedelta, now: datetime) -> list[datetime]:
+        found: list[Any] = await self._call("recent changes", lambda r: r.zrangebyscore(
+            self._key("c:", key), f"({_ms(now) - _ms_of(window)}", "+inf", withscores=True))
+        return [datetime.fromtimestamp(float(score) / 1000, UTC) for _, score in found]
+
     async def acquire_lease(self, key: str, holder: str, ttl: timedelta, now: datetime) -> Lease | None:
         keys = [self._key("l:", key), self._key("t:", key), self._key("leases")]
         args = [holder, _ms(now), _ms_of(ttl), key]
@@ -217,3 +224,19 @@ class RedisCoordination:
             return leases
 
         return await self._call("held leases", read)
+
+    async def start_session(self, session_id: str, session: ConsoleSession, now: datetime) -> None:
+        value = orjson.dumps({"d": session.token_sha256, "exp": _ms(session.expires_at)})
+        ttl = max(_ms(session.expires_at) - _ms(now), 1)
+        await self._call("start session", lambda r: r.set(self._key("s:", session_id), value, px=ttl))
+
+    async def find_session(self, session_id: str, now: datetime) -> ConsoleSession | None:
+        raw = await self._call("find session", lambda r: r.get(self._key("s:", session_id)))
+        if raw is None:
+            return None
+        data = orjson.loads(raw)
+        session = ConsoleSession(str(data["d"]), datetime.fromtimestamp(int(data["exp"]) / 1000, UTC))
+        return session if session.expires_at > now else None
+
+    async def end_session(self, session_id: str) -> None:
+        await self._call("end session", lambda r: r.delete(self._key("s:", session_id)))

@@ -1,7 +1,7 @@
 """The approvals API: list them, and approve or reject one by naming the plan hash you saw.
 
 Votes are taken by the engine's approval desk in this process (the daemon), never by a client:
-the CLI and the /approvals page both come through here or through the same desk.
+the CLI and the console both come through here or through the same desk.
 """
 
 from __future__ import annotations

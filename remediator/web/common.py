@@ -20,15 +20,6 @@ ROLE_RANK = {"viewer": 0, "approver": 1, "admin": 2}
 STORE_DOWN = {"error": "store_unavailable", "detail": "the store cannot be reached; retry"}
 
 
-CLIENT_HEADER = "X-Remediator-Client"
-
-
-def client_address(request: web.Request) -> str | None:
-    """The sender's address: the socket's peer, or, behind an intake process, the peer it saw."""
-    forwarded = request.get("client")
-    return forwarded if isinstance(forwarded, str) else request.remote
-
-
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(body=orjson.dumps(data, default=str), status=status, content_type="application/json",
                         headers=headers)
@@ -105,7 +96,7 @@ def authorize(request: web.Request, api: ApiSettings, role: Role) -> str:
     """The caller's name if it may act as `role`; BadRequest 401/403 otherwise."""
     token = bearer_token(request)
     if token is None:
-        if not api.tokens and api.anonymous_loopback_read and role == "viewer" and is_loopback(client_address(request)):
+        if not api.tokens and api.anonymous_loopback_read and role == "viewer" and is_loopback(request.remote):
             return "anonymous@loopback"
         raise BadRequest(401, "unauthorized", "an API token is required (Authorization: Bearer ...)")
     digest = token_digest(token)

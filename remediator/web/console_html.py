@@ -1,4 +1,4 @@
-"""The HTML of the /approvals page: small, server-rendered, every value escaped.
+"""The HTML of the console's pages: small, server-rendered, every value escaped.
 
 Templates are constants formatted by `render`, which escapes every value that is not `Markup`
 built here: alert labels, incident titles and reasons are attacker-influenced and must never
@@ -16,7 +16,11 @@ from datetime import datetime
 
 from remediator.clock import describe_duration
 from remediator.model import Alert, Approval, Incident
-from remediator.web.sessions import Session
+from remediator.web.sessions import PATH, Session
+
+APPROVALS_PAGE = f"{PATH}/approvals"
+SIGN_IN_PAGE = f"{PATH}/login"
+SIGN_OUT = f"{PATH}/logout"
 
 
 class Markup(str):
@@ -69,7 +73,7 @@ LAYOUT = """<!doctype html>
 <body><header><h1>remediator · approvals</h1>{who}</header><main>{flash}{body}</main></body></html>
 """
 WHO = """<div>Signed in as <strong>{name}</strong> ({roles})
-<form method="post" action="/approvals/logout"><input type="hidden" name="csrf" value="{csrf}">
+<form method="post" action="{sign_out}"><input type="hidden" name="csrf" value="{csrf}">
 <button type="submit">Sign out</button></form></div>"""
 
 
@@ -90,7 +94,8 @@ NOTHING = Markup("")
 
 
 def page(body: Markup, session: Session | None, flash: Markup = NOTHING) -> str:
-    who = render(WHO, name=session.name, roles=", ".join(session.roles), csrf=session.csrf) if session else ""
+    who = render(WHO, name=session.name, roles=", ".join(session.roles), csrf=session.csrf,
+                 sign_out=SIGN_OUT) if session else ""
     return render(LAYOUT, style=Markup(STYLE), who=who, flash=flash, body=body)
 
 
@@ -101,13 +106,15 @@ def flash_box(message: str, good: bool) -> Markup:
 
 def login_form(nonce: str) -> Markup:
     return render("""<h2>Sign in</h2>
-<form class="login" method="post" action="/approvals/login" autocomplete="off">
+<form class="login" method="post" action="{action}" autocomplete="off">
 <input type="hidden" name="nonce" value="{nonce}">
+<label for="name">Token name</label>
+<input id="name" name="name" type="text" required autocomplete="username" spellcheck="false">
 <label for="token">API token</label>
 <input id="token" name="token" type="password" required autocomplete="off" spellcheck="false">
 <button type="submit">Sign in</button>
 <p class="muted">Your token is sent once, in this form's body; the page keeps a signed session cookie.</p>
-</form>""", nonce=nonce)
+</form>""", nonce=nonce, action=SIGN_IN_PAGE)
 
 
 def _when(value: datetime | None) -> str:
@@ -133,13 +140,13 @@ def pending_item(item: Pending, session: Session, now: datetime) -> Markup:
     about = render("{id} — {title} ({severity}, {phase})", id=a.incident_id, title=incident.title,
                    severity=incident.severity.value, phase=incident.phase.value) if incident else a.incident_id
     left = describe_duration(a.expires_at - now) if a.expires_at > now else "now"
-    form = render("""<form class="decide" method="post" action="/approvals/{id}/decide">
+    form = render("""<form class="decide" method="post" action="{page}/{id}/decide">
 <input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="plan_hash" value="{hash}">
 <label>Reason (required)<input type="text" name="reason" required maxlength="500"
  placeholder="what you checked, why this is right"></label>
 <button class="approve" type="submit" name="choice" value="approve">Approve</button>
 <button class="reject" type="submit" name="choice" value="reject">Reject</button></form>""",
-                  id=a.id, csrf=session.csrf, hash=a.plan_hash) if item.may_vote else \
+                  page=APPROVALS_PAGE, id=a.id, csrf=session.csrf, hash=a.plan_hash) if item.may_vote else \
         render('<p class="muted">{why}</p>', why=item.why_not)
     return render("""<article class="{severity}" id="{id}" data-approval="{id}">
 <h3>{severity} · {id}</h3>

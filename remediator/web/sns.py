@@ -9,8 +9,10 @@ headers are not signed and moto sends none. Every message is verified before any
   UnsubscribeConfirmation   → recorded as a firing `SnsUnsubscribed` alert, logged, counted → 200
 
 Refused (never recorded): malformed 400; not verified 403 (SNS does not retry 4xx, which is
-what we want for forgeries). Asked again (503, SNS retries 5xx): the certificate could not be
-fetched, the confirmation call failed, the store cannot write. A delivery already recorded is
+what we want for forgeries); a confirmation that can never succeed 403 (a SubscribeURL not in the
+pinned form, or AWS refusing the token, the topic or our role). Asked again (503, SNS retries
+5xx) only when a retry can succeed: the certificate could not be fetched, the confirming call
+timed out or AWS failed, the store cannot write. A delivery already recorded is
 answered 200 and not processed again. Token, SubscribeURL and UnsubscribeURL are never logged.
 """
 
@@ -241,16 +243,21 @@ async def _confirmation(request: web.Request, env: SnsEnvelope, intake: SnsIntak
         try:
             await intake.confirmer.confirm(env)
         except ConfirmationFailed as exc:
-            deps.metrics.sns_confirmations.labels("failed").inc()
-            log.warning("sns_confirmation_failed", topic_arn=env.topic_arn, message_id=env.message_id,
-                        error=str(exc))
-            return json_response({"error": "confirmation_failed", "detail": str(exc)}, 503)
+            return _not_confirmed(request, env, exc)
         intake.confirmed(delivery)
         deps.metrics.sns_confirmations.labels("confirmed").inc()
         log.info("sns_subscription_confirmed", topic_arn=env.topic_arn, message_id=env.message_id,
                  method=intake.settings.confirm_method)
     record = _subscription_record(request, env, removed=False, how=intake.settings.confirm_method)
     return await accept(request, SOURCE, [record])
+
+
+def _not_confirmed(request: web.Request, env: SnsEnvelope, exc: ConfirmationFailed) -> web.Response:
+    """503 (SNS delivers again) only when a retry can succeed; a refusal for good is a 403."""
+    request.app[DEPS].metrics.sns_confirmations.labels("failed" if exc.retryable else "refused").inc()
+    log.warning("sns_confirmation_failed", topic_arn=env.topic_arn, message_id=env.message_id, error=exc.error,
+                detail=str(exc), retry=exc.retryable)
+    return json_response({"error": exc.error, "detail": str(exc)}, 503 if exc.retryable else 403)
 
 
 async def _unsubscribed(request: web.Request, env: SnsEnvelope) -> web.Response:

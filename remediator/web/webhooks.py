@@ -21,7 +21,6 @@ from remediator.web.common import (
     basic_credentials,
     basic_matches,
     bearer_token,
-    client_address,
     constant_time_in,
     error_response,
     json_response,
@@ -65,7 +64,7 @@ def reject(request: web.Request, source: str, error: BadRequest, *, challenge: s
     """Count and answer a refused request; nothing has been recorded."""
     request.app[DEPS].metrics.requests_rejected.labels(source, REJECTION_RESULT.get(error.status, "bad_request")).inc()
     log.info("webhook_rejected", source=source, status=error.status, error=error.error, detail=error.detail,
-             remote=client_address(request))
+             remote=request.remote)
     return error_response(error, challenge=challenge)
 
 
@@ -77,7 +76,7 @@ def _authenticate_alertmanager(request: web.Request) -> None:
     basic = basic_credentials(request)
     if basic is not None and basic_matches(basic, settings.basic_auth):
         return
-    if token is None and basic is None and settings.allow_anonymous_loopback and is_loopback(client_address(request)):
+    if token is None and basic is None and settings.allow_anonymous_loopback and is_loopback(request.remote):
         return
     if not settings.bearer_tokens and not settings.basic_auth and not settings.allow_anonymous_loopback:
         raise BadRequest(401, "unauthorized", "no credentials are configured for this webhook "

@@ -12,4 +12,5 @@ async def test_the_daemon_gives_aws_actions_one_open_client_set(start_daemon: Da
     assert isinstance(clients, AwsClients)
     assert clients.settings is daemon.deps.settings.aws
     await daemon.client.close()
-    assert clients._stack is None  # closed with the app
+    await daemon.admin.close()
+    assert clients._stack is None  # closed with the admin listener's app, which owns them

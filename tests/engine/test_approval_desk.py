@@ -67,7 +67,7 @@ async def test_a_p1_action_waits_for_people_and_they_are_told(make_harness: Harn
     record = await h.deps.store.get_audit(approval.request_id)
     assert record is not None and record.verdict is Verdict.HOLD
     [posted] = h.sink.to("oncall")
-    assert posted["link"] == "https://remediator.hospital.example/approvals"
+    assert posted["link"] == "https://remediator.hospital.example/console/approvals"
     assert approval.id in posted["title"] and "svc:erp-api" in posted["title"]
     assert "approval_requested" in await h.kinds(approval.incident_id)
 
@@ -192,7 +192,7 @@ async def test_a_reminder_goes_out_before_expiry(make_harness: HarnessFactory) -
     await h.tick(timedelta(minutes=1))  # 10 minutes before expiry
     reminder = h.sink.to("oncall")[-1]
     assert "reminder: expires in 10 min" in reminder["text"]
-    assert reminder["link"] == "https://remediator.hospital.example/approvals"
+    assert reminder["link"] == "https://remediator.hospital.example/console/approvals"
     assert "approval_reminder" in await h.kinds(approval.incident_id)
 
 

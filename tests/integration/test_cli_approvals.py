@@ -1,6 +1,6 @@
 """`remediator approvals` against a real daemon process: the CLI only talks HTTP; the daemon acts.
 
-The daemon runs as `python -m remediator serve` on a free port with a P1 policy whose
+The daemon runs as `python -m remediator serve` on free ports with a P1 policy whose
 notify.webhook action is held; the CLI, run from an empty directory without settings, lists
 and approves it; the daemon then posts the notification to a sink in this test.
 """
@@ -31,6 +31,7 @@ ALICE = "alice-cli-token-0123456789"
 SETTINGS = """
 mode: enforce
 listen: {{host: 127.0.0.1, port: 0}}
+admin_listen: {{host: 127.0.0.1, port: 0}}
 store: {{url: "sqlite:///{db}"}}
 policies_dir: {policies}
 alertmanager: {{bearer_tokens: [am-token]}}
@@ -51,7 +52,8 @@ actions:
 
 @dataclass
 class Running:
-    url: str
+    url: str  # the webhook listener
+    admin_url: str  # the API the CLI talks to
     process: asyncio.subprocess.Process
     log: list[bytes]
 
@@ -74,13 +76,13 @@ async def daemon(tmp_path: Path, sink: WebhookSink) -> AsyncIterator[Running]:
         sys.executable, "-m", "remediator", "--config", str(config), "serve", cwd=tmp_path, env=_env(),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     assert process.stdout is not None
-    port = None
+    serving = None
     async with asyncio.timeout(20):
-        while port is None:
+        while serving is None:
             line = await process.stdout.readline()
             assert line, "the daemon exited before serving"
             if b'"serving"' in line:
-                port = orjson.loads(line)["port"]
+                serving = orjson.loads(line)
     log: list[bytes] = []
 
     async def drain(stream: asyncio.StreamReader) -> None:  # a full pipe would stall the daemon
@@ -88,7 +90,7 @@ async def daemon(tmp_path: Path, sink: WebhookSink) -> AsyncIterator[Running]:
             log.append(line)
 
     reader = asyncio.create_task(drain(process.stdout))
-    yield Running(f"http://127.0.0.1:{port}", process, log)
+    yield Running(f"http://127.0.0.1:{serving['port']}", f"http://127.0.0.1:{serving['admin_port']}", process, log)
     process.send_signal(signal.SIGTERM)
     async with asyncio.timeout(30):
         assert await process.wait() == 0  # a graceful stop
@@ -116,7 +118,7 @@ async def test_the_cli_approves_and_the_daemon_acts(daemon: Running, sink: Webho
     listing = ""
     async with asyncio.timeout(10):
         while "APR-" not in listing:
-            code, listing, err = await _cli(tmp_path, "list", url=daemon.url)
+            code, listing, err = await _cli(tmp_path, "list", url=daemon.admin_url)
             assert code == 0, err
             await asyncio.sleep(0.1)
     assert "notify.webhook on notify:ward" in listing and "0/1 approvals" in listing
@@ -126,16 +128,16 @@ async def test_the_cli_approves_and_the_daemon_acts(daemon: Running, sink: Webho
     assert sink.to("ward") == []  # held: nothing was posted
 
     code, _, err = await _cli(tmp_path, "approve", approval_id, "--plan-hash", "f" * 64, "--reason", "x",
-                              url=daemon.url)
+                              url=daemon.admin_url)
     assert code == 1 and "stale_plan" in err and sink.to("ward") == []
-    code, _, err = await _cli(tmp_path, "approve", approval_id, "--reason", "x", url=daemon.url)
+    code, _, err = await _cli(tmp_path, "approve", approval_id, "--reason", "x", url=daemon.admin_url)
     assert code == 1 and "give --plan-hash" in err  # not interactive: the hash must be named
     code, _, err = await _cli(tmp_path, "approve", approval_id, "--plan-hash", plan_hash, "--reason", "ok",
-                              token="not-a-token", url=daemon.url)
+                              token="not-a-token", url=daemon.admin_url)
     assert code == 1 and "unauthorized" in err and sink.to("ward") == []
 
     code, out, err = await _cli(tmp_path, "approve", approval_id, "--plan-hash", plan_hash,
-                                "--reason", "ward 4 confirmed the outage", url=daemon.url)
+                                "--reason", "ward 4 confirmed the outage", url=daemon.admin_url)
     assert code == 0, err
     assert "approved" in out and "result: succeeded" in out
     [posted] = sink.to("ward")

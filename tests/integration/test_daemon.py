@@ -64,7 +64,7 @@ def notify_daemon(tmp_path: Path, receiver: Receiver, **engine: Any) -> DaemonPr
     policies.mkdir(exist_ok=True)
     (policies / "page.yaml").write_text(NOTIFY_POLICY)
     return DaemonProcess({
-        "mode": "enforce", "listen": {"port": 0}, "policies_dir": str(policies),
+        "mode": "enforce", "listen": {"port": 0}, "admin_listen": {"port": 0}, "policies_dir": str(policies),
         "store": {"url": f"sqlite:///{tmp_path / 'remediator.db'}"},
         "alertmanager": {"bearer_tokens": [TOKEN]},
         "notify": {"oncall": {"url": receiver.url, "timeout": "30s"}},
@@ -82,9 +82,10 @@ async def test_started_as_the_readme_says_it_records_decides_and_reports(
     tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
     # The README's command: embedded defaults (bundled policies, dry-run), a token from the
-    # environment. Only the port and the SQLite file move, so the test can run anywhere.
+    # environment. Only the ports and the SQLite file move, so the test can run anywhere.
     daemon = DaemonProcess({}, tmp_path, env={
         "REMEDIATOR_ALERTMANAGER__BEARER_TOKENS": TOKEN, "REMEDIATOR_LISTEN__PORT": "0",
+        "REMEDIATOR_ADMIN_LISTEN__PORT": "0",
         "REMEDIATOR_STORE__URL": f"sqlite:///{tmp_path / 'var' / 'remediator.db'}",
     })
     daemon.settings_path.write_text("")  # no settings file content: the embedded defaults
@@ -98,12 +99,12 @@ async def test_started_as_the_readme_says_it_records_decides_and_reports(
             assert response.status == 400 and (await response.json())["error"] == "invalid_payload"
 
         async def decided() -> bool:
-            incidents = (await get_json(http, f"{daemon.url}/api/v1/incidents"))["incidents"]
+            incidents = (await get_json(http, f"{daemon.admin_url}/api/v1/incidents"))["incidents"]
             return bool(incidents) and incidents[0]["phase"] == "triage"
 
         await daemon.wait_for(decided, "the incident")
-        incident = (await get_json(http, f"{daemon.url}/api/v1/incidents"))["incidents"][0]
-        detail = await get_json(http, f"{daemon.url}/api/v1/incidents/{incident['id']}")
+        incident = (await get_json(http, f"{daemon.admin_url}/api/v1/incidents"))["incidents"][0]
+        detail = await get_json(http, f"{daemon.admin_url}/api/v1/incidents/{incident['id']}")
         assert [e["kind"] for e in detail["timeline"]][:2] == ["detected", "matched"]
         assert detail["audit"] and all(a["mode"] == "dry-run" for a in detail["audit"])
         expected = ['remediator_alerts_received_total{result="accepted",source="alertmanager"} 2.0',
@@ -111,12 +112,12 @@ async def test_started_as_the_readme_says_it_records_decides_and_reports(
                     'remediator_alerts_processed_total 2.0']
 
         async def counted() -> bool:  # intake processes relay their counters to the core every second
-            async with http.get(f"{daemon.url}/metrics") as response:
+            async with http.get(f"{daemon.admin_url}/metrics") as response:
                 text = await response.text()
             return all(line in text for line in expected)
 
         await daemon.wait_for(counted, "the intake's counters in /metrics", timeout=5)
-        assert (await get_json(http, f"{daemon.url}/readyz"))["ready"] is True
+        assert (await get_json(http, f"{daemon.admin_url}/readyz"))["ready"] is True
     finally:
         assert daemon.terminate() == 0
 
@@ -137,24 +138,25 @@ async def test_kill_9_mid_action_then_restart(tmp_path: Path, receiver: Receiver
     restarted = daemon.start()
     try:
         async def both_recorded() -> bool:
-            incidents = (await get_json(http, f"{restarted.url}/api/v1/incidents"))["incidents"]
+            incidents = (await get_json(http, f"{restarted.admin_url}/api/v1/incidents"))["incidents"]
             return len(incidents) == 2 and all(i["phase"] == "contain" or i["title"].endswith("db-1:9187")
                                                for i in incidents)
 
         await restarted.wait_for(both_recorded, "the recorded alert to be processed after the restart")
-        audit = (await get_json(http, f"{restarted.url}/api/v1/audit"))["audit"]
+        audit = (await get_json(http, f"{restarted.admin_url}/api/v1/audit"))["audit"]
         outcomes = sorted((a["target"], a["outcome"], a["failure_reason"]) for a in audit)
         assert outcomes == [("notify:oncall", "succeeded", None), ("notify:oncall", "unknown", "crashed")]
         # The interrupted action was not re-run: the receiver saw it once, and the other once.
         assert sorted(r["text"].split(":")[0] for r in receiver.received) == ["db-1", "db-2"]
         unknown = next(a for a in audit if a["outcome"] == "unknown")
-        timeline = (await get_json(http, f"{restarted.url}/api/v1/incidents/{unknown['incident_id']}"))["timeline"]
+        incident_url = f"{restarted.admin_url}/api/v1/incidents/{unknown['incident_id']}"
+        timeline = (await get_json(http, incident_url))["timeline"]
         assert any(e["kind"] == "escalated" and "will not be re-run" in e["message"] for e in timeline)
         # Alertmanager re-sends after the restart: acknowledged, not processed again.
         async with http.post(f"{restarted.url}/webhooks/alertmanager", data=second, headers=BEARER) as response:
             assert await response.json() == {"accepted": 0, "duplicates": 1}
         await asyncio.sleep(0.5)
-        assert len((await get_json(http, f"{restarted.url}/api/v1/audit"))["audit"]) == 2
+        assert len((await get_json(http, f"{restarted.admin_url}/api/v1/audit"))["audit"]) == 2
         assert len(receiver.received) == 2
     finally:
         assert restarted.terminate() == 0
@@ -174,7 +176,7 @@ async def test_sigterm_finishes_the_action_in_flight_and_exits_0(
     assert daemon.events("stopped"), daemon.lines[-10:]
     restarted = daemon.start()
     try:
-        audit = (await get_json(http, f"{restarted.url}/api/v1/audit"))["audit"]
+        audit = (await get_json(http, f"{restarted.admin_url}/api/v1/audit"))["audit"]
         assert [(a["outcome"], a["verdict"]) for a in audit] == [("succeeded", "allow")]
     finally:
         assert restarted.terminate() == 0

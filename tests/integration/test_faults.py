@@ -16,16 +16,16 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from remediator.actions.base import ActionRegistry
 from remediator.actions.notify import NotifyWebhook
-from remediator.daemon.app import build_app, build_deps
+from remediator.daemon.app import build_deps, build_listeners
 from remediator.deps import Deps
 from remediator.engine.pipeline import Engine
 from remediator.model import AuditRecord, DecisionReason, Outcome, Verdict
 from remediator.settings import Settings
-from remediator.web.keys import ENGINE
+from tests.support.daemon import serve_listeners
 from tests.support.harness import (
     AM_HEADERS,
     Receiver,
@@ -45,7 +45,8 @@ PATH = "/webhooks/alertmanager"
 
 @dataclass
 class Daemon:
-    client: TestClient[web.Request, web.Application]
+    client: TestClient[web.Request, web.Application]  # the webhook listener
+    admin: TestClient[web.Request, web.Application]
     deps: Deps
     engine: Engine
     pg: TcpProxy
@@ -59,7 +60,7 @@ class Daemon:
         return response.status, await response.json()
 
     async def ready(self) -> tuple[int, dict[str, object]]:
-        response = await self.client.get("/readyz")
+        response = await self.admin.get("/readyz")
         return response.status, await response.json()
 
     async def audit(self, action: str) -> list[AuditRecord]:
@@ -91,16 +92,17 @@ async def daemon(
     })
     touch = TouchAction()
     deps = build_deps(settings, registry=ActionRegistry([NotifyWebhook(), touch]))
-    app = build_app(settings, deps)
-    client: TestClient[web.Request, web.Application] = TestClient(TestServer(app))
-    await client.start_server()
+    listeners = build_listeners(settings, deps)
+    started: list[TestClient[web.Request, web.Application]] = []
+    admin, client = await serve_listeners(listeners, started)
     try:
-        yield Daemon(client, deps, app[ENGINE], pg, redis, receiver, touch)
+        yield Daemon(client, admin, deps, listeners.engine, pg, redis, receiver, touch)
     finally:
         await pg.restore()
         await redis.restore()
         receiver.gate.set()
-        await client.close()
+        for served in reversed(started):
+            await served.close()
         await receiver.close()
         await pg.close()
         await redis.close()

@@ -140,7 +140,7 @@ def sns_alarm(number: int) -> bytes:
 
 
 async def _metric(http: aiohttp.ClientSession, daemon: DaemonProcess, name: str) -> float:
-    async with http.get(daemon.url + "/metrics") as response:
+    async with http.get(daemon.admin_url + "/metrics") as response:
         text = await response.text()
     found = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.M)
     return float(found.group(1)) if found else 0.0

@@ -44,7 +44,7 @@ def sns_daemon(tmp_path: Path, cert_mirror: CertMirror, local_ca_file: Path,
                moto_proxy: RecordingProxy) -> Iterator[DaemonProcess]:
     (tmp_path / "policies").mkdir()
     daemon = DaemonProcess({
-        "listen": {"port": 0}, "policies_dir": str(tmp_path / "policies"),
+        "listen": {"port": 0}, "admin_listen": {"port": 0}, "policies_dir": str(tmp_path / "policies"),
         "store": {"url": f"sqlite:///{tmp_path / 'remediator.db'}"},
         "sns": {"topics": [TOPIC], "ca_files": [str(local_ca_file)], "mirror_url": cert_mirror.url},
         "aws": {"endpoint_url": moto_proxy.url, "region": "eu-west-1", "max_attempts": 2},
@@ -62,7 +62,7 @@ async def post(http: aiohttp.ClientSession, daemon: DaemonProcess, payload: byte
 
 
 async def sample(http: aiohttp.ClientSession, daemon: DaemonProcess, name: str, **labels: str) -> float:
-    async with http.get(f"{daemon.url}/metrics") as response:
+    async with http.get(f"{daemon.admin_url}/metrics") as response:
         text = await response.text()
     wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     found = re.search(rf"^{name}\{{{re.escape(wanted)}\}} ([0-9.e+]+)$", text, re.M)
@@ -80,7 +80,7 @@ async def test_a_signed_notification_is_verified_by_the_intake_process_and_proce
     assert sns_daemon.events("intake_ready")  # answered by the intake process, not the core
 
     async def incident_opened() -> bool:
-        async with http.get(f"{sns_daemon.url}/api/v1/incidents") as response:
+        async with http.get(f"{sns_daemon.admin_url}/api/v1/incidents") as response:
             return any(i["title"].startswith("erp-api-5xx") for i in (await response.json())["incidents"])
 
     await sns_daemon.wait_for(incident_opened, "the core's engine to open the incident")

@@ -15,6 +15,8 @@ def test_the_embedded_defaults_are_safe() -> None:
     settings = load_settings(None, {})
     assert settings.mode is Mode.DRY_RUN
     assert (settings.listen.host, settings.listen.port) == ("127.0.0.1", 8080)
+    assert (settings.admin_listen.host, settings.admin_listen.port) == ("127.0.0.1", 8081)
+    assert settings.base_url == "http://127.0.0.1:8081"  # links point at the admin listener
     assert settings.store.url == "sqlite:///var/remediator.db"
     assert settings.coordination.url == "memory://"
     assert settings.policies_dir == Path("policies")
@@ -111,6 +113,18 @@ def test_raw_delivery_needs_a_long_secret_that_never_shows(tmp_path: Path) -> No
     settings = load_settings(path, {})
     assert settings.sns.allowed_topics == {TOPIC}  # its confirmations are signed and verified
     assert "correct-horse-battery" not in repr(settings)
+
+
+def test_the_admin_listener_never_shares_the_public_port() -> None:
+    with pytest.raises(SettingsError, match=r"admin_listen\.port must differ from listen\.port"):
+        load_settings(None, {"REMEDIATOR_ADMIN_LISTEN__PORT": "8080"})
+    both_free = load_settings(None, {"REMEDIATOR_LISTEN__PORT": "0", "REMEDIATOR_ADMIN_LISTEN__PORT": "0"})
+    assert both_free.listen.port == both_free.admin_listen.port == 0  # two sockets, each on a port of its own
+
+
+def test_sign_in_must_stay_possible() -> None:
+    with pytest.raises(SettingsError, match=r"api\.sign_in_failures: .*at least 1"):
+        load_settings(None, {"REMEDIATOR_API__SIGN_IN_FAILURES": "{max: 0, window: 1m}"})
 
 
 def test_webhook_paths_must_differ() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from remediator.model import DecisionReason
-from remediator.stores.base import Coordination, KillSwitch, Quota
+from remediator.stores.base import ConsoleSession, Coordination, KillSwitch, Quota
 from tests.conftest import T0
 
 MINUTE = timedelta(minutes=1)
@@ -91,3 +91,29 @@ async def test_admission_is_idempotent_per_request(coordination: Coordination) -
     for i in range(4):
         assert (await coordination.admit([budget], T0, f"other-{i}")).admitted
     assert (await coordination.admit([budget], T0, "other-5")).denied_by == budget
+
+
+async def test_recent_changes_are_read_without_being_counted(coordination: Coordination) -> None:
+    for minute in (0, 1, 2):
+        await coordination.record_change("signin:addr:10.0.0.9", 10 * MINUTE, T0 + minute * MINUTE)
+    window = 10 * MINUTE
+    assert await coordination.recent_changes("signin:addr:10.0.0.9", window, T0 + 2 * MINUTE) == \
+        [T0, T0 + MINUTE, T0 + 2 * MINUTE]
+    assert await coordination.recent_changes("signin:addr:10.0.0.9", window, T0 + 10 * MINUTE + timedelta(
+        seconds=30)) == [T0 + MINUTE, T0 + 2 * MINUTE]
+    assert await coordination.recent_changes("signin:addr:10.0.0.10", window, T0) == []
+    # Reading counted nothing: the next change is the fourth.
+    assert await coordination.record_change("signin:addr:10.0.0.9", window, T0 + 3 * MINUTE) == 4
+
+
+async def test_a_console_session_is_seen_until_it_expires_or_ends(coordination: Coordination) -> None:
+    alice = ConsoleSession("a" * 64, T0 + 8 * 60 * MINUTE)
+    await coordination.start_session("sid-digest-1", alice, T0)
+    await coordination.start_session("sid-digest-2", ConsoleSession("b" * 64, T0 + MINUTE), T0)
+    assert await coordination.find_session("sid-digest-1", T0 + MINUTE) == alice
+    assert await coordination.find_session("sid-digest-2", T0 + MINUTE) is None  # expired by the caller's clock
+    assert await coordination.find_session("sid-unknown", T0) is None
+    await coordination.end_session("sid-digest-1")
+    # Ended: a cookie replayed afterwards finds nothing.
+    assert await coordination.find_session("sid-digest-1", T0 + MINUTE) is None
+    await coordination.end_session("sid-digest-1")  # ending twice is not an error

@@ -1,7 +1,9 @@
 """Headless Chromium for browser tests: Debian's /usr/bin/chromium driven by Playwright.
 
-No browser is downloaded: Playwright launches the system's Chromium with a fresh profile
-directory per test. A test is skipped (with the reason) only when that binary is missing.
+No browser is downloaded: Playwright launches the system's Chromium, with a fresh profile
+directory per test (`browser_page`) or as one browser whose contexts share nothing, as two people
+on two machines would (`chromium`). A test is skipped (with the reason) only when that binary is
+missing.
 """
 
 from __future__ import annotations
@@ -33,3 +35,17 @@ async def browser_page(tmp_path: Path) -> AsyncIterator[Any]:
             yield context.pages[0] if context.pages else await context.new_page()
         finally:
             await context.close()
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Any]:
+    """A headless Chromium; `await chromium.new_context(ignore_https_errors=True)` per person."""
+    if not shutil.which(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed")
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()

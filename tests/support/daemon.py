@@ -1,4 +1,9 @@
-"""A daemon in this process: the real app on a loopback port, a real SQLite file, a fake clock."""
+"""A daemon in this process: its two listeners on loopback ports, a real SQLite file, a fake clock.
+
+`client` talks to the public webhook listener, `admin` to the admin listener (API, console,
+metrics), as users' senders and people do; both share the one engine, as in `remediator serve`
+with `intake.processes: 0`.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from remediator.clock import FakeClock
-from remediator.daemon.app import build_app, build_deps
+from remediator.daemon.app import Listeners, build_deps, build_listeners
 from remediator.deps import Deps
 from remediator.engine.pipeline import Engine
 from remediator.settings import Settings
-from remediator.web.keys import DEPS, ENGINE
 
 NOTIFY_POLICY = """
 name: pg-too-many-connections
@@ -30,7 +34,8 @@ actions:
 
 @dataclass
 class Daemon:
-    client: TestClient[Any, Any]
+    client: TestClient[Any, Any]  # the public webhook listener
+    admin: TestClient[Any, Any]  # the admin listener
     deps: Deps
     engine: Engine
     db: Path
@@ -57,13 +62,22 @@ async def start_daemon(make_settings: Callable[..., Settings], clock: FakeClock,
         settings = make_settings(**overrides)
         settings.policies_dir.mkdir(exist_ok=True)
         (settings.policies_dir / "policies.yaml").write_text(policies)
-        deps = build_deps(settings, clock=clock)
-        app = build_app(settings, deps)
-        client: TestClient[Any, Any] = TestClient(TestServer(app))
-        await client.start_server()
-        clients.append(client)
-        return Daemon(client, app[DEPS], app[ENGINE], settings.store.sqlite_path, clock)
+        listeners = build_listeners(settings, build_deps(settings, clock=clock))
+        admin, public = await serve_listeners(listeners, clients)
+        return Daemon(public, admin, listeners.deps, listeners.engine, settings.store.sqlite_path, clock)
 
     yield start
-    for client in clients:
+    for client in reversed(clients):
         await client.close()
+
+
+async def serve_listeners(listeners: Listeners, started: list[TestClient[Any, Any]]) -> tuple[
+        TestClient[Any, Any], TestClient[Any, Any]]:
+    """The admin listener first (it opens what both share), then the public one; closed in reverse."""
+    served = []
+    for app in (listeners.admin, listeners.public):
+        client: TestClient[Any, Any] = TestClient(TestServer(app))
+        await client.start_server()
+        started.append(client)
+        served.append(client)
+    return served[0], served[1]

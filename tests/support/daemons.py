@@ -18,18 +18,25 @@ from tests.support.servers import free_port
 
 
 class DaemonProcess:
-    """One replica: its own port and log file, the shared settings otherwise."""
+    """One replica: its own ports (webhooks, admin) and log file, the shared settings otherwise."""
 
     def __init__(self, name: str, settings: dict[str, Any], folder: Path) -> None:
         self.name, self.folder = name, folder
         self.port = free_port()
-        self.settings = {**settings, "listen": {"host": "127.0.0.1", "port": self.port}}
+        self.admin_port = next(port for port in iter(free_port, 0) if port != self.port)
+        self.settings = {**settings, "listen": {"host": "127.0.0.1", "port": self.port},
+                         "admin_listen": {"host": "127.0.0.1", "port": self.admin_port}}
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = folder / f"{name}.log"
 
     @property
     def url(self) -> str:
+        """The public webhook listener."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
 
     async def start(self, ready_within: float = 30.0) -> None:
         config = self.folder / f"{self.name}.yaml"
@@ -50,7 +57,7 @@ class DaemonProcess:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log()}")
                 try:
-                    async with session.get(f"{self.url}/readyz") as response:
+                    async with session.get(f"{self.admin_url}/readyz") as response:
                         if response.status == 200:
                             return
                 except aiohttp.ClientError:

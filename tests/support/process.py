@@ -20,19 +20,24 @@ from tests.conftest import ROOT
 
 
 class DaemonProcess:
-    """A daemon subprocess on a free loopback port; its JSON log lines are collected."""
+    """A daemon subprocess on free loopback ports; its JSON log lines are collected.
+
+    `url` is the public webhook listener, `admin_url` the admin listener (API, console, metrics),
+    both read off the `serving` line (settings may ask for port 0 for either)."""
 
     def __init__(self, settings: dict[str, Any], workdir: Path, env: dict[str, str] | None = None) -> None:
         self.settings_path = workdir / "settings.yaml"
         self.settings_path.write_text(yaml.safe_dump(settings))
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+        # Only the settings given here: the test run's own REMEDIATOR_* variables are not the daemon's.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("REMEDIATOR_")}
+        self.env = {**inherited, "PYTHONPATH": str(ROOT), **(env or {})}
         self.process: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
-        self.url = ""
+        self.url = self.admin_url = ""
         self._serving = threading.Event()
 
     def start(self, timeout: float = 30.0) -> DaemonProcess:
-        self.lines, self.url = [], ""
+        self.lines, self.url, self.admin_url = [], "", ""
         self._serving.clear()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "remediator", "--config", str(self.settings_path), "serve"],
@@ -51,6 +56,7 @@ class DaemonProcess:
             event = self._event(line)
             if event.get("event") == "serving":
                 self.url = f"http://127.0.0.1:{event['port']}"
+                self.admin_url = f"http://127.0.0.1:{event['admin_port']}"
                 self._serving.set()
 
     @staticmethod

@@ -44,10 +44,11 @@ def signed(message_type: str = "Notification", *, version: str = "2", key_name: 
 @dataclass
 class CertMirror:
     """Serves the local leaf at the path of CERT_URL (after `failures` 500s), and plays the SNS
-    host for SubscribeURL GETs; records every request."""
+    host for SubscribeURL GETs (answering `confirm_status`); records every request."""
 
     certificates: dict[str, bytes] = field(default_factory=lambda: {urlsplit(CERT_URL).path: pem(local_pki().leaf)})
     failures: int = 0
+    confirm_status: int = 200
     requests: list[str] = field(default_factory=list)
     url: str = ""
 
@@ -57,7 +58,8 @@ class CertMirror:
             self.failures -= 1
             return web.Response(status=500)
         if request.path == "/":
-            return web.Response(text="<ConfirmSubscriptionResponse/>", content_type="text/xml")
+            return web.Response(text="<ConfirmSubscriptionResponse/>", content_type="text/xml",
+                                status=self.confirm_status)
         found = self.certificates.get(request.path)
         return web.Response(body=found) if found else web.Response(status=404)
 

@@ -11,18 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from remediator.actions.base import ActionRegistry
 from remediator.actions.notify import NotifyWebhook
 from remediator.clock import FakeClock
-from remediator.daemon.app import build_app, build_deps
+from remediator.daemon.app import build_deps, build_listeners
 from remediator.deps import Deps
 from remediator.engine.pipeline import Engine
 from remediator.model import Alert
 from remediator.settings import token_digest
-from remediator.web.keys import ENGINE
 from tests.conftest import T0
+from tests.support.daemon import serve_listeners
 from tests.support.engine import RestartService, WebhookSink, harness_settings
 
 TOKENS = {"alice": ("alice-secret-token", ["approver"]), "bob": ("bob-secret-token", ["approver"]),
@@ -34,7 +34,8 @@ API_TOKENS = [{"name": name, "sha256": token_digest(token), "roles": roles} for 
 class Daemon:
     """The app under test and what it is made of."""
 
-    client: TestClient[Any, Any]
+    client: TestClient[Any, Any]  # the admin listener: API and console
+    public: TestClient[Any, Any]  # the webhook listener
     deps: Deps
     engine: Engine
     clock: FakeClock
@@ -65,12 +66,10 @@ async def make_daemon(tmp_path: Path, sink: WebhookSink) -> AsyncIterator[Daemon
         settings = harness_settings(tmp_path, sink.url, policies, **overrides)
         clock, action = FakeClock(T0), RestartService()
         deps = build_deps(settings, clock=clock, registry=ActionRegistry([NotifyWebhook(), action]))
-        app = build_app(settings, deps)
-        client: TestClient[Any, Any] = TestClient(TestServer(app))
-        await client.start_server()
-        started.append(client)
-        return Daemon(client, deps, app[ENGINE], clock, action, sink)
+        listeners = build_listeners(settings, deps)
+        admin, public = await serve_listeners(listeners, started)
+        return Daemon(admin, public, deps, listeners.engine, clock, action, sink)
 
     yield make
-    for client in started:
+    for client in reversed(started):
         await client.close()

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from remediator.daemon.app import build_app
+from remediator.daemon.app import build_listeners
 from remediator.settings import Settings
 from tests.conftest import ROOT
 
@@ -27,8 +27,11 @@ def document() -> dict[str, Any]:
 
 
 @pytest.fixture
-def app(make_settings: Callable[..., Settings]) -> web.Application:
-    return build_app(make_settings())
+def apps(make_settings: Callable[..., Settings]) -> dict[int, web.Application]:
+    """The core's listeners, by their default port (the port in the document's `servers`)."""
+    settings = make_settings()
+    listeners = build_listeners(settings)
+    return {settings.listen.port: listeners.public, settings.admin_listen.port: listeners.admin}
 
 
 def routes(app: web.Application) -> list[tuple[str, web.AbstractResource]]:
@@ -36,8 +39,14 @@ def routes(app: web.Application) -> list[tuple[str, web.AbstractResource]]:
             if route.method != "HEAD" and route.resource is not None]
 
 
-def documented(document: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(method, path) for path, item in document["paths"].items() for method in item if method in METHODS]
+def listeners_of(document: dict[str, Any], item: dict[str, Any]) -> set[int]:
+    """The ports of the listeners a path item says it is served on (the document's servers by default)."""
+    return {int(str(server["url"]).rsplit(":", 1)[1]) for server in item.get("servers", document["servers"])}
+
+
+def documented(document: dict[str, Any], port: int | None = None) -> list[tuple[str, str]]:
+    return [(method, path) for path, item in document["paths"].items() for method in item if method in METHODS
+            and (port is None or port in listeners_of(document, item))]
 
 
 def serves(resource: web.AbstractResource, path: str) -> bool:
@@ -55,22 +64,31 @@ def test_it_is_a_valid_openapi_31_document(document: dict[str, Any]) -> None:
     validator.validate(document)
 
 
-def test_every_route_the_app_registers_is_documented(app: web.Application, document: dict[str, Any]) -> None:
-    paths = documented(document)
-    missing = [(method, resource.canonical) for method, resource in routes(app)
-               if not any(m == method and serves(resource, p) for m, p in paths)]
-    assert not missing, f"routes missing from {DOCUMENT.name}: {missing}"
+def test_every_route_a_listener_registers_is_documented_on_that_listener(
+    apps: dict[int, web.Application], document: dict[str, Any]
+) -> None:
+    for port, app in apps.items():
+        paths = documented(document, port)
+        missing = [(method, resource.canonical) for method, resource in routes(app)
+                   if not any(m == method and serves(resource, p) for m, p in paths)]
+        assert not missing, f"routes of the listener on {port} missing from {DOCUMENT.name}: {missing}"
 
 
-def test_everything_documented_is_served(app: web.Application, document: dict[str, Any]) -> None:
-    served = routes(app)
-    phantom = [(m, p) for m, p in documented(document)
-               if not any(method == m and serves(resource, p) for method, resource in served)]
-    assert not phantom, f"documented but not served: {phantom}"
+def test_everything_documented_is_served_by_the_listener_it_names(
+    apps: dict[int, web.Application], document: dict[str, Any]
+) -> None:
+    assert {port for item in document["paths"].values() for port in listeners_of(document, item)} == set(apps)
+    for port, app in apps.items():
+        served = routes(app)
+        phantom = [(m, p) for m, p in documented(document, port)
+                   if not any(method == m and serves(resource, p) for method, resource in served)]
+        assert not phantom, f"documented on the listener on {port} but not served there: {phantom}"
 
 
-def test_each_incident_command_is_its_own_documented_path(app: web.Application, document: dict[str, Any]) -> None:
-    (command,) = [r for m, r in routes(app) if r.canonical == "/api/v1/incidents/{id}/{action}"]
+def test_each_incident_command_is_its_own_documented_path(apps: dict[int, web.Application],
+                                                         document: dict[str, Any]) -> None:
+    (command,) = [r for app in apps.values() for m, r in routes(app)
+                  if r.canonical == "/api/v1/incidents/{id}/{action}"]
     commands = sorted(p.rsplit("/", 1)[1] for m, p in documented(document) if m == "post" and serves(command, p))
     assert commands == ["acknowledge", "close", "notes", "root-cause"]
 

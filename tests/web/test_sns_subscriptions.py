@@ -152,11 +152,66 @@ async def test_confirming_by_subscribe_url_gets_only_the_pinned_url(
     status, _ = await post(daemon, signed("SubscriptionConfirmation"))
     assert status == 200
     assert cert_mirror.confirmations == [{"Action": ["ConfirmSubscription"], "TopicArn": [TOPIC], "Token": [TOKEN]}]
-    # A signed confirmation whose SubscribeURL points anywhere else is not followed.
-    status, answer = await post(daemon, signed("SubscriptionConfirmation", MessageId="m-2",
-                                               SubscribeURL=SUBSCRIBE_URL + "&Next=https://evil.example/"))
-    assert (status, answer["error"]) == (503, "confirmation_failed")
-    assert len(cert_mirror.confirmations) == 1 and confirmations(daemon, "failed") == 1
+
+
+UNPINNED = {
+    "another parameter": SUBSCRIBE_URL + "&Next=https://evil.example/",
+    "another host": SUBSCRIBE_URL.replace("sns.us-east-1.amazonaws.com", "evil.example"),
+    "another region": SUBSCRIBE_URL.replace("us-east-1.amazonaws", "eu-west-1.amazonaws"),
+    "plain http": SUBSCRIBE_URL.replace("https://", "http://"),
+    "user info": SUBSCRIBE_URL.replace("https://", "https://sns@"),
+    "another token": SUBSCRIBE_URL.replace(TOKEN, "0" * 40),
+    "another action": SUBSCRIBE_URL.replace("Action=ConfirmSubscription", "Action=Unsubscribe"),
+}
+
+
+@pytest.mark.parametrize("subscribe_url", UNPINNED.values(), ids=UNPINNED.keys())
+async def test_a_subscribe_url_not_in_the_pinned_form_is_refused_for_good_with_a_4xx(
+    start_sns_daemon: SnsDaemonFactory, cert_mirror: CertMirror, subscribe_url: str,
+) -> None:
+    # Signed by SNS and allow-listed, but its SubscribeURL can never be followed: a retry cannot
+    # succeed, so SNS must not be asked for one (a 503 is retried, a 4xx is not).
+    daemon = await start_sns_daemon(sns={"confirm_method": "SubscribeURL"})
+    status, answer = await post(daemon, signed("SubscriptionConfirmation", SubscribeURL=subscribe_url))
+    assert (status, answer["error"]) == (403, "subscribe_url_refused") and "SubscribeURL" in answer["detail"]
+    assert cert_mirror.confirmations == [] and nothing_recorded(daemon)
+    assert (confirmations(daemon, "refused"), confirmations(daemon, "failed")) == (1, 0)
+
+
+# What the confirming call's failure means: retry (503) only where a retry can succeed.
+CONFIRM_ANSWERS = [
+    ("ConfirmSubscription", Rule("ConfirmSubscription", status=400, code="InvalidParameter"), 403,
+     "confirmation_refused"),
+    ("ConfirmSubscription", Rule("ConfirmSubscription", status=404, code="NotFound"), 403, "confirmation_refused"),
+    ("ConfirmSubscription", Rule("ConfirmSubscription", status=403, code="AuthorizationError"), 403,
+     "confirmation_refused"),
+    ("ConfirmSubscription", Rule("ConfirmSubscription", status=400, code="Throttling"), 503, "confirmation_failed"),
+    ("ConfirmSubscription", Rule("ConfirmSubscription", status=500, code="InternalError"), 503,
+     "confirmation_failed"),
+    ("SubscribeURL", 403, 403, "confirmation_refused"),
+    ("SubscribeURL", 404, 403, "confirmation_refused"),
+    ("SubscribeURL", 429, 503, "confirmation_failed"),
+    ("SubscribeURL", 500, 503, "confirmation_failed"),
+    ("SubscribeURL", 503, 503, "confirmation_failed"),
+]
+
+
+@pytest.mark.parametrize(("method", "answer", "status", "error"), CONFIRM_ANSWERS,
+                         ids=[f"{m}-{getattr(a, 'code', a)}" for m, a, _, _ in CONFIRM_ANSWERS])
+async def test_a_permanent_refusal_of_the_confirmation_is_a_4xx_and_a_passing_failure_a_503(
+    moto_daemon: Any, moto_proxy: RecordingProxy, cert_mirror: CertMirror, logs: Logs,
+    method: str, answer: Rule | int, status: int, error: str,
+) -> None:
+    daemon = await moto_daemon(aws={"max_attempts": 1}, sns={"confirm_method": method})
+    if isinstance(answer, Rule):
+        moto_proxy.add(answer)
+    else:
+        cert_mirror.confirm_status = answer
+    got, body = await post(daemon, signed("SubscriptionConfirmation"))
+    assert (got, body["error"]) == (status, error) and nothing_recorded(daemon)
+    result = "failed" if status == 503 else "refused"
+    assert confirmations(daemon, result) == 1 and confirmations(daemon, "confirmed") == 0
+    assert_no_capability_in(logs)
 
 
 # -- unsubscription --------------------------------------------------------------------------------------

@@ -124,7 +124,7 @@ async def test_when_the_store_cannot_write_the_answer_is_503_and_nothing_is_acke
         response = await daemon.client.post("/webhooks/alertmanager", data=PAYLOAD, headers=BEARER)
         assert response.status == 503
         assert (await response.json())["error"] == "store_unavailable"
-        ready = await daemon.client.get("/readyz")
+        ready = await daemon.admin.get("/readyz")
         assert ready.status == 503
     finally:
         blocker.execute("ROLLBACK")

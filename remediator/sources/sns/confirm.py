@@ -34,7 +34,29 @@ CONFIRM_PERMISSIONS: Final = ("sns:ConfirmSubscription",)
 
 
 class ConfirmationFailed(Exception):
-    """The subscription could not be confirmed; `str(self)` is safe to log (no Token, no URL)."""
+    """The subscription could not be confirmed; `str(self)` is safe to log (no Token, no URL).
+
+    `retryable`: a later delivery of the same confirmation may succeed (no answer in time, AWS
+    failed or throttled). Otherwise the refusal is for good, `error` says why, and SNS must not
+    be asked to deliver it again.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True, error: str = "confirmation_failed") -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.error = error
+
+
+def _refused(message: str, error: str = "confirmation_refused") -> ConfirmationFailed:
+    return ConfirmationFailed(message, retryable=False, error=error)
+
+
+def _unpinned(message: str) -> ConfirmationFailed:
+    return _refused(message, "subscribe_url_refused")
+
+
+# Answers to a SubscribeURL GET after which the same request may succeed later.
+PASSING_STATUSES: Final = frozenset({408, 429})
 
 
 class SubscriptionConfirmer(Protocol):
@@ -47,11 +69,11 @@ class SubscriptionConfirmer(Protocol):
 
 def _topic_and_token(env: SnsEnvelope) -> tuple[TopicArn, str]:
     if env.token is None or env.subscribe_url is None:
-        raise ConfirmationFailed("the message is not a SubscriptionConfirmation")
+        raise _refused("the message is not a SubscriptionConfirmation")
     try:
         return parse_topic_arn(env.topic_arn), env.token
     except ValueError as exc:
-        raise ConfirmationFailed(str(exc)) from None
+        raise _refused(str(exc)) from None
 
 
 class ApiConfirmer:
@@ -72,25 +94,29 @@ class ApiConfirmer:
             raise ConfirmationFailed(f"ConfirmSubscription: no answer within {self._timeout:g} s") from None
         except AwsCallError as exc:
             # AWS quotes parameters in some messages; the Token must not reach a log through one.
-            raise ConfirmationFailed(str(exc).replace(token, "<token>")) from None
+            # Throttling and AWS's own failures pass; an invalid token, a topic gone, a role not
+            # allowed to confirm do not, whatever SNS delivers again.
+            message = str(exc).replace(token, "<token>")
+            raise (ConfirmationFailed(message) if exc.failure.retryable else _refused(message)) from None
 
 
 def validate_subscribe_url(env: SnsEnvelope) -> None:
-    """Raise ConfirmationFailed unless SubscribeURL confirms exactly this topic with exactly this token."""
+    """Raise ConfirmationFailed (for good: `subscribe_url_refused`) unless SubscribeURL confirms
+    exactly this topic with exactly this token."""
     topic, token = _topic_and_token(env)
     assert env.subscribe_url is not None  # checked by _topic_and_token
     parts = urlsplit(env.subscribe_url)
     # netloc, not hostname: userinfo or a port would make them differ.
     if parts.scheme != "https" or parts.netloc != topic.sns_host or parts.path != "/" or parts.fragment:
-        raise ConfirmationFailed(f"SubscribeURL must be https://{topic.sns_host}/?Action=ConfirmSubscription&...")
+        raise _unpinned(f"SubscribeURL must be https://{topic.sns_host}/?Action=ConfirmSubscription&...")
     try:
         query = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=True, max_num_fields=3)
     except ValueError:
-        raise ConfirmationFailed("SubscribeURL has an unreadable query") from None
+        raise _unpinned("SubscribeURL has an unreadable query") from None
     expected = {"Action": "ConfirmSubscription", "TopicArn": env.topic_arn, "Token": token}
     if len(query) != len(expected) or dict(query) != expected:
-        raise ConfirmationFailed("SubscribeURL must carry exactly Action=ConfirmSubscription, the TopicArn "
-                                 "and the Token of the message")
+        raise _unpinned("SubscribeURL must carry exactly Action=ConfirmSubscription, the TopicArn "
+                        "and the Token of the message")
 
 
 class SubscribeUrlConfirmer:
@@ -118,7 +144,9 @@ class SubscribeUrlConfirmer:
             ) as response:
                 # 200 is AWS's "confirmed"; the body (the SubscriptionArn, in XML) is not needed.
                 if response.status != 200:
-                    raise ConfirmationFailed(f"SubscribeURL answered HTTP {response.status}")
+                    passing = response.status >= 500 or response.status in PASSING_STATUSES
+                    message = f"SubscribeURL answered HTTP {response.status}"
+                    raise ConfirmationFailed(message) if passing else _refused(message)
         except TimeoutError:
             raise ConfirmationFailed(f"SubscribeURL: no answer within {self._timeout:g} s") from None
         except aiohttp.ClientError as exc:
