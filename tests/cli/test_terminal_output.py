@@ -77,9 +77,9 @@ async def recorded(start_daemon: DaemonFactory, tmp_path: Path) -> tuple[Daemon,
                                      headers={"Authorization": "Bearer am-secret"})).status == 200
     await daemon.engine.drain()
     bearer = {"Authorization": f"Bearer {BOB}"}
-    [approval] = (await (await daemon.client.get("/api/v1/approvals", headers=bearer)).json())["approvals"]
+    [approval] = (await (await daemon.admin.get("/api/v1/approvals", headers=bearer)).json())["approvals"]
     vote = {"plan_hash": approval["plan"]["hash"], "reason": VOTE_REASON}
-    answer = await daemon.client.post(f"/api/v1/approvals/{approval['id']}/reject", json=vote, headers=bearer)
+    answer = await daemon.admin.post(f"/api/v1/approvals/{approval['id']}/reject", json=vote, headers=bearer)
     assert answer.status == 200, await answer.text()
     config = tmp_path / "settings.yaml"
     config.write_text(f'store: {{url: "sqlite:///{daemon.db}"}}\npolicies_dir: "{tmp_path / "policies"}"\n')
@@ -136,7 +136,7 @@ async def test_text_output_carries_no_control_and_no_forged_line(
     (config.parent / "fixtures").mkdir()
     (config.parent / "fixtures" / "hostile.yaml").write_text(FIXTURE)
     argv, shown = TEXT_COMMANDS[command]
-    code, output, errors = await run(capsys, *argv(config, str(daemon.client.make_url(""))))
+    code, output, errors = await run(capsys, *argv(config, str(daemon.admin.make_url(""))))
     output += errors
     assert code in (0, 1), output  # `test` fails its case on purpose: its report names the alert
     assert shown in output
@@ -149,7 +149,7 @@ async def test_json_output_escapes_controls_and_keeps_the_values_exact(
 ) -> None:
     daemon, config = recorded
     argv, exact = JSON_COMMANDS[command]
-    code, output, errors = await run(capsys, *argv(config, str(daemon.client.make_url(""))))
+    code, output, errors = await run(capsys, *argv(config, str(daemon.admin.make_url(""))))
     assert code == 0, output + errors
     assert not CONTROL.search(output.replace("\n", "") + errors.replace("\n", "")), repr(output + errors)
     assert exact in strings_in(orjson.loads(output))
