@@ -63,8 +63,11 @@ class Engine:
         self.notifier = Notifier(deps)
         self.escalation = Escalation(deps, self.notifier)
         self.verifier = Verifier(deps, self.run_step, self.escalate)
-        self.approvals = ApprovalDesk(deps, Executor(deps), self.escalation, self.notifier, self.verifier.follow_up)
-        self.executor = Executor(deps, on_hold or self.approvals.on_hold)
+        # One executor for policy steps and approved runs: it owns the audit records a store outage
+        # defers, and the backlog loop and stop() flush them, whichever path ran the action.
+        self.executor = Executor(deps, on_hold)
+        self.approvals = ApprovalDesk(deps, self.executor, self.escalation, self.notifier, self.verifier.follow_up)
+        self.executor.on_hold = on_hold or self.approvals.on_hold
         self.waf_blocks = BlockExpiry(deps, self.executor, self.escalate)
         # A timer's claim outlasts the longest action its handler may run, so it never fires twice.
         self.timers = TimerLoop(deps, lease=deps.settings.engine.action_timeout + timedelta(minutes=2))

@@ -7,9 +7,11 @@ HTTP sink for notifications.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from remediator.clock import FakeClock
 from remediator.engine.pipeline import Engine
+from remediator.errors import StoreUnavailable
 from remediator.incidents.approvals import Refusal
 from remediator.model import (
     Alert,
@@ -259,3 +261,31 @@ async def test_an_approval_whose_deciding_process_died_runs_from_its_timer(make_
     assert stored is not None and stored.outcome is Outcome.SUCCEEDED
     await h.tick(timedelta(minutes=7))
     assert h.action.runs == ["erp-api"]
+
+
+async def test_an_approved_runs_audit_record_kept_through_a_store_outage_is_written_when_it_returns(
+    make_harness: HarnessFactory,
+) -> None:
+    """The store refuses the approved run's audit record once (an outage at the end of the run):
+    the record must wait in the engine and be written later, never lost with its request left open."""
+    h = await make_harness(POLICIES)
+    approval = await _held(h)
+    store = h.deps.store
+    finish = store.finish_requests
+    refused: list[int] = []
+
+    async def refuse_once(*args: Any, **kwargs: Any) -> None:
+        if not refused:
+            refused.append(1)
+            raise StoreUnavailable("the store is down")
+        await finish(*args, **kwargs)
+
+    setattr(store, "finish_requests", refuse_once)  # noqa: B010 - a fault on the real store
+    answer = await h.engine.approvals.vote(approval.id, _vote(approval, "alice"))
+    assert answer.approval is not None and h.action.runs == ["erp-api"]
+    assert refused and await store.get_audit(answer.approval.run_request_id) is None  # not yet written
+
+    await h.engine.stop()  # the store is back: stopping writes what waited, as the backlog loop does
+    run = await store.get_audit(answer.approval.run_request_id)
+    assert run is not None and (run.verdict, run.outcome) == (Verdict.ALLOW, Outcome.SUCCEEDED)
+    assert h.action.runs == ["erp-api"]  # written, not run again
