@@ -54,6 +54,9 @@ class Metrics:
         self.requests_rejected = Counter("remediator_webhook_rejected_total",
                                          "Webhook requests refused before any alert was recorded", ["source", "reason"],
                                          registry=r)
+        self.inflated_bytes = Counter("remediator_webhook_inflated_bytes_total",
+                                      "Bytes inflated from compressed webhook bodies, always after authentication",
+                                      registry=r)
         self.duplicates = Counter("remediator_duplicates_total",
                                   "Deliveries and requests recognised as already seen", ["kind"], registry=r)
         self.decisions = Counter("remediator_decisions_total", "Guardrail decisions, by verdict and reason",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
 from aiohttp import web
@@ -47,19 +47,23 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return b"".join([chunk async for chunk in _raw_chunks(request, limit)])
 
 
-async def read_inflated_body(request: web.Request, limit: int) -> bytes:
+async def read_inflated_body(request: web.Request, limit: int, inflated: Callable[[int], object]) -> bytes:
     """The body inflated (gzip, deflate or identity): 413 once either the bytes sent or the bytes
     inflated pass `limit`, 400 for a corrupt or truncated encoding, 415 for any other coding.
 
-    Call it only after the request's credentials were checked: inflating is work done for the sender.
+    Call it only after the request's credentials were checked: inflating is work done for the
+    sender. `inflated` is told how many bytes were inflated, whatever the outcome.
     """
     coding = content_coding(request, frozenset({IDENTITY, *INFLATABLE}))
     if coding == IDENTITY:
         return await read_body(request, limit)
     inflater = Inflater(coding, limit)
-    async for chunk in _raw_chunks(request, limit):
-        await inflater.feed(chunk)
-    return inflater.finish()
+    try:
+        async for chunk in _raw_chunks(request, limit):
+            await inflater.feed(chunk)
+        return inflater.finish()
+    finally:
+        inflated(inflater.size)
 
 
 async def _raw_chunks(request: web.Request, limit: int) -> AsyncIterator[bytes]:
