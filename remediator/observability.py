@@ -56,7 +56,7 @@ class Metrics:
                                          registry=r)
         self.inflated_bytes = Counter("remediator_webhook_inflated_bytes_total",
                                       "Bytes inflated from compressed webhook bodies, always after authentication",
-                                      registry=r)
+                                      ["source"], registry=r)
         self.duplicates = Counter("remediator_duplicates_total",
                                   "Deliveries and requests recognised as already seen", ["kind"], registry=r)
         self.decisions = Counter("remediator_decisions_total", "Guardrail decisions, by verdict and reason",
@@ -136,6 +136,7 @@ class Metrics:
                 self.alerts_received.labels(source, result)
             for reason in REJECTION_REASONS:  # from zero, so the first refusals show in increase()
                 self.requests_rejected.labels(source, reason)
+            self.inflated_bytes.labels(source)
         for kind in ("delivery", "request"):
             self.duplicates.labels(kind)
         for verdict, reason in DECISION_PAIRS:

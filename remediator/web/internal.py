@@ -35,7 +35,7 @@ async def receive_counters(request: web.Request) -> web.Response:
     for name, labels, delta in payload.get("counters", []):
         counter = metrics.counter(name)
         if counter is not None and delta > 0:
-            counter.labels(**labels).inc(delta)
+            (counter.labels(**labels) if labels else counter).inc(delta)
     return json_response({"ok": True})
 
 

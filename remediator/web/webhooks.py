@@ -91,7 +91,8 @@ async def alertmanager(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     try:
         _authenticate_alertmanager(request)  # before a byte is read: inflating is work done for the sender
-        body = await read_inflated_body(request, deps.settings.max_body_bytes, deps.metrics.inflated_bytes.inc)
+        body = await read_inflated_body(request, deps.settings.max_body_bytes,
+                                        deps.metrics.inflated_bytes.labels(ALERTMANAGER).inc)
         alerts = parse_alertmanager(body, deps.clock.now())
     except BadRequest as error:
         return reject(request, ALERTMANAGER, error)

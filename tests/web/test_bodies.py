@@ -43,7 +43,7 @@ async def send(start_daemon: DaemonFactory, body: bytes, coding: str) -> tuple[D
 
 
 def inflated(daemon: Daemon) -> float:
-    return daemon.metric("remediator_webhook_inflated_bytes_total")
+    return daemon.metric("remediator_webhook_inflated_bytes_total", source="alertmanager")
 
 
 ACCEPTED = [
