@@ -163,6 +163,7 @@ def main() -> None:
         try:
             wait_ready(f"http://127.0.0.1:{admin_port}/readyz")
             url = f"http://127.0.0.1:{port}{PATH}"
+            asyncio.run(senders(url, args.senders, args.warmup, "warm-up"))  # first connections, caches
             results = [phase(url, args, "baseline", None), phase(url, args, "bombs, no auth", False),
                        phase(url, args, "bombs, auth", True)]
         finally:

@@ -6,7 +6,7 @@ sending. A route whose credentials travel in headers (Alertmanager) checks them,
 `read_inflated_body`, which inflates a bounded amount at a time, lets other requests run between
 steps, and stops with 413 as soon as the inflated size passes the limit. Everything else calls
 `read_body`, which refuses any `Content-Encoding` but `identity` with 415: SNS, whose credentials
-(the signature) are inside the body, and the API. docs/wire-formats.md §6 has the answers.
+(the signature) are inside the body, and the API. docs/wire-formats.md §7 has the answers.
 """
 
 from __future__ import annotations
