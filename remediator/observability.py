@@ -25,14 +25,14 @@ T = TypeVar("T")
 SOURCES = ("alertmanager", "sns")
 NOTIFICATION_PURPOSES = ("approval_requested", "approval_reminder", "approval_expired", "escalation")
 # Why a webhook request was refused before anything was recorded (web/webhooks.py REJECTION_RESULT).
-REJECTION_REASONS = ("bad_request", "unauthorized", "too_large")
+REJECTION_REASONS = ("bad_request", "unauthorized", "too_large", "unsupported_encoding")
 INGEST_RESULTS = ("accepted", "duplicate", "bad_request", "unauthorized", "too_large", "store_unavailable")
 SNS_DELIVERY_TYPES = ("notification", "subscription_confirmation", "unsubscribe_confirmation", "raw", "unknown")
 # The verifier's results (sources.sns_message.VerifyResult); "authenticated": a raw delivery with its
 # path's secret (no signature to verify); and what is decided before the verifier runs.
 SNS_DELIVERY_RESULTS = ("verified", "malformed", "unknown_topic", "stale", "bad_cert_url", "bad_certificate",
                         "bad_signature", "cert_fetch_failed", "authenticated", "raw_refused", "unauthorized",
-                        "too_large")
+                        "too_large", "unsupported_encoding")
 SNS_CONFIRMATION_RESULTS = ("confirmed", "refused", "failed")
 # Why a console sign-in failed (web/console_auth.py REFUSALS).
 SIGN_IN_FAILURES = ("unknown_token", "expired_form", "cross_site", "throttled")
@@ -54,6 +54,9 @@ class Metrics:
         self.requests_rejected = Counter("remediator_webhook_rejected_total",
                                          "Webhook requests refused before any alert was recorded", ["source", "reason"],
                                          registry=r)
+        self.inflated_bytes = Counter("remediator_webhook_inflated_bytes_total",
+                                      "Bytes inflated from compressed webhook bodies, always after authentication",
+                                      ["source"], registry=r)
         self.duplicates = Counter("remediator_duplicates_total",
                                   "Deliveries and requests recognised as already seen", ["kind"], registry=r)
         self.decisions = Counter("remediator_decisions_total", "Guardrail decisions, by verdict and reason",
@@ -133,6 +136,7 @@ class Metrics:
                 self.alerts_received.labels(source, result)
             for reason in REJECTION_REASONS:  # from zero, so the first refusals show in increase()
                 self.requests_rejected.labels(source, reason)
+            self.inflated_bytes.labels(source)
         for kind in ("delivery", "request"):
             self.duplicates.labels(kind)
         for verdict, reason in DECISION_PAIRS:

@@ -16,7 +16,9 @@ import contextlib
 import ctypes
 import signal
 import socket
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -25,28 +27,45 @@ from aiohttp import web
 
 from remediator.daemon.app import build_deps
 from remediator.daemon.runtime import tune_gc
-from remediator.errors import StoreUnavailable
+from remediator.errors import BadRequest, StoreUnavailable
 from remediator.model import Alert, alert_to_wire
 from remediator.observability import Metrics, get_logger
 from remediator.settings import Settings
+from remediator.web.bodies import SERVER_OPTIONS
+from remediator.web.internal import handoff_limit
 from remediator.web.routes import public_app
 
 log = get_logger("remediator.intake")
 
 IN_FLIGHT = 4  # calls to the core at once
+FRAME = len(b'{"alerts":[]}')
+
+
+@dataclass
+class _Handoff:
+    """One request's alerts on their way to the core: answered when every one of them is."""
+
+    future: asyncio.Future[list[bool]]
+    fresh: list[bool]
+    missing: int
 
 
 class CoreRecorder:
     """The intake side of recording: alerts go to the core's engine, which alone writes the store.
 
-    Alerts of requests that arrive together travel in one call (and one commit at the core): one
-    writer for the whole daemon means no lock contention, and an ack still means "stored".
+    Alerts of requests that arrive together travel together (one commit at the core for many
+    requests): one writer for the whole daemon means no lock contention. A call carries at most
+    `limit` bytes (`web.internal.handoff_limit`, which the core accepts), so alerts are packed by
+    size and a large request's alerts may travel in several calls; the request is answered once
+    all of them are recorded, and refused (503, the sender retries) if any call failed. An ack
+    still means "stored"; what a failed retry re-sends is recognised by its dedup keys.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
         self.accepting = True
         self.core: aiohttp.ClientSession | None = None
-        self._pending: list[tuple[Sequence[Alert], asyncio.Future[list[bool]]]] = []
+        self.limit = limit
+        self._queue: deque[tuple[bytes, _Handoff, int]] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -61,10 +80,27 @@ class CoreRecorder:
                 await self._task
 
     async def record(self, alerts: Sequence[Alert]) -> list[bool]:
-        future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
-        self._pending.append((alerts, future))
+        if not alerts:
+            return []
+        wires = [orjson.dumps(alert_to_wire(alert)) for alert in alerts]
+        largest = max(len(wire) for wire in wires)
+        if FRAME + largest > self.limit:  # handoff_limit says why this cannot happen; refused, never retried
+            raise BadRequest(413, "too_large", f"an alert of this body is {largest} bytes once parsed; "
+                             f"the limit is {self.limit - FRAME}")
+        handoff = _Handoff(asyncio.get_running_loop().create_future(), [False] * len(alerts), len(alerts))
+        self._queue.extend((wire, handoff, index) for index, wire in enumerate(wires))
         self._wake.set()
-        return await future
+        return await handoff.future
+
+    def _next_call(self) -> list[tuple[bytes, _Handoff, int]]:
+        """As many queued alerts, in order, as fit in one call."""
+        call = [self._queue.popleft()]
+        size = FRAME + len(call[0][0])
+        while self._queue and size + 1 + len(self._queue[0][0]) <= self.limit:
+            item = self._queue.popleft()
+            call.append(item)
+            size += 1 + len(item[0])
+        return call
 
     async def _run(self) -> None:
         # A few calls in flight: the next batch travels while the core commits the previous one.
@@ -73,40 +109,40 @@ class CoreRecorder:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            await slots.acquire()
-            batch, self._pending = self._pending, []
-            if not batch:
-                slots.release()
-                continue
-            task = asyncio.create_task(self._send(batch))
-            sending.add(task)
+            while self._queue:
+                await slots.acquire()
+                if not self._queue:
+                    slots.release()
+                    break
+                task = asyncio.create_task(self._send(self._next_call()))
+                sending.add(task)
 
-            def finished(done: asyncio.Task[None]) -> None:
-                sending.discard(done)
-                slots.release()
+                def finished(done: asyncio.Task[None]) -> None:
+                    sending.discard(done)
+                    slots.release()
 
-            task.add_done_callback(finished)
+                task.add_done_callback(finished)
 
-    async def _send(self, batch: list[tuple[Sequence[Alert], asyncio.Future[list[bool]]]]) -> None:
+    async def _send(self, call: list[tuple[bytes, _Handoff, int]]) -> None:
         assert self.core is not None
-        wire = [alert_to_wire(a) for alerts, _ in batch for a in alerts]
+        body = b'{"alerts":[' + b",".join(wire for wire, _, _ in call) + b"]}"
         try:
-            async with self.core.post("http://core/internal/record", data=orjson.dumps({"alerts": wire}),
+            async with self.core.post("http://core/internal/record", data=body,
                                       headers={"Content-Type": "application/json"}) as answer:
                 if answer.status != 200:
                     raise StoreUnavailable(f"the core answered {answer.status}")
                 fresh = orjson.loads(await answer.read())["fresh"]
         except (aiohttp.ClientError, StoreUnavailable) as exc:
             failure = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(f"core unreachable: {exc}")
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(failure)
+            for _, handoff, _ in call:
+                if not handoff.future.done():
+                    handoff.future.set_exception(failure)
             return
-        position = 0
-        for alerts, future in batch:
-            if not future.done():
-                future.set_result(fresh[position : position + len(alerts)])
-            position += len(alerts)
+        for (_, handoff, index), is_new in zip(call, fresh, strict=True):
+            handoff.fresh[index] = is_new
+            handoff.missing -= 1
+            if handoff.missing == 0 and not handoff.future.done():
+                handoff.future.set_result(handoff.fresh)
 
 
 RECORDER = web.AppKey("recorder", CoreRecorder)
@@ -155,7 +191,7 @@ class CounterRelay:
 def build_intake_app(settings: Settings, core_socket: str) -> web.Application:
     """The public webhook listener of an intake process, recording through the core."""
     deps = build_deps(settings, owner=False)
-    recorder = CoreRecorder()
+    recorder = CoreRecorder(handoff_limit(settings.max_body_bytes))
     app = public_app(settings, deps, recorder)
     app[RECORDER] = recorder
 
@@ -192,7 +228,7 @@ async def serve_intake(settings: Settings, listen_fd: int, core_socket: str) -> 
     sock = socket.socket(fileno=listen_fd)
     app = build_intake_app(settings, core_socket)
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                           shutdown_timeout=settings.engine.stop_timeout.total_seconds())
+                           shutdown_timeout=settings.engine.stop_timeout.total_seconds(), **SERVER_OPTIONS)
     await runner.setup()
     tune_gc()
     await web.SockSite(runner, sock).start()

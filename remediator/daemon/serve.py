@@ -26,6 +26,7 @@ from remediator.daemon.app import build_listeners
 from remediator.daemon.runtime import tune_gc
 from remediator.observability import get_logger
 from remediator.settings import Settings
+from remediator.web.bodies import SERVER_OPTIONS
 
 log = get_logger("remediator.serve")
 
@@ -46,7 +47,7 @@ def _describe(settings: Settings, public: int, admin: int, **extra: object) -> N
 
 async def _runner(app: web.Application, settings: Settings) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                           shutdown_timeout=settings.engine.stop_timeout.total_seconds())
+                           shutdown_timeout=settings.engine.stop_timeout.total_seconds(), **SERVER_OPTIONS)
     await runner.setup()
     return runner
 
@@ -67,8 +68,9 @@ async def serve(settings: Settings, config: Path | None = None) -> None:
     public = await _runner(listeners.public, settings)
     tune_gc()
     admin_port = await _tcp(admin, settings.admin_listen.host, settings.admin_listen.port)
+    stop = _stop_event()  # before "serving": whoever reads that line may signal at once
     _describe(settings, await _tcp(public, settings.listen.host, settings.listen.port), admin_port)
-    await _stop_event().wait()
+    await stop.wait()
     log.info("stopping")
     await public.cleanup()
     await admin.cleanup()
@@ -129,8 +131,9 @@ async def _serve_with_intake(settings: Settings, config: Path | None) -> None:
         intakes = IntakeProcesses(settings, config, listener, core)
         intakes.start()
         supervisor = asyncio.create_task(intakes.supervise(), name="intake-supervisor")
+        stop = _stop_event()
         _describe(settings, listener.getsockname()[1], admin_port, intake_processes=settings.intake.processes)
-        await _stop_event().wait()
+        await stop.wait()
         log.info("stopping")
         supervisor.cancel()
         with contextlib.suppress(asyncio.CancelledError):

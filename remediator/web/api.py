@@ -9,7 +9,8 @@ from remediator.errors import BadRequest, CoordinationUnavailable
 from remediator.model import IncidentStatus
 from remediator.observability import get_logger
 from remediator.stores.base import KillSwitch
-from remediator.web.common import Role, authorize, error_response, json_response, read_body
+from remediator.web.bodies import read_body
+from remediator.web.common import Role, authorize, error_response, json_response
 from remediator.web.keys import DEPS
 from remediator.web.views import audit_view, event_view, incident_view
 

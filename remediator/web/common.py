@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
@@ -14,6 +13,7 @@ from aiohttp import web
 
 from remediator.errors import BadRequest
 from remediator.settings import ApiSettings, BasicCredential, is_loopback, token_digest
+from remediator.web.bodies import read_body
 
 Role = Literal["viewer", "approver", "admin"]
 ROLE_RANK = {"viewer": 0, "approver": 1, "admin": 2}
@@ -32,28 +32,6 @@ def error_response(error: BadRequest, *, challenge: str = BEARER_CHALLENGE) -> w
     """The JSON error; a 401 names the scheme expected (`challenge`) in WWW-Authenticate."""
     headers = {"WWW-Authenticate": challenge} if error.status == 401 else None
     return json_response({"error": error.error, "detail": error.detail}, error.status, headers)
-
-
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole body, or 413 as soon as it exceeds `limit` bytes (whatever Content-Length says)."""
-    declared = request.content_length
-    if declared is not None and declared > limit:
-        raise BadRequest(413, "too_large", f"the body is {declared} bytes; the limit is {limit}")
-    if declared is not None:  # the common case: one read, and aiohttp stops at the declared length
-        try:
-            return await request.content.readexactly(declared)
-        except asyncio.IncompleteReadError:
-            raise BadRequest(400, "truncated_body", f"the body ended before its {declared} declared bytes") from None
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await request.content.readany()
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > limit:
-            raise BadRequest(413, "too_large", f"the body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
 
 
 def bearer_token(request: web.Request) -> str | None:

@@ -86,7 +86,7 @@ def add_api_routes(router: web.UrlDispatcher) -> None:
 
 def internal_app(settings: Settings, deps: Deps, engine: Engine) -> web.Application:
     """The core's private socket: what intake processes hand over (parsed alerts, counters)."""
-    app = web.Application(client_max_size=settings.max_body_bytes + 1, middlewares=[json_errors])
+    app = web.Application(client_max_size=internal.handoff_limit(settings.max_body_bytes), middlewares=[json_errors])
     app[DEPS] = deps
     app[ENGINE] = engine
     app.router.add_post("/internal/counters", internal.receive_counters)

@@ -51,6 +51,7 @@ from remediator.sources.sns.verify import (
     VerifyResult,
     parse_envelope,
 )
+from remediator.web.bodies import read_body
 from remediator.web.common import (
     BEARER_CHALLENGE,
     basic_credentials,
@@ -58,7 +59,6 @@ from remediator.web.common import (
     bearer_token,
     constant_time_in,
     json_response,
-    read_body,
 )
 from remediator.web.keys import DEPS
 from remediator.web.webhooks import accept, accept_new, reject
@@ -71,6 +71,8 @@ TYPE_LABELS: Final = {
     "SubscriptionConfirmation": "subscription_confirmation",
     "UnsubscribeConfirmation": "unsubscribe_confirmation",
 }
+
+BODY_REFUSALS: Final = {413: "too_large", 415: "unsupported_encoding"}  # else: malformed (a truncated body)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -176,10 +178,12 @@ def _refuse(request: web.Request, kind: str, result: str, error: BadRequest, *,
 
 
 async def _body(request: web.Request, kind: str) -> bytes | web.Response:
+    """The body as sent: a compressed one is refused (415), since only what is inside it could say
+    whether inflating it is work done for SNS or for anyone else."""
     try:
         return await read_body(request, request.app[DEPS].settings.max_body_bytes)
     except BadRequest as error:
-        return _refuse(request, kind, "too_large", error)
+        return _refuse(request, kind, BODY_REFUSALS.get(error.status, VerifyResult.MALFORMED.value), error)
 
 
 # -- the signed endpoint --------------------------------------------------------------------------------

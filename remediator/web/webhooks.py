@@ -16,6 +16,7 @@ from remediator.observability import get_logger
 from remediator.settings import is_loopback
 from remediator.sources.alertmanager import SOURCE as ALERTMANAGER
 from remediator.sources.alertmanager import parse_alertmanager
+from remediator.web.bodies import read_inflated_body
 from remediator.web.common import (
     BEARER_CHALLENGE,
     basic_credentials,
@@ -24,13 +25,13 @@ from remediator.web.common import (
     constant_time_in,
     error_response,
     json_response,
-    read_body,
 )
 from remediator.web.keys import DEPS, INTAKE
 
 log = get_logger("remediator.web")
 
-REJECTION_RESULT = {400: "bad_request", 401: "unauthorized", 403: "unauthorized", 413: "too_large"}
+REJECTION_RESULT = {400: "bad_request", 401: "unauthorized", 403: "unauthorized", 413: "too_large",
+                    415: "unsupported_encoding"}
 
 
 async def accept(request: web.Request, source: str, alerts: Sequence[Alert]) -> web.Response:
@@ -47,6 +48,8 @@ async def accept_new(request: web.Request, source: str, alerts: Sequence[Alert])
         return json_response({"error": "stopping", "detail": "the daemon is shutting down; retry"}, 503), []
     try:
         fresh = await intake.record(alerts)
+    except BadRequest as error:
+        return reject(request, source, error), []
     except StoreUnavailable as exc:
         metrics.alerts_received.labels(source, "store_unavailable").inc(len(alerts))
         log.warning("store_unavailable", source=source, error=str(exc))
@@ -87,8 +90,9 @@ def _authenticate_alertmanager(request: web.Request) -> None:
 async def alertmanager(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     try:
-        _authenticate_alertmanager(request)
-        body = await read_body(request, deps.settings.max_body_bytes)
+        _authenticate_alertmanager(request)  # before a byte is read: inflating is work done for the sender
+        body = await read_inflated_body(request, deps.settings.max_body_bytes,
+                                        deps.metrics.inflated_bytes.labels(ALERTMANAGER).inc)
         alerts = parse_alertmanager(body, deps.clock.now())
     except BadRequest as error:
         return reject(request, ALERTMANAGER, error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -144,3 +145,18 @@ def test_new_fields_of_later_versions_are_ignored() -> None:
     payload = _payload(notification_reason="first notification", routeLabels={"team": "db"}, something_new=[1])
     assert len(parse_alertmanager(json.dumps(payload).encode(), T0)) == 2
     assert parse_alertmanager(json.dumps(_payload())[:-1].encode() + b"}", T0)[0].status is AlertStatus.FIRING
+
+
+def test_a_long_group_key_is_replaced_by_its_digest_so_parsed_alerts_stay_small() -> None:
+    """Each alert carries the group's key: a huge groupKey beside thousands of alerts must not
+    turn a 1 MiB body into gigabytes to hand over and store."""
+    alerts = [{"status": "firing", "labels": {"alertname": "A"}, "startsAt": "2026-01-05T09:00:00Z",
+               "fingerprint": f"{n:08x}"} for n in range(4000)]
+    long_key, other_key = "k" * 500_000, "k" * 499_999 + "j"
+    first = parse_alertmanager(json.dumps(_payload(groupKey=long_key, alerts=alerts)).encode(), T0)
+    second = parse_alertmanager(json.dumps(_payload(groupKey=other_key, alerts=alerts[:1])).encode(), T0)
+    digest = hashlib.sha256(f"alertmanager:{long_key}".encode()).hexdigest()
+    assert {a.group_key for a in first} == {f"alertmanager:sha256:{digest}"}
+    assert second[0].group_key != first[0].group_key  # still one incident per group
+    short = parse_alertmanager(json.dumps(_payload(groupKey="{}:{alertname=\"A\"}")).encode(), T0)
+    assert short[0].group_key == 'alertmanager:{}:{alertname="A"}'  # real group keys are kept as they are

@@ -21,6 +21,7 @@ from remediator.daemon.app import Listeners, build_deps, build_listeners
 from remediator.deps import Deps
 from remediator.engine.pipeline import Engine
 from remediator.settings import Settings
+from remediator.web.bodies import SERVER_OPTIONS
 
 NOTIFY_POLICY = """
 name: pg-too-many-connections
@@ -76,7 +77,9 @@ async def serve_listeners(listeners: Listeners, started: list[TestClient[Any, An
     """The admin listener first (it opens what both share), then the public one; closed in reverse."""
     served = []
     for app in (listeners.admin, listeners.public):
-        client: TestClient[Any, Any] = TestClient(TestServer(app))
+        server = TestServer(app)
+        await server.start_server(**SERVER_OPTIONS)  # as `remediator serve` serves them
+        client: TestClient[Any, Any] = TestClient(server)
         await client.start_server()
         started.append(client)
         served.append(client)
