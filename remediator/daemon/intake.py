@@ -132,8 +132,11 @@ class CoreRecorder:
                 if answer.status != 200:
                     raise StoreUnavailable(f"the core answered {answer.status}")
                 fresh = orjson.loads(await answer.read())["fresh"]
-        except (aiohttp.ClientError, StoreUnavailable) as exc:
-            failure = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(f"core unreachable: {exc}")
+                if not isinstance(fresh, list) or len(fresh) != len(call):
+                    raise StoreUnavailable(f"the core answered {len(call)} alerts with {fresh!r:.80}")
+        except (aiohttp.ClientError, StoreUnavailable, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            failure = exc if isinstance(exc, StoreUnavailable) else \
+                StoreUnavailable(f"the hand-off to the core failed: {exc!r}")
             for _, handoff, _ in call:
                 if not handoff.future.done():
                     handoff.future.set_exception(failure)
