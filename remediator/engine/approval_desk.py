@@ -54,6 +54,7 @@ REMINDER, EXPIRY, RUN = "approval_reminder", "approval_expiry", "approval_run"
 RUN_GRACE = timedelta(minutes=1)
 
 AfterRun = Callable[[ActionRequest, Alert, AuditRecord], Awaitable[None]]
+AfterClose = Callable[[Approval], Awaitable[None]]  # closed without a run: rejected, expired, not needed
 
 
 class RunInProgress(Exception):
@@ -73,12 +74,13 @@ class ApprovalDesk:
     """Turns holds into approvals and decided approvals into action (or into nothing, safely)."""
 
     def __init__(self, deps: Deps, executor: Executor, escalation: Escalation, notifier: Notifier,
-                 after_run: AfterRun) -> None:
+                 after_run: AfterRun, *, after_close: AfterClose | None = None) -> None:
         self.deps = deps
         self.executor = executor
         self.escalation = escalation
         self.notifier = notifier
         self.after_run = after_run
+        self.after_close = after_close
         self._runs: dict[str, asyncio.Task[Approval | None]] = {}  # approval id → its run in this process
 
     def register(self, timers: TimerLoop) -> None:
@@ -136,6 +138,7 @@ class ApprovalDesk:
         await store.cancel_timers(f"approval:{approval_id}:remind")
         await store.cancel_timers(f"approval:{approval_id}:expire")
         if effect.approval.status is not ApprovalStatus.APPROVED:
+            await self._closed(effect.approval)
             return VoteAnswer(effect.approval)
         return VoteAnswer(await self.run_now(approval_id))
 
@@ -227,6 +230,7 @@ class ApprovalDesk:
         if closed is not None:
             self._count_closed(closed)
             await self.deps.store.cancel_timers(f"approval:{approval.id}:")
+            await self._closed(closed)
         return closed
 
     async def alert_resolved(self, incident_id: str, fingerprint: str) -> None:
@@ -268,6 +272,7 @@ class ApprovalDesk:
             return  # decided meanwhile, here or on another replica
         self._count_closed(expired)
         await self._announce(expired, "approval_expired", "expired: nothing ran; the incident is escalated")
+        await self._closed(expired)
         await self.escalation.escalate_now(approval.incident_id, f"approval {approval.id} for {approval.action} on "
                                            f"{approval.target} expired undecided; nothing ran")
 
@@ -285,6 +290,11 @@ class ApprovalDesk:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await asyncio.gather(*self._runs.values(), return_exceptions=True)
+
+    async def _closed(self, approval: Approval) -> None:
+        """Closed without a run: the steps that waited for the held one go on (engine/sequence.py)."""
+        if self.after_close is not None:
+            await self.after_close(approval)
 
     # -- telling people ---------------------------------------------------------------------------
     def _count_closed(self, approval: Approval) -> None:

@@ -1,0 +1,213 @@
+"""Ordered steps: which steps of a policy wait for another, and whether they run once it settled.
+
+A step without `when` starts at once, beside the policy's other such steps (the default, and
+what every policy did before `when` existed). A step with `when: succeeded | failed | always`
+waits for the step just before it (or the earlier step `after` names) and, once that step has
+settled, runs or is recorded as skipped with the reason. What counts as what:
+
+| the step waited for                                   | counts as | succeeded | failed | always |
+|-------------------------------------------------------|-----------|-----------|--------|--------|
+| ran and succeeded                                     | succeeded | runs      | skipped| runs   |
+| dry-run (dry-run mode, or its `guardrails.dry_run`)   | dry-run   | dry-run   | skipped| dry-run|
+| failed (also its precheck, timeout, refusal)          | failed    | skipped   | runs   | runs   |
+| denied by a guardrail, or its plan was invalid        | failed    | skipped   | runs   | runs   |
+| held for approval                                     | waits until people decide and it ran  |
+| approved and run                                      | what its run counts as                |
+| rejected, expired, or no longer needed (alert resolved) | failed  | skipped   | runs   | runs   |
+| skipped itself (its own condition was not met)        | skipped   | skipped   | skipped| runs   |
+| outcome unknown (the daemon died while it ran)        | unknown   | skipped   | skipped| runs   |
+
+"Failed" therefore means "did not take effect", never "maybe took effect": a step that only ran
+dry in dry-run mode leads to dry runs of the steps after it, so an operator sees the whole chain,
+and in enforce mode a dry-run step (`guardrails.dry_run`) makes the steps after it dry-run too,
+since what they would follow never happened. A skipped step is recorded like a denied one
+(verdict `deny`, reason `skipped`, e.g. "skipped: the previous step waf.block_ip failed"), so it
+is in the audit trail and on the timeline; a step that runs carries its condition in its
+decision detail. The engine walks a chain in `Engine.after_step`; this module decides each link.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from remediator.deps import Deps
+from remediator.engine.executor import Executor
+from remediator.model import (
+    ActionRequest,
+    Alert,
+    Approval,
+    ApprovalStatus,
+    AuditRecord,
+    DecisionReason,
+    Incident,
+    Outcome,
+    Verdict,
+)
+from remediator.observability import get_logger
+from remediator.policy.match import Match
+from remediator.policy.model import ActionStep, Policy
+from remediator.policy.plan import PlannedStep, plan_step
+
+log = get_logger("remediator.sequence")
+
+
+class StepResult(StrEnum):
+    """What a settled step counts as for the steps that wait for it."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DRY_RUN = "dry-run"
+    SKIPPED = "skipped"
+    UNKNOWN = "unknown"
+    WAITING = "waiting"  # held for approval: nothing after it is decided yet
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """One step of one incident's policy as the steps after it see it."""
+
+    policy: str
+    step: int
+    incident_id: str
+    alert_id: str
+    action: str
+    target: str
+    result: StepResult
+    reason: str  # what happened and why, for people (and `{previous.reason}`)
+
+    @staticmethod
+    def of(request: ActionRequest, record: AuditRecord) -> Settled:
+        return Settled(request.policy, request.step, request.incident_id, request.alert_id, request.action,
+                       request.target, result_of(record), describe(record))
+
+    @staticmethod
+    def of_closed(approval: Approval) -> Settled:
+        """A held step whose approval closed without a run: it did not take effect."""
+        why = f"{approval.status.value.replace('_', ' ')}" + (f": {approval.detail}" if approval.detail else "")
+        return Settled(approval.policy, approval.step, approval.incident_id, approval.alert_id, approval.action,
+                       approval.target, StepResult.FAILED, f"not run, approval {approval.id} {why}")
+
+    def scope(self) -> dict[str, str]:
+        """`{previous.*}` for the steps after it."""
+        return {"action": self.action, "target": self.target, "outcome": self.result.value, "reason": self.reason}
+
+
+def result_of(record: AuditRecord) -> StepResult:
+    if record.verdict is Verdict.HOLD:
+        return StepResult.WAITING
+    if record.decision_reason is DecisionReason.SKIPPED:
+        return StepResult.SKIPPED
+    return {Outcome.SUCCEEDED: StepResult.SUCCEEDED, Outcome.DRY_RUN: StepResult.DRY_RUN,
+            Outcome.UNKNOWN: StepResult.UNKNOWN}.get(record.outcome, StepResult.FAILED)
+
+
+def describe(record: AuditRecord) -> str:
+    """What became of a step, in one line: "denied (protected_target): …", "failed (access_denied): …"."""
+    if record.verdict is Verdict.DENY:
+        return f"denied ({record.decision_reason.value})" + (f": {record.decision_detail}"
+                                                             if record.decision_detail else "")
+    if record.outcome is Outcome.FAILED:
+        error = str(record.detail.get("error", ""))
+        return f"failed ({record.failure_reason.value if record.failure_reason else 'unknown'})" + \
+            (f": {error}" if error else "")
+    return record.outcome.value.replace("_", "-")
+
+
+@dataclass(frozen=True, slots=True)
+class Ruling:
+    """Whether a waiting step runs, in which mode, and the sentence the records carry."""
+
+    runs: bool
+    dry_run: bool
+    why: str
+
+
+def judge(when: str, previous: Settled) -> Ruling:
+    """The table of the module docstring, for one step waiting on `previous`."""
+    what = f"{previous.action} (step {previous.step + 1})"
+    result = previous.result
+    if result is StepResult.SKIPPED or result is StepResult.UNKNOWN:
+        runs = when == "always"
+        said = "was skipped" if result is StepResult.SKIPPED else "has an unknown outcome"
+    elif result is StepResult.FAILED:
+        runs, said = when in ("failed", "always"), f"did not take effect ({previous.reason})"
+    else:  # succeeded or dry-run
+        runs = when in ("succeeded", "always")
+        said = "succeeded" if result is StepResult.SUCCEEDED else "ran dry (dry-run)"
+    if not runs:
+        return Ruling(False, False, f"skipped: the previous step {what} {said}; this step runs when: {when}")
+    dry = result is StepResult.DRY_RUN
+    return Ruling(True, dry, f"when: {when} — the previous step {what} {said}"
+                    + ("; recorded as a dry run like it" if dry else ""))
+
+
+class Sequencer:
+    """Decides and runs the steps that waited for a settled step (one link of a chain)."""
+
+    def __init__(self, deps: Deps, executor: Executor) -> None:
+        self.deps = deps
+        self.executor = executor
+
+    async def after(self, previous: Settled) -> list[tuple[ActionRequest, Alert, AuditRecord]]:
+        """Run (or record as skipped) every step waiting for `previous`; what this call recorded.
+
+        Idempotent: a step that was requested already (a replay after a crash, another replica)
+        is not decided again; the chain goes on from its record.
+        """
+        if previous.result is StepResult.WAITING:
+            return []
+        policy = self.deps.policies.by_name(previous.policy)
+        if policy is None or previous.step >= len(policy.actions):
+            return []
+        waiting = policy.dependants(previous.step)
+        if not waiting:
+            return []
+        store = self.deps.store
+        incident, alert = await store.get_incident(previous.incident_id), await store.get_alert(previous.alert_id)
+        if incident is None or alert is None:
+            log.error("sequence_lost", policy=policy.name, step=previous.step, incident_id=previous.incident_id)
+            return []
+        planned = [self.plan(policy, index, alert, incident, previous) for index in waiting]
+        existing = await store.existing_requests([p.request.id for p in planned])
+        done: list[tuple[ActionRequest, Alert, AuditRecord]] = []
+        for item in planned:
+            if item.request.id in existing:
+                done += await self.resume(item.request)
+        fresh = [(p, alert, 0) for p in planned if p.request.id not in existing]
+        for pending in await self.executor.respond(fresh) if fresh else []:
+            if pending.record is not None:
+                done.append((pending.planned.request, pending.alert, pending.record))
+        return done
+
+    async def resume(self, request: ActionRequest) -> list[tuple[ActionRequest, Alert, AuditRecord]]:
+        """A step recorded earlier (before a crash, or by another replica): go on after it if that
+        did not happen yet. What this records, as `after`."""
+        policy = self.deps.policies.by_name(request.policy)
+        if policy is None or request.step >= len(policy.actions) or not policy.dependants(request.step):
+            return []
+        record = await self.deps.store.get_audit(request.id)
+        return await self.after(Settled.of(request, record)) if record is not None else []
+
+    def plan(self, policy: Policy, index: int, alert: Alert, incident: Incident, previous: Settled) -> PlannedStep:
+        """Step `index` planned after `previous`: to be skipped, or to run (as a dry run after one)."""
+        step = policy.actions[index]
+        assert step.when is not None  # only steps with `when` wait
+        verdict = judge(step.when, previous)
+        planned = plan_step(Match(policy, alert), index, incident, self.deps.registry, self.deps.clock.now(),
+                            default_cooldown=self.deps.settings.guardrails.default_cooldown,
+                            previous=previous.scope())
+        if not verdict.runs:
+            return replace(planned, skip=verdict.why)
+        if verdict.dry_run and not step.guardrails.dry_run:
+            return replace(planned, step=_dry(step), condition=verdict.why, dry_run_only=True)
+        return replace(planned, condition=verdict.why)
+
+
+def _dry(step: ActionStep) -> ActionStep:
+    return step.model_copy(update={"guardrails": step.guardrails.model_copy(update={"dry_run": True})})
+
+
+def closed_without_run(approval: Approval) -> bool:
+    """An approval that closed and will never run its plan."""
+    return approval.status in (ApprovalStatus.REJECTED, ApprovalStatus.EXPIRED, ApprovalStatus.NO_LONGER_NEEDED)
