@@ -136,7 +136,7 @@ def judge(when: str, previous: Settled) -> Ruling:
         runs = when in ("succeeded", "always")
         said = "succeeded" if result is StepResult.SUCCEEDED else "ran dry (dry-run)"
     if not runs:
-        return Ruling(False, False, f"skipped: the previous step {what} {said}; this step runs when: {when}")
+        return Ruling(False, False, f"the previous step {what} {said}; this step runs when: {when}")
     dry = result is StepResult.DRY_RUN
     return Ruling(True, dry, f"when: {when} — the previous step {what} {said}"
                     + ("; recorded as a dry run like it" if dry else ""))
