@@ -18,6 +18,15 @@ actions:
     guardrails: {cooldown: 30m, rate_limit: {max: 3, window: 1h}}
 verify: {after: 10m}
 ```
+
+Steps may be ordered instead (`when`, `after`, `{previous.*}`; not together with `verify`):
+
+```yaml
+actions:
+  - {type: waf.block_ip, name: block, params: {...}}
+  - {type: notify.webhook, when: succeeded, params: {to: security, title: "Blocked {labels.source_ip}"}}
+  - {type: notify.webhook, after: block, when: failed, params: {to: security, text: "{previous.reason}"}}
+```
 """
 
 from __future__ import annotations
