@@ -13,16 +13,21 @@ settled, runs or is recorded as skipped with the reason. What counts as what:
 | denied by a guardrail, or its plan was invalid        | failed    | skipped   | runs   | runs   |
 | held for approval                                     | waits until people decide and it ran  |
 | approved and run                                      | what its run counts as                |
-| rejected, expired, or no longer needed (alert resolved) | failed  | skipped   | runs   | runs   |
+| rejected by people, or its approval expired           | failed    | skipped   | runs   | runs   |
+| no longer needed: its alert resolved before it ran    | resolved  | skipped   | skipped| skipped|
 | skipped itself (its own condition was not met)        | skipped   | skipped   | skipped| runs   |
 | outcome unknown (the daemon died while it ran)        | unknown   | skipped   | skipped| runs   |
 
-"Failed" therefore means "did not take effect", never "maybe took effect": a step that only ran
-dry in dry-run mode leads to dry runs of the steps after it, so an operator sees the whole chain,
-and in enforce mode a dry-run step (`guardrails.dry_run`) makes the steps after it dry-run too,
-since what they would follow never happened. A skipped step is recorded like a denied one
-(verdict `deny`, reason `skipped`, e.g. "skipped: the previous step waf.block_ip failed"), so it
-is in the audit trail and on the timeline; a step that runs carries its condition in its
+"Failed" therefore means "did not take effect", never "maybe took effect". A resolved alert
+ends the chain, as it ends an approval: once the firing alert a chain is for has resolved (or people
+closed its incident), every step still to come is recorded as skipped, whatever its `when`, so
+nothing more is done, nor asked of people, for it. After
+a dry run the steps that follow are dry runs too: in dry-run mode an operator sees the whole
+chain, and in enforce mode a step with `guardrails.dry_run` makes its followers dry runs, since
+what they would follow never happened (a follower that would be held is not: there is nothing to
+approve). A skipped step is recorded like a denied one (verdict `deny`, reason `skipped`, the
+detail e.g. "the previous step waf.block_ip (step 1) succeeded; this step runs when: failed"),
+so it is in the audit trail and on the timeline; a step that runs carries its condition in its
 decision detail. The engine walks a chain in `Engine.after_step`; this module decides each link.
 """
 
@@ -36,11 +41,13 @@ from remediator.engine.executor import Executor
 from remediator.model import (
     ActionRequest,
     Alert,
+    AlertStatus,
     Approval,
     ApprovalStatus,
     AuditRecord,
     DecisionReason,
     Incident,
+    IncidentStatus,
     Outcome,
     Verdict,
 )
@@ -60,6 +67,7 @@ class StepResult(StrEnum):
     DRY_RUN = "dry-run"
     SKIPPED = "skipped"
     UNKNOWN = "unknown"
+    RESOLVED = "resolved"  # its alert resolved before it ran: the chain ends there
     WAITING = "waiting"  # held for approval: nothing after it is decided yet
 
 
@@ -85,8 +93,9 @@ class Settled:
     def of_closed(approval: Approval) -> Settled:
         """A held step whose approval closed without a run: it did not take effect."""
         why = f"{approval.status.value.replace('_', ' ')}" + (f": {approval.detail}" if approval.detail else "")
+        result = StepResult.RESOLVED if approval.status is ApprovalStatus.NO_LONGER_NEEDED else StepResult.FAILED
         return Settled(approval.policy, approval.step, approval.incident_id, approval.alert_id, approval.action,
-                       approval.target, StepResult.FAILED, f"not run, approval {approval.id} {why}")
+                       approval.target, result, f"not run, approval {approval.id} {why}")
 
     def scope(self) -> dict[str, str]:
         """`{previous.*}` for the steps after it."""
@@ -127,7 +136,9 @@ def judge(when: str, previous: Settled) -> Ruling:
     """The table of the module docstring, for one step waiting on `previous`."""
     what = f"{previous.action} (step {previous.step + 1})"
     result = previous.result
-    if result is StepResult.SKIPPED or result is StepResult.UNKNOWN:
+    if result is StepResult.RESOLVED:
+        runs, said = False, "was not run: its alert resolved first, so nothing after it runs"
+    elif result is StepResult.SKIPPED or result is StepResult.UNKNOWN:
         runs = when == "always"
         said = "was skipped" if result is StepResult.SKIPPED else "has an unknown outcome"
     elif result is StepResult.FAILED:
@@ -168,7 +179,8 @@ class Sequencer:
         if incident is None or alert is None:
             log.error("sequence_lost", policy=policy.name, step=previous.step, incident_id=previous.incident_id)
             return []
-        planned = [self.plan(policy, index, alert, incident, previous) for index in waiting]
+        ended = await self._ended(incident, alert, previous)
+        planned = [self.plan(policy, index, alert, incident, previous, ended=ended) for index in waiting]
         existing = await store.existing_requests([p.request.id for p in planned])
         done: list[tuple[ActionRequest, Alert, AuditRecord]] = []
         for item in planned:
@@ -189,7 +201,19 @@ class Sequencer:
         record = await self.deps.store.get_audit(request.id)
         return await self.after(Settled.of(request, record)) if record is not None else []
 
-    def plan(self, policy: Policy, index: int, alert: Alert, incident: Incident, previous: Settled) -> PlannedStep:
+    async def _ended(self, incident: Incident, alert: Alert, previous: Settled) -> str:
+        """Why nothing more of the chain runs, if so: its alert resolved (or its incident is over)."""
+        if previous.result is StepResult.RESOLVED:
+            return previous.reason
+        if incident.status is IncidentStatus.CLOSED:
+            return f"incident {incident.id} was closed"
+        if alert.status is AlertStatus.FIRING and (
+                incident.recovered or not await self.deps.store.is_firing(incident.id, alert.fingerprint)):
+            return f"its alert {alert.name} has resolved"
+        return ""
+
+    def plan(self, policy: Policy, index: int, alert: Alert, incident: Incident, previous: Settled,
+             *, ended: str = "") -> PlannedStep:
         """Step `index` planned after `previous`: to be skipped, or to run (as a dry run after one)."""
         step = policy.actions[index]
         assert step.when is not None  # only steps with `when` wait
@@ -197,6 +221,8 @@ class Sequencer:
         planned = plan_step(Match(policy, alert), index, incident, self.deps.registry, self.deps.clock.now(),
                             default_cooldown=self.deps.settings.guardrails.default_cooldown,
                             previous=previous.scope())
+        if ended:
+            return replace(planned, skip=f"nothing more of {policy.name} runs: {ended}")
         if not verdict.runs:
             return replace(planned, skip=verdict.why)
         if verdict.dry_run and not step.guardrails.dry_run:

@@ -7,6 +7,7 @@ Real SQLite store, fake clock, the harness's `test.restart` action and a real HT
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +20,8 @@ from tests.support import builders
 from tests.support.engine import Harness, HarnessFactory
 
 DOWN = builders.alert("ApiDown", fingerprint="fp-api", group="api", labels={"service": "erp-api"})
+RESOLVED = builders.alert("ApiDown", fingerprint="fp-api", group="api", labels={"service": "erp-api"},
+                          status="resolved")
 
 
 def policy(severity: str = "P3", first: str = "", *steps: str) -> str:
@@ -62,6 +65,8 @@ def texts(h: Harness) -> list[str]:
     (StepResult.SKIPPED, "always", True, False),
     (StepResult.UNKNOWN, "succeeded", False, False), (StepResult.UNKNOWN, "failed", False, False),
     (StepResult.UNKNOWN, "always", True, False),
+    (StepResult.RESOLVED, "succeeded", False, False), (StepResult.RESOLVED, "failed", False, False),
+    (StepResult.RESOLVED, "always", False, False),
 ])
 def test_what_each_outcome_of_the_previous_step_means_for_each_condition(
     result: StepResult, when: StepCondition, runs: bool, dry: bool
@@ -150,6 +155,21 @@ async def test_in_enforce_a_step_after_a_dry_run_only_step_is_a_dry_run_too(make
         (Outcome.DRY_RUN, "dry-run"), (Outcome.DRY_RUN, "dry-run")]
 
 
+async def test_a_follower_of_a_dry_run_only_step_that_would_be_held_is_a_dry_run_not_an_approval(
+    make_harness: HarnessFactory,
+) -> None:
+    chain = policy("P3", "        guardrails: {dry_run: true}\n",
+                   "      - type: test.restart\n        when: succeeded\n        params: {service: erp-web}\n"
+                   "        guardrails: {require_approval: true}\n")
+    h = await make_harness(chain)
+    await h.deliver(DOWN)
+    assert h.action.runs == [] and await h.deps.store.list_approvals(ApprovalStatus.PENDING) == []
+    follower = (await audit(h))[-1]
+    assert (follower.target, follower.verdict, follower.outcome, follower.mode) == (
+        "svc:erp-web", Verdict.ALLOW, Outcome.DRY_RUN, "dry-run")
+    assert "not held, a dry run" in follower.decision_detail
+
+
 async def test_a_skipped_step_skips_the_steps_after_it_but_always_runs(make_harness: HarnessFactory) -> None:
     chain = policy("P3", "", tell("one", "succeeded"), tell("two", "succeeded"), tell("three", "failed"),
                    tell("four", "always"))
@@ -211,3 +231,41 @@ async def test_a_chain_cut_short_by_a_crash_goes_on_when_the_alert_is_replayed(
     assert texts(h) == ["restarted erp-api"]
     await restarted.process([DOWN])  # and a second replay adds nothing
     assert texts(h) == ["restarted erp-api"] and len(await audit(h)) == 3
+
+
+async def test_an_expired_held_step_leads_to_the_failure_branch(make_harness: HarnessFactory) -> None:
+    h = await make_harness(policy("P1", "", tell("NOT restarted: {previous.reason}", "failed")))
+    await h.deliver(DOWN)
+    [approval] = await h.deps.store.list_approvals(ApprovalStatus.PENDING)
+    await h.tick(timedelta(minutes=31))
+    assert h.action.runs == []
+    assert texts(h) == [f"NOT restarted: not run, approval {approval.id} expired: nobody decided within 30 min; "
+                        "nothing ran"]
+
+
+async def test_a_held_step_whose_alert_resolved_ends_the_chain_and_asks_nobody_for_more(
+    make_harness: HarnessFactory,
+) -> None:
+    restart_web = ("      - type: test.restart\n        when: always\n        params: {service: erp-web}\n")
+    h = await make_harness(policy("P1", "", restart_web, tell("told", "always")))
+    await h.deliver(DOWN)
+    await h.deliver(RESOLVED)
+    [closed] = await h.deps.store.list_approvals(ApprovalStatus.NO_LONGER_NEEDED)
+    assert await h.deps.store.list_approvals(ApprovalStatus.PENDING) == []  # no approval for the follower
+    assert h.action.runs == [] and texts(h) == []
+    records = await audit(h)
+    assert [(r.target, r.decision_reason) for r in records] == [
+        ("svc:erp-api", DecisionReason.APPROVAL_REQUIRED), ("svc:erp-web", DecisionReason.SKIPPED),
+        ("notify:oncall", DecisionReason.SKIPPED)]
+    assert records[1].decision_detail.startswith(f"nothing more of restart-then-tell runs: not run, approval "
+                                                 f"{closed.id} no longer needed")
+    assert records[2].decision_detail == "nothing more of restart-then-tell runs: its alert ApiDown has resolved"
+
+
+async def test_a_chain_of_a_policy_about_resolved_alerts_runs_to_its_end(make_harness: HarnessFactory) -> None:
+    # Only a firing alert that has resolved since ends a chain; an alert that is a resolution does not.
+    about_resolved = BOTH.replace("match: {alertname: ApiDown}", "match: {alertname: ApiDown, status: resolved}")
+    h = await make_harness(about_resolved)
+    await h.deliver(DOWN)
+    await h.deliver(RESOLVED)
+    assert h.action.runs == ["erp-api"] and texts(h) == ["restarted erp-api"]
