@@ -18,7 +18,7 @@ from remediator.engine.approval_desk import ApprovalDesk
 from remediator.engine.escalation import Escalation
 from remediator.engine.executor import Executor, HoldHandler
 from remediator.engine.notifier import Notifier
-from remediator.engine.sequence import Sequencer, Settled, closed_without_run
+from remediator.engine.sequence import Sequencer, Settled
 from remediator.engine.timers import TimerLoop
 from remediator.engine.verification import Verifier
 from remediator.engine.waf_blocks import BlockExpiry
@@ -65,7 +65,7 @@ class Engine:
         self.escalation = Escalation(deps, self.notifier)
         self.verifier = Verifier(deps, self.run_step, self.escalate)
         self.approvals = ApprovalDesk(deps, Executor(deps), self.escalation, self.notifier, self.after_step,
-                                      after_close=self.after_closed)
+                                      after_decided=self.after_approval)
         self.executor = Executor(deps, on_hold or self.approvals.on_hold)
         self.sequence = Sequencer(deps, self.executor)
         self.waf_blocks = BlockExpiry(deps, self.executor, self.escalate)
@@ -157,11 +157,11 @@ class Engine:
         for later in await self.sequence.after(Settled.of(request, record)):
             await self.after_step(*later)
 
-    async def after_closed(self, approval: Approval) -> None:
-        """A held step's approval closed without running it: the steps that waited for it go on."""
-        if closed_without_run(approval):
-            for later in await self.sequence.after(Settled.of_closed(approval)):
-                await self.after_step(*later)
+    async def after_approval(self, approval: Approval) -> None:
+        """A held step's approval closed without running it, or its run was recorded by an earlier
+        attempt: the steps that waited for it go on (idempotent)."""
+        for later in await self.sequence.after_approval(approval):
+            await self.after_step(*later)
 
     async def _follow(self, correlation: Correlation, alert: Alert) -> None:
         """What a correlation means for the escalation matrix and for approvals waiting on this alert.

@@ -38,6 +38,7 @@ from enum import StrEnum
 
 from remediator.deps import Deps
 from remediator.engine.executor import Executor
+from remediator.incidents import approvals
 from remediator.model import (
     ActionRequest,
     Alert,
@@ -49,6 +50,7 @@ from remediator.model import (
     Incident,
     IncidentStatus,
     Outcome,
+    TimelineEvent,
     Verdict,
 )
 from remediator.observability import get_logger
@@ -166,8 +168,6 @@ class Sequencer:
         Idempotent: a step that was requested already (a replay after a crash, another replica)
         is not decided again; the chain goes on from its record.
         """
-        if previous.result is StepResult.WAITING:
-            return []
         policy = self.deps.policies.by_name(previous.policy)
         if policy is None or previous.step >= len(policy.actions):
             return []
@@ -175,6 +175,9 @@ class Sequencer:
         if not waiting:
             return []
         store = self.deps.store
+        if previous.result is StepResult.WAITING:
+            await store.add_events([self._waiting(policy, waiting, previous)])
+            return []
         incident, alert = await store.get_incident(previous.incident_id), await store.get_alert(previous.alert_id)
         if incident is None or alert is None:
             log.error("sequence_lost", policy=policy.name, step=previous.step, incident_id=previous.incident_id)
@@ -192,6 +195,14 @@ class Sequencer:
                 done.append((pending.planned.request, pending.alert, pending.record))
         return done
 
+    def _waiting(self, policy: Policy, waiting: list[int], held: Settled) -> TimelineEvent:
+        """The timeline's note that steps wait for a held one (so people see the whole chain)."""
+        steps = ", ".join(f"step {i + 1} ({policy.actions[i].type}, when: {policy.actions[i].when})" for i in waiting)
+        return TimelineEvent(held.incident_id, self.deps.clock.now(), "steps_waiting",
+                             f"{steps} of {policy.name} wait(s) for step {held.step + 1} ({held.action} on "
+                             f"{held.target}), held for approval", alert_id=held.alert_id,
+                             data={"policy": policy.name, "held_step": held.step, "waiting": waiting})
+
     async def resume(self, request: ActionRequest) -> list[tuple[ActionRequest, Alert, AuditRecord]]:
         """A step recorded earlier (before a crash, or by another replica): go on after it if that
         did not happen yet. What this records, as `after`."""
@@ -199,7 +210,26 @@ class Sequencer:
         if policy is None or request.step >= len(policy.actions) or not policy.dependants(request.step):
             return []
         record = await self.deps.store.get_audit(request.id)
-        return await self.after(Settled.of(request, record)) if record is not None else []
+        if record is None:
+            return []  # another process holds it: that process goes on from it
+        if record.verdict is Verdict.HOLD:
+            return await self._resume_held(request)
+        return await self.after(Settled.of(request, record))
+
+    async def _resume_held(self, held: ActionRequest) -> list[tuple[ActionRequest, Alert, AuditRecord]]:
+        approval = await self.deps.store.get_approval(approvals.approval_id(held.id))
+        return await self.after_approval(approval) if approval is not None else []
+
+    async def after_approval(self, approval: Approval) -> list[tuple[ActionRequest, Alert, AuditRecord]]:
+        """A held step people decided: go on from the closed approval, or from its run once recorded."""
+        if closed_without_run(approval):
+            return await self.after(Settled.of_closed(approval))
+        if approval.status is not ApprovalStatus.APPROVED:
+            return []
+        store = self.deps.store
+        run = await store.get_request(approvals.run_request_id(approval))
+        record = await store.get_audit(run.request.id) if run is not None else None
+        return await self.after(Settled.of(run.request, record)) if run is not None and record is not None else []
 
     async def _ended(self, incident: Incident, alert: Alert, previous: Settled) -> str:
         """Why nothing more of the chain runs, if so: its alert resolved (or its incident is over)."""

@@ -189,6 +189,9 @@ async def test_a_step_after_a_held_step_waits_until_people_approve_and_it_ran(ma
     await h.deliver(DOWN)
     [approval] = await h.deps.store.list_approvals(ApprovalStatus.PENDING)
     assert texts(h) == [] and [r.verdict for r in await audit(h)] == [Verdict.HOLD]  # the notice waits
+    [note] = [e for e in await h.deps.store.timeline(approval.incident_id) if e.kind == "steps_waiting"]
+    assert note.message == ("step 2 (notify.webhook, when: succeeded) of restart-then-tell wait(s) for step 1 "
+                            "(test.restart on svc:erp-api), held for approval")
 
     answer = await h.engine.approvals.vote(approval.id, builders.vote(approval, "alice"))
     assert answer.approval is not None and answer.approval.outcome is Outcome.SUCCEEDED
@@ -269,3 +272,27 @@ async def test_a_chain_of_a_policy_about_resolved_alerts_runs_to_its_end(make_ha
     await h.deliver(DOWN)
     await h.deliver(RESOLVED)
     assert h.action.runs == ["erp-api"] and texts(h) == ["restarted erp-api"]
+
+
+async def test_a_chain_cut_short_after_an_approved_run_goes_on_when_its_safety_net_fires(
+    make_harness: HarnessFactory, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    h = await make_harness(policy("P1", "", tell("restarted {labels.service}", "succeeded")))
+    await h.deliver(DOWN)
+    [approval] = await h.deps.store.list_approvals(ApprovalStatus.PENDING)
+
+    async def crash(*_: Any) -> None:
+        raise RuntimeError("the process died right after the approved run")
+
+    monkeypatch.setattr(h.engine.sequence, "after", crash)
+    with pytest.raises(RuntimeError):
+        await h.engine.approvals.vote(approval.id, builders.vote(approval, "alice"))
+    monkeypatch.undo()
+    assert h.action.runs == ["erp-api"] and texts(h) == []
+
+    restarted = Engine(h.deps)  # another process: the approved run's timer finds the run recorded
+    h.clock.advance(timedelta(hours=1))
+    await restarted.timers.fire_due()
+    assert h.action.runs == ["erp-api"] and texts(h) == ["restarted erp-api"]
+    decided = await h.deps.store.get_approval(approval.id)
+    assert decided is not None and decided.outcome is Outcome.SUCCEEDED
