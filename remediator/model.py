@@ -70,6 +70,7 @@ class DecisionReason(StrEnum):
     INVALID_PARAMS = "invalid_params"
     UNKNOWN_ACTION = "unknown_action"
     COORDINATION_UNAVAILABLE = "coordination_unavailable"
+    SKIPPED = "skipped"  # an ordered step whose condition on the step before it was not met
     ERROR = "error"  # the daemon failed while deciding; the audit record says how
 
 

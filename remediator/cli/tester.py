@@ -10,12 +10,13 @@ cases:
       - name: erp-prod-rds-connections-high                  # optional
         severity: P2               # optional: the incident's severity
         matched: [rds-connections-high]                       # exactly these policies, in load order
-        requests:                  # exactly these requests, in plan order
+        requests:                  # exactly these requests, in the order recorded
           - policy: rds-connections-high
             action: notify.webhook
             target: notify:dba
             verdict: allow         # allow | deny | hold
-            reason: allowed        # optional: the decision reason
+            reason: allowed        # optional: the decision reason (`skipped`: an ordered step's
+                                   # condition on the step before it was not met)
             params: {to: dba}      # optional: these parameters, as validated
             outcome: dry_run       # optional
             joined: false          # true: the alert joined its incident's earlier request for this plan

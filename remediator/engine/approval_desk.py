@@ -54,6 +54,8 @@ REMINDER, EXPIRY, RUN = "approval_reminder", "approval_expiry", "approval_run"
 RUN_GRACE = timedelta(minutes=1)
 
 AfterRun = Callable[[ActionRequest, Alert, AuditRecord], Awaitable[None]]
+# Closed without a run (rejected, expired, not needed), or approved with its run found recorded already.
+AfterDecided = Callable[[Approval], Awaitable[None]]
 
 
 class RunInProgress(Exception):
@@ -73,12 +75,13 @@ class ApprovalDesk:
     """Turns holds into approvals and decided approvals into action (or into nothing, safely)."""
 
     def __init__(self, deps: Deps, executor: Executor, escalation: Escalation, notifier: Notifier,
-                 after_run: AfterRun) -> None:
+                 after_run: AfterRun, *, after_decided: AfterDecided | None = None) -> None:
         self.deps = deps
         self.executor = executor
         self.escalation = escalation
         self.notifier = notifier
         self.after_run = after_run
+        self.after_decided = after_decided
         self._runs: dict[str, asyncio.Task[Approval | None]] = {}  # approval id → its run in this process
 
     def register(self, timers: TimerLoop) -> None:
@@ -136,6 +139,7 @@ class ApprovalDesk:
         await store.cancel_timers(f"approval:{approval_id}:remind")
         await store.cancel_timers(f"approval:{approval_id}:expire")
         if effect.approval.status is not ApprovalStatus.APPROVED:
+            await self._decided(effect.approval)
             return VoteAnswer(effect.approval)
         return VoteAnswer(await self.run_now(approval_id))
 
@@ -176,6 +180,7 @@ class ApprovalDesk:
             record = await store.get_audit(planned.request.id)
             if record is None:
                 raise RunInProgress(f"the approved run of {approval_id} is owned by another process")
+            await self._decided(approval)  # the steps after it go on, if that run's process died first
         else:
             await self.after_run(planned.request, alert, record)
         log.warning("approved_run", approval_id=approval_id, outcome=record.outcome.value,
@@ -227,6 +232,7 @@ class ApprovalDesk:
         if closed is not None:
             self._count_closed(closed)
             await self.deps.store.cancel_timers(f"approval:{approval.id}:")
+            await self._decided(closed)
         return closed
 
     async def alert_resolved(self, incident_id: str, fingerprint: str) -> None:
@@ -268,6 +274,7 @@ class ApprovalDesk:
             return  # decided meanwhile, here or on another replica
         self._count_closed(expired)
         await self._announce(expired, "approval_expired", "expired: nothing ran; the incident is escalated")
+        await self._decided(expired)
         await self.escalation.escalate_now(approval.incident_id, f"approval {approval.id} for {approval.action} on "
                                            f"{approval.target} expired undecided; nothing ran")
 
@@ -285,6 +292,11 @@ class ApprovalDesk:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await asyncio.gather(*self._runs.values(), return_exceptions=True)
+
+    async def _decided(self, approval: Approval) -> None:
+        """The steps that waited for the held one go on (engine/sequence.py)."""
+        if self.after_decided is not None:
+            await self.after_decided(approval)
 
     # -- telling people ---------------------------------------------------------------------------
     def _count_closed(self, approval: Approval) -> None:

@@ -202,6 +202,18 @@ class Executor:
             await self.on_hold(planned, Decision(record.verdict, record.decision_reason, record.decision_detail))
 
     async def decide(self, planned: PlannedStep, alert: Alert, flap_count: int) -> Decision:
+        if planned.skip:
+            return Decision.deny(DecisionReason.SKIPPED, planned.skip, "sequence")
+        decision = await self._guard(planned, alert, flap_count)
+        if not planned.condition:
+            return decision
+        if decision.verdict is Verdict.HOLD and planned.dry_run_only and not self.deps.dry_run:
+            # Nothing to approve: it is only a dry run, and an approved run would not know that.
+            decision = Decision(Verdict.ALLOW, decision.reason, f"not held, a dry run: {decision.detail}")
+        return replace(decision, detail=f"{planned.condition}; {decision.detail}" if decision.detail
+                       else planned.condition)
+
+    async def _guard(self, planned: PlannedStep, alert: Alert, flap_count: int) -> Decision:
         if planned.error:
             reason = DecisionReason.UNKNOWN_ACTION if planned.params is None and \
                 self.deps.registry.get(planned.request.action) is None else DecisionReason.INVALID_PARAMS

@@ -18,12 +18,13 @@ from remediator.engine.approval_desk import ApprovalDesk
 from remediator.engine.escalation import Escalation
 from remediator.engine.executor import Executor, HoldHandler
 from remediator.engine.notifier import Notifier
+from remediator.engine.sequence import Sequencer, Settled
 from remediator.engine.timers import TimerLoop
 from remediator.engine.verification import Verifier
 from remediator.engine.waf_blocks import BlockExpiry
 from remediator.errors import CoordinationUnavailable, StoreUnavailable
 from remediator.incidents.lifecycle import measure
-from remediator.model import Alert, AlertStatus, AuditRecord, Incident, Outcome
+from remediator.model import ActionRequest, Alert, AlertStatus, Approval, AuditRecord, Incident, Outcome
 from remediator.observability import get_logger
 from remediator.policy.match import Match, incident_severity
 from remediator.policy.plan import PlannedStep, plan_step
@@ -66,8 +67,10 @@ class Engine:
         # One executor for policy steps and approved runs: it owns the audit records a store outage
         # defers, and the backlog loop and stop() flush them, whichever path ran the action.
         self.executor = Executor(deps, on_hold)
-        self.approvals = ApprovalDesk(deps, self.executor, self.escalation, self.notifier, self.verifier.follow_up)
+        self.approvals = ApprovalDesk(deps, self.executor, self.escalation, self.notifier, self.after_step,
+                                      after_decided=self.after_approval)
         self.executor.on_hold = on_hold or self.approvals.on_hold
+        self.sequence = Sequencer(deps, self.executor)
         self.waf_blocks = BlockExpiry(deps, self.executor, self.escalate)
         # A timer's claim outlasts the longest action its handler may run, so it never fires twice.
         self.timers = TimerLoop(deps, lease=deps.settings.engine.action_timeout + timedelta(minutes=2))
@@ -112,7 +115,7 @@ class Engine:
             raise
         for item in done:
             if item.record is not None:
-                await self.verifier.follow_up(item.planned.request, item.alert, item.record)
+                await self.after_step(item.planned.request, item.alert, item.record)
         await self.deps.store.mark_processed([a.id for a in alerts], self.deps.clock.now())
 
     async def _new_requests(self, work: list[tuple[PlannedStep, Alert, int]]) -> list[tuple[PlannedStep, Alert, int]]:
@@ -126,17 +129,20 @@ class Engine:
         for item in fresh:
             if item[0].request.id in existing:
                 await self.executor.hold_again(item[0])  # a hold recorded before a crash gets its approval
+                for later in await self.sequence.resume(item[0].request):  # and a chain cut short goes on
+                    await self.after_step(*later)
         joined = len(work) - len(fresh) + len(existing)
         if joined:
             self.deps.metrics.duplicates.labels("request").inc(joined)
         return [item for item in fresh if item[0].request.id not in existing]
 
     def plan(self, match: Match, incident: Incident) -> list[PlannedStep]:
-        """A policy's steps: all of them in order, or only the first when the policy verifies."""
-        count = 1 if match.policy.verify else len(match.policy.actions)
+        """The policy's steps that start at once: those without `when` (only the first when it verifies).
+        The others wait for the step before them (`after_step`)."""
         now = self.deps.clock.now()
         cooldown = self.deps.settings.guardrails.default_cooldown
-        return [plan_step(match, i, incident, self.deps.registry, now, default_cooldown=cooldown) for i in range(count)]
+        return [plan_step(match, i, incident, self.deps.registry, now, default_cooldown=cooldown)
+                for i in match.policy.first_steps]
 
     async def run_step(self, match: Match, index: int, incident: Incident, flap_count: int = 0) -> AuditRecord | None:
         """One step on its own (verification's next step)."""
@@ -144,8 +150,21 @@ class Engine:
                             default_cooldown=self.deps.settings.guardrails.default_cooldown)
         record = await self.executor.respond_one(planned, match.alert, flap_count)
         if record is not None:
-            await self.verifier.follow_up(planned.request, match.alert, record)
+            await self.after_step(planned.request, match.alert, record)
         return record
+
+    async def after_step(self, request: ActionRequest, alert: Alert, record: AuditRecord) -> None:
+        """A step was decided or ran: verification follows it up, and the steps that waited for it
+        run or are recorded as skipped (engine/sequence.py), and so on down the chain."""
+        await self.verifier.follow_up(request, alert, record)
+        for later in await self.sequence.after(Settled.of(request, record)):
+            await self.after_step(*later)
+
+    async def after_approval(self, approval: Approval) -> None:
+        """A held step's approval closed without running it, or its run was recorded by an earlier
+        attempt: the steps that waited for it go on (idempotent)."""
+        for later in await self.sequence.after_approval(approval):
+            await self.after_step(*later)
 
     async def _follow(self, correlation: Correlation, alert: Alert) -> None:
         """What a correlation means for the escalation matrix and for approvals waiting on this alert.

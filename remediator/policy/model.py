@@ -18,6 +18,15 @@ actions:
     guardrails: {cooldown: 30m, rate_limit: {max: 3, window: 1h}}
 verify: {after: 10m}
 ```
+
+Steps may be ordered instead (`when`, `after`, `{previous.*}`; not together with `verify`):
+
+```yaml
+actions:
+  - {type: waf.block_ip, name: block, params: {...}}
+  - {type: notify.webhook, when: succeeded, params: {to: security, title: "Blocked {labels.source_ip}"}}
+  - {type: notify.webhook, after: block, when: failed, params: {to: security, text: "{previous.reason}"}}
+```
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from remediator.model import AlertStatus, Severity
+from remediator.policy.template import uses_previous
 from remediator.settings import Duration, WindowLimit
 
 POLICY_NAME = r"^[a-z0-9][a-z0-9_.-]{0,79}$"
@@ -117,10 +127,21 @@ class StepGuardrails(Strict):
     dry_run: bool = False
 
 
+StepCondition = Literal["succeeded", "failed", "always"]
+STEP_NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+
+
 class ActionStep(Strict):
+    """One step. Without `when` it starts at once, beside the policy's other such steps; with
+    `when` it waits for the step before it (or the one `after` names) and runs only if that
+    step's outcome meets the condition (engine/sequence.py says what each outcome counts as)."""
+
     type: str = Field(min_length=1)
+    name: Annotated[str, Field(pattern=STEP_NAME)] | None = None
     params: dict[str, Any] = {}
     guardrails: StepGuardrails = StepGuardrails()
+    when: StepCondition | None = None
+    after: str | None = None  # the name of an earlier step; without it, the step just before
 
 
 class VerifySpec(Strict):
@@ -143,7 +164,56 @@ class Policy(Strict):
     def _verify_needs_steps(self) -> Policy:
         if self.verify and self.verify.timeout and self.verify.timeout < self.verify.after:
             raise ValueError("verify.timeout must not be shorter than verify.after")
+        problems = self._order_problems()
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+    def depends_on(self, index: int) -> int | None:
+        """The step whose outcome step `index` waits for; None when it starts at once."""
+        step = self.actions[index]
+        if step.when is None:
+            return None
+        if step.after is None:
+            return index - 1
+        return next(i for i, s in enumerate(self.actions[:index]) if s.name == step.after)
+
+    def dependants(self, index: int) -> list[int]:
+        """The steps that wait for step `index`, in policy order."""
+        return [i for i in range(index + 1, len(self.actions)) if self.depends_on(i) == index]
+
+    @property
+    def first_steps(self) -> list[int]:
+        """The steps that start at once: those without `when` (only the first when the policy verifies)."""
+        if self.verify is not None:
+            return [0]
+        return [i for i, step in enumerate(self.actions) if step.when is None]
+
+    def _order_problems(self) -> list[str]:
+        """What is wrong with the steps' `name`, `when` and `after` (each names its step)."""
+        problems: list[str] = []
+        names: dict[str, int] = {}
+        for index, step in enumerate(self.actions):
+            where = f"actions[{index}] ({step.type})"
+            if step.name is not None and step.name in names:
+                problems.append(f"{where}.name: {step.name!r} is already the name of actions[{names[step.name]}]")
+            earlier = dict(names)
+            if step.name is not None:
+                names.setdefault(step.name, index)
+            if step.after is not None and step.when is None:
+                problems.append(f"{where}.after: needs `when` (the outcome of {step.after!r} it waits for)")
+            elif step.after is not None and step.after not in earlier:
+                problems.append(f"{where}.after: no earlier step is named {step.after!r}"
+                                f" (earlier names: {', '.join(earlier) or 'none'})")
+            if step.when is not None and index == 0 and step.after is None:
+                problems.append(f"{where}.when: the first step has no previous step to wait for")
+            if step.when is not None and self.verify is not None:
+                problems.append(f"{where}.when: cannot be combined with `verify` (a verifying policy runs its "
+                                "next step when the previous one did not help)")
+            if step.when is None and uses_previous(step.params):
+                problems.append(f"{where}.params: {{previous.*}} needs `when` (a step that starts at once "
+                                "has no previous step)")
+        return problems
 
 
 class PolicyFile(Strict):

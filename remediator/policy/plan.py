@@ -28,6 +28,10 @@ class PlannedStep:
     step: ActionStep
     params: ActionParams | None
     error: str = ""
+    # Set for an ordered step (`when`) once the step it waited for settled (engine/sequence.py):
+    skip: str = ""  # why it is recorded as skipped instead of run
+    condition: str = ""  # why it runs, added to its decision detail
+    dry_run_only: bool = False  # a dry run because the step before it only ran dry
 
 
 def plan_hash(action: str, target: str, params: Mapping[str, Any]) -> str:
@@ -53,8 +57,10 @@ def cooldown_window(alert: Alert, cooldown: timedelta) -> str:
     return str(int(alert.starts_at.timestamp() // seconds)) if seconds > 0 else alert.id
 
 
-def template_scope(alert: Alert, incident_id: str, policy: str) -> dict[str, Mapping[str, str]]:
+def template_scope(alert: Alert, incident_id: str, policy: str,
+                   previous: Mapping[str, str] | None = None) -> dict[str, Mapping[str, str]]:
     return {
+        **({"previous": previous} if previous is not None else {}),
         "labels": alert.labels,
         "annotations": alert.annotations,
         "alert": {"name": alert.name, "source": alert.source, "status": alert.status,
@@ -100,7 +106,7 @@ def _validate(action: AnyAction, rendered_json: bytes) -> _Validated:
 
 def plan_step(
     match: Match, index: int, incident: Incident, registry: ActionRegistry, now: datetime,
-    *, default_cooldown: timedelta = timedelta(minutes=10),
+    *, default_cooldown: timedelta = timedelta(minutes=10), previous: Mapping[str, str] | None = None,
 ) -> PlannedStep:
     policy, alert = match.policy, match.alert
     step = policy.actions[index]
@@ -108,7 +114,7 @@ def plan_step(
     action = registry.get(step.type)
     risk = action.risk if action else Risk.NORMAL
     try:
-        rendered = render_params(step.params, template_scope(alert, incident.id, policy.name), action)
+        rendered = render_params(step.params, template_scope(alert, incident.id, policy.name, previous), action)
         if action is None:
             unknown = f"unknown action {step.type!r}"
             checked = _Validated(None, "", rendered, plan_hash(step.type, "", rendered), unknown)

@@ -1,7 +1,9 @@
 """Parameter templates: `{labels.instance}` and friends, filled from the alert.
 
 Allowed references: `labels.<name>`, `annotations.<name>`, `alert.name`, `alert.source`,
-`alert.status`, `alert.fingerprint`, `incident.id`, `policy.name`. `{{` and `}}` are literal
+`alert.status`, `alert.fingerprint`, `incident.id`, `policy.name`, and in a step with `when`
+`previous.action`, `previous.target`, `previous.outcome`, `previous.reason` (the step it waited
+for: what it was, what became of it and why). `{{` and `}}` are literal
 braces. A value that is exactly one reference keeps the referenced text as is; the action's
 `Params` model then validates it into its type (IP network, ARN, identifier, duration...).
 Parameters people read (`PeopleText`) are filled from `one_line_scope`: there, every value from
@@ -23,6 +25,8 @@ SCALAR_FIELDS = {
     "alert": {"name", "source", "status", "fingerprint"},
     "incident": {"id"},
     "policy": {"name"},
+    # The step this one waited for (`when`): its action, target, outcome and why.
+    "previous": {"action", "target", "outcome", "reason"},
 }
 MAPPING_FIELDS = {"labels", "annotations"}
 
@@ -55,6 +59,20 @@ def is_template(value: Any) -> bool:
         return any(is_template(v) for v in value.values())
     if isinstance(value, list | tuple):
         return any(is_template(v) for v in value)
+    return False
+
+
+def uses_previous(value: Any) -> bool:
+    """Whether a parameter value refers to the previous step (`{previous.*}`)."""
+    if isinstance(value, str):
+        try:
+            return any(scope == "previous" for scope, _ in references(value))
+        except TemplateError:
+            return False  # reported by `check`
+    if isinstance(value, Mapping):
+        return any(uses_previous(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(uses_previous(v) for v in value)
     return False
 
 
