@@ -43,8 +43,9 @@ class CoreRecorder:
     writer for the whole daemon means no lock contention, and an ack still means "stored".
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ack_timeout: float = 3.0) -> None:
         self.accepting = True
+        self.ack_timeout = ack_timeout
         self.core: aiohttp.ClientSession | None = None
         self._pending: list[tuple[Sequence[Alert], asyncio.Future[list[bool]]]] = []
         self._wake = asyncio.Event()
@@ -64,7 +65,11 @@ class CoreRecorder:
         future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
         self._pending.append((alerts, future))
         self._wake.set()
-        return await future
+        try:
+            async with asyncio.timeout(self.ack_timeout):  # queueing here, the hand-off and the core's commit
+                return await future
+        except TimeoutError:
+            raise StoreUnavailable(f"not stored within store.ack_timeout ({self.ack_timeout:g}s)") from None
 
     async def _run(self) -> None:
         # A few calls in flight: the next batch travels while the core commits the previous one.
@@ -155,7 +160,7 @@ class CounterRelay:
 def build_intake_app(settings: Settings, core_socket: str) -> web.Application:
     """The public webhook listener of an intake process, recording through the core."""
     deps = build_deps(settings, owner=False)
-    recorder = CoreRecorder()
+    recorder = CoreRecorder(settings.store.ack_timeout.total_seconds())
     app = public_app(settings, deps, recorder)
     app[RECORDER] = recorder
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -75,9 +76,11 @@ class Pending:
 class Executor:
     """Runs planned requests through guardrails and actions, and records each exactly once."""
 
-    def __init__(self, deps: Deps, on_hold: HoldHandler | None = None) -> None:
+    def __init__(self, deps: Deps, on_hold: HoldHandler | None = None, in_flight: Counter[str] | None = None) -> None:
         self.deps = deps
         self.on_hold = on_hold
+        # Requests being decided or run in this process (shared by its executors): recovery leaves them be.
+        self.in_flight: Counter[str] = Counter() if in_flight is None else in_flight
         # Audit records the store could not take when their request ended, written as soon as it can.
         self.unrecorded: dict[str, tuple[AuditRecord, list[TimelineEvent]]] = {}
 
@@ -91,7 +94,17 @@ class Executor:
         claim was won. Deciding before claiming is safe across replicas because admission is
         idempotent per request: two replicas deciding one occurrence reach the same verdict.
         """
-        pending = [Pending(planned, alert, flaps) for planned, alert, flaps in items]
+        ids = [planned.request.id for planned, _, _ in items]
+        self.in_flight.update(ids)
+        try:
+            return await self._respond([Pending(planned, alert, flaps) for planned, alert, flaps in items])
+        finally:
+            self.in_flight.subtract(ids)
+            for request_id in ids:
+                if self.in_flight[request_id] <= 0:
+                    self.in_flight.pop(request_id, None)
+
+    async def _respond(self, pending: list[Pending]) -> list[Pending]:
         for item in pending:
             item.decision = await self.decide(item.planned, item.alert, item.flap_count)
         acting = [i for i in pending if i.decision is not None and i.decision.verdict is Verdict.ALLOW]

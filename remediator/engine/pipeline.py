@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
@@ -18,12 +19,14 @@ from remediator.engine.approval_desk import ApprovalDesk
 from remediator.engine.escalation import Escalation
 from remediator.engine.executor import Executor, HoldHandler
 from remediator.engine.notifier import Notifier
+from remediator.engine.recovery import Recovery
 from remediator.engine.timers import TimerLoop
 from remediator.engine.verification import Verifier
 from remediator.engine.waf_blocks import BlockExpiry
 from remediator.errors import CoordinationUnavailable, StoreUnavailable
+from remediator.guardrails.flap import counts_for_flapping, current_flap_count, record_state_change
 from remediator.incidents.lifecycle import measure
-from remediator.model import Alert, AlertStatus, AuditRecord, Incident, Outcome
+from remediator.model import Alert, AlertStatus, AuditRecord, Incident
 from remediator.observability import get_logger
 from remediator.policy.match import Match, incident_severity
 from remediator.policy.plan import PlannedStep, plan_step
@@ -63,8 +66,12 @@ class Engine:
         self.notifier = Notifier(deps)
         self.escalation = Escalation(deps, self.notifier)
         self.verifier = Verifier(deps, self.run_step, self.escalate)
-        self.approvals = ApprovalDesk(deps, Executor(deps), self.escalation, self.notifier, self.verifier.follow_up)
-        self.executor = Executor(deps, on_hold or self.approvals.on_hold)
+        in_flight: Counter[str] = Counter()  # every request a part of this process is deciding
+        self.approvals = ApprovalDesk(deps, Executor(deps, in_flight=in_flight), self.escalation, self.notifier,
+                                      self.verifier.follow_up)
+        self.executor = Executor(deps, on_hold or self.approvals.on_hold, in_flight)
+        self.recovery = Recovery(deps, self.executor, self.escalate, self.verifier.follow_up,
+                                 self.flap_count)
         self.waf_blocks = BlockExpiry(deps, self.executor, self.escalate)
         # A timer's claim outlasts the longest action its handler may run, so it never fires twice.
         self.timers = TimerLoop(deps, lease=deps.settings.engine.action_timeout + timedelta(minutes=2))
@@ -82,6 +89,7 @@ class Engine:
         self._idle.set()
         self._overflow: list[str] = []
         self._requested = RecentIds(100_000)
+        self._late: set[asyncio.Future[list[bool]]] = set()  # writes that outlived their sender's wait
         self.accepting = False
 
     # -- the pipeline -----------------------------------------------------------------------------
@@ -98,9 +106,10 @@ class Engine:
             if correlation.opened and incident is not None:
                 self.deps.metrics.incidents_opened.labels(incident.severity.value).inc()
             await self._follow(correlation, alert)
-            if incident is not None and found and not correlation.stale:
-                flaps = await self._flap_count(alert)
-                work += [(step, alert, flaps) for match in found for step in self.plan(match, incident)]
+            if incident is None or correlation.stale:
+                continue
+            flaps = await self.flap_count(alert) if counts_for_flapping(alert, self.deps.policies, bool(found)) else 0
+            work += [(step, alert, flaps) for match in found for step in self.plan(match, incident)]
         work = await self._new_requests(work)
         try:
             done = await self.executor.respond(work) if work else []
@@ -167,11 +176,11 @@ class Engine:
         if measure(incident, target, settings.zone, self.deps.clock.now()).recover_breached:
             self.deps.metrics.sla_breaches.labels(incident.severity.value, "recover").inc()
 
-    async def _flap_count(self, alert: Alert) -> int:
-        flap = self.deps.settings.guardrails.flap
+    async def flap_count(self, alert: Alert, *, record: bool = True) -> int:
+        """The alert's state changes within the flap window, this one counted first when `record`."""
+        count = record_state_change if record else current_flap_count
         try:
-            return await self.deps.coordination.record_change(f"flap:{alert.fingerprint}", flap.window,
-                                                             self.deps.clock.now())
+            return await count(self.deps.coordination, alert, self.deps.settings.guardrails.flap, self.deps.clock.now())
         except CoordinationUnavailable:
             self.deps.metrics.coordination_errors.inc()
             return 0  # the quotas will deny what needs coordination
@@ -182,7 +191,23 @@ class Engine:
 
     # -- intake and workers -----------------------------------------------------------------------
     async def record(self, alerts: Sequence[Alert]) -> list[bool]:
-        """Record alerts durably (deduplicated), claimed by this process, and queue the new ones."""
+        """Record alerts durably (deduplicated), claimed by this process, and queue the new ones.
+
+        Raises StoreUnavailable once `store.ack_timeout` has passed (the sender gets 503 and
+        retries); the write itself goes on, and what it recorded is queued as it would have been.
+        """
+        recording = asyncio.ensure_future(self._record(alerts))
+        try:
+            async with asyncio.timeout(self.deps.settings.store.ack_timeout.total_seconds()):
+                return await asyncio.shield(recording)
+        except TimeoutError:
+            self._late.add(recording)
+            recording.add_done_callback(self._late.discard)
+            recording.add_done_callback(_consume)
+            raise StoreUnavailable(f"not stored within store.ack_timeout "
+                                   f"({self.deps.settings.store.ack_timeout.total_seconds():g}s)") from None
+
+    async def _record(self, alerts: Sequence[Alert]) -> list[bool]:
         lease_until = self.deps.clock.now() + self.deps.settings.engine.alert_lease
         fresh = await self.deps.store.record_alerts(alerts, lease_until)
         self.submit([alert for alert, is_new in zip(alerts, fresh, strict=True) if is_new])
@@ -204,7 +229,7 @@ class Engine:
         self.deps.metrics.queue_depth.set(self.queue.qsize())
 
     async def start(self) -> None:
-        await self.reconcile()
+        await self.recovery.sweep()
         self.accepting = True
         self._tasks = [asyncio.create_task(self._worker(i), name=f"engine-worker-{i}")
                        for i in range(self.deps.settings.engine.workers)]
@@ -212,30 +237,12 @@ class Engine:
         self._feeder = asyncio.create_task(self._feed_backlog(), name="engine-backlog")
         self._tasks.append(self._feeder)
         self._tasks.append(asyncio.create_task(self.timers.run(), name="engine-timers"))
-        self._tasks.append(asyncio.create_task(self._reconcile_periodically(), name="engine-reconcile"))
+        self._tasks.append(asyncio.create_task(self.recovery.run(), name="engine-recovery"))
         self._more_backlog.set()
 
     async def reconcile(self) -> int:
-        """Requests a dead replica left running: recorded UNKNOWN, escalated, never re-run.
-
-        At start, and then periodically: replicas die while others keep running.
-        """
-        orphans = await self.deps.store.reconcile_running(self.deps.clock.now())
-        for orphan in orphans:
-            request = orphan.request
-            self.deps.metrics.actions.labels(request.action, Outcome.UNKNOWN.value).inc()
-            await self.escalate(request.incident_id, f"{request.action} on {request.target} was running when "
-                                f"{orphan.holder} stopped; its outcome is unknown and it will not be re-run")
-        return len(orphans)
-
-    async def _reconcile_periodically(self) -> None:
-        interval = self.deps.settings.engine.reconcile_interval.total_seconds()
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.reconcile()
-            except StoreUnavailable as exc:
-                log.warning("reconcile_store_unavailable", error=str(exc))
+        """Requests a dead replica left running: recorded UNKNOWN, escalated, never re-run (see `Recovery`)."""
+        return await self.recovery.reconcile()
 
     async def _worker(self, number: int) -> None:
         batch_size = self.deps.settings.engine.batch_size
@@ -358,3 +365,9 @@ class Engine:
             # Their requests stay open under this holder; once it is gone, reconcile takes over.
             log.error("audit_records_lost_at_stop", count=unrecorded)
         log.info("engine_stopped", handed_back=len(handed_back), unfinished=self._busy)
+
+
+def _consume(done: asyncio.Future[list[bool]]) -> None:
+    """A late write's failure was answered with 503 already: read it so asyncio does not log it."""
+    if not done.cancelled():
+        done.exception()

@@ -137,7 +137,7 @@ class Store(Protocol):
     async def claim_backlog(
         self, now: datetime, lease_until: datetime, limit: int, exclude: Collection[str] = ()
     ) -> list[Alert]:
-        """Unprocessed alerts whose processing claim is free or expired, oldest first, now claimed."""
+        """Unprocessed alerts whose claim is free, expired or a dead holder's, oldest first, now claimed."""
 
     async def mark_processed(self, alert_ids: Sequence[str], now: datetime) -> None: ...
 
@@ -235,6 +235,10 @@ class Store(Protocol):
         is involved. CLAIMED requests of dead holders (nothing ran) are released for any holder to
         claim. Never marks this holder's own requests. Safe to call from several replicas at once.
         """
+
+    async def claim_orphaned_requests(self, now: datetime, exclude: Collection[str], limit: int) -> list[StoredRequest]:
+        """CLAIMED requests reconcile released, or this holder's claimed before `now` and not in `exclude`
+        (nothing here decides them): now this holder's, for the engine to decide again, exactly once."""
 
     async def get_request(self, request_id: str) -> StoredRequest | None: ...
 
@@ -426,8 +430,8 @@ class Coordination(Protocol):
 
     async def set_kill_switch(self, state: KillSwitch) -> None: ...
 
-    async def record_change(self, key: str, window: timedelta, now: datetime) -> int:
-        """Count one state change of `key`; how many happened within `window` (flap control)."""
+    async def record_change(self, key: str, window: timedelta, now: datetime, member: str = "") -> int:
+        """Count one change of `key` (once per `member`, if given); how many happened within `window`."""
 
     async def recent_changes(self, key: str, window: timedelta, now: datetime) -> list[datetime]:
         """When the changes `record_change` counted for `key` within `window` happened, oldest first."""
