@@ -252,7 +252,10 @@ class Executor:
             reason = await self._precheck(action, planned.params, ctx)
             if reason:
                 return decision, Execution.failed(FailureReason.PRECHECK_FAILED, reason)
-            await self.deps.store.start_execution(request.id, self.deps.clock.now())
+            try:
+                await self.deps.store.start_execution(request.id, self.deps.clock.now())
+            except StoreUnavailable as exc:  # nothing ran: the claim stays, and recovery decides it again
+                raise ClaimLost(f"not started, the store is unavailable: {exc}") from exc
             return decision, await self.run(action, planned.params, ctx)
         finally:
             if isinstance(lease, Lease):

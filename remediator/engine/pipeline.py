@@ -110,11 +110,13 @@ class Engine:
                 continue
             flaps = await self.flap_count(alert) if counts_for_flapping(alert, self.deps.policies, bool(found)) else 0
             work += [(step, alert, flaps) for match in found for step in self.plan(match, incident)]
-        work = await self._new_requests(work)
+        planned_work = list(work)
         try:
+            work = await self._new_requests(work)
             done = await self.executor.respond(work) if work else []
         except BaseException:
-            self._requested.forget(item[0].request.id for item in work)  # not recorded: a replay decides them
+            # Maybe not recorded: a replay must decide them, not take them for requested already.
+            self._requested.forget(planned.request.id for planned, _, _ in planned_work)
             raise
         for item in done:
             if item.record is not None:
@@ -209,7 +211,14 @@ class Engine:
 
     async def _record(self, alerts: Sequence[Alert]) -> list[bool]:
         lease_until = self.deps.clock.now() + self.deps.settings.engine.alert_lease
-        fresh = await self.deps.store.record_alerts(alerts, lease_until)
+        try:
+            fresh = await self.deps.store.record_alerts(alerts, lease_until)
+        except StoreUnavailable:
+            # The commit may have happened (only its answer was lost): whatever it stored is claimed
+            # by this live holder, so hand the claims back for the backlog once the store answers.
+            self._overflow += [alert.id for alert in alerts]
+            self._more_backlog.set()
+            raise
         self.submit([alert for alert, is_new in zip(alerts, fresh, strict=True) if is_new])
         return fresh
 
@@ -267,7 +276,11 @@ class Engine:
             await self.process(batch)
             self.deps.metrics.alerts_processed.inc(len(batch))
         except StoreUnavailable as exc:
-            log.warning("alerts_deferred", count=len(batch), error=str(exc))  # recorded: the backlog retries
+            # Recorded and claimed by this live holder: hand them back for the backlog to take again
+            # as soon as the store answers (not when their lease ends).
+            log.warning("alerts_deferred", count=len(batch), error=str(exc))
+            self._overflow += [alert.id for alert in batch]
+            self._more_backlog.set()
         except Exception:
             if len(batch) > 1:  # find the one that fails; the others go through
                 for alert in batch:
@@ -306,8 +319,9 @@ class Engine:
                 if self.executor.unrecorded:
                     await self.executor.flush_unrecorded()
                 if self._overflow:
-                    overflow, self._overflow = self._overflow, []
-                    await self.deps.store.release_alerts(overflow)
+                    handing_back = list(self._overflow)  # what is added meanwhile waits for the next round
+                    await self.deps.store.release_alerts(handing_back)
+                    del self._overflow[: len(handing_back)]
                 alerts = await self.deps.store.claim_backlog(now, lease, min(room, 1000), self._queued)
             except StoreUnavailable as exc:
                 log.warning("backlog_store_unavailable", error=str(exc))

@@ -1,0 +1,135 @@
+"""Recovery (issue 12): what a crash or a store outage interrupted is decided again, exactly once.
+
+Two harnesses on one SQLite file are two replicas; closing a store is its process dying (its
+liveness lock goes with it).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from remediator.errors import ClaimLost
+from remediator.model import Alert, DecisionReason, Outcome, Verdict
+from remediator.policy.plan import PlannedStep
+from remediator.stores.base import Observation, RequestState
+from remediator.stores.sqlite.store import SqliteStore
+from tests.conftest import T0
+from tests.support import builders
+from tests.support.engine import Harness, HarnessFactory
+
+POLICIES = """
+policies:
+  - name: api-restart
+    severity: P3
+    match: {alertname: ApiDown}
+    actions:
+      - type: test.restart
+        params: {service: erp-api}
+"""
+GUARDS = {"hold_severities": [], "flap": {"max": 6, "window": "30m"}}
+
+
+def api_down(minute: int = 0, status: str = "firing") -> Alert:
+    return builders.alert("ApiDown", fingerprint="fp-api", group="api", status=status,
+                          starts_at=T0 + timedelta(minutes=minute))
+
+
+async def claim_and_die(h: Harness) -> PlannedStep:
+    """What kill -9 after the claim and before the action started leaves: the alert processed
+    (or about to be replayed), its request claimed by a holder that is gone."""
+    alert = api_down()
+    store, now = h.deps.store, h.clock.now()
+    await store.record_alerts([alert], now)
+    [match] = h.deps.policies.match(alert)
+    [correlation] = await store.correlate_many([Observation(alert, match.policy.severity, ("api-restart",))], now)
+    assert correlation.incident is not None
+    [planned] = h.engine.plan(match, correlation.incident)
+    assert await store.claim_requests([planned.request], now) == [True]
+    await store.mark_processed([alert.id], now)
+    await store.close()
+    return planned
+
+
+async def test_a_claim_whose_holder_died_is_decided_by_a_survivor_exactly_once(make_harness: HarnessFactory) -> None:
+    dying = await make_harness(POLICIES, holder="replica-dead", guardrails=GUARDS)
+    planned = await claim_and_die(dying)
+    survivors = [await make_harness(POLICIES, holder=f"replica-{n}", clock=dying.clock, action=dying.action,
+                                    guardrails=GUARDS) for n in ("b", "c")]
+    dying.clock.advance(timedelta(seconds=1))
+    decided = [await s.engine.recovery.sweep() for s in survivors]
+    assert decided == [1, 0], "exactly one survivor takes the released claim"
+    assert dying.action.runs == ["erp-api"]  # it ran once, by replica-b
+    store = survivors[0].deps.store
+    records = [r for r in await store.list_audit() if r.request_id == planned.request.id]
+    assert [(r.verdict, r.outcome) for r in records] == [(Verdict.ALLOW, Outcome.SUCCEEDED)]
+    stored = await store.get_request(planned.request.id)
+    assert stored is not None and (stored.state, stored.holder) == (RequestState.DONE, "replica-b")
+    # Later sweeps, anywhere, find nothing more to do.
+    dying.clock.advance(timedelta(seconds=10))
+    assert [await s.engine.recovery.sweep() for s in survivors] == [0, 0]
+    assert dying.action.runs == ["erp-api"]
+
+
+async def test_a_restart_decides_what_the_previous_process_claimed(make_harness: HarnessFactory) -> None:
+    """kill -9 of a single daemon between claim and start, then a restart (a new holder)."""
+    dying = await make_harness(POLICIES, holder="daemon-run-1", guardrails=GUARDS)
+    planned = await claim_and_die(dying)
+    restarted = await make_harness(POLICIES, holder="daemon-run-2", clock=dying.clock, action=dying.action,
+                                   guardrails=GUARDS)
+    dying.clock.advance(timedelta(seconds=1))
+    await restarted.engine.start()
+    try:
+        assert dying.action.runs == ["erp-api"]
+        record = await restarted.deps.store.get_audit(planned.request.id)
+        assert record is not None and record.outcome is Outcome.SUCCEEDED
+    finally:
+        await restarted.engine.stop()
+
+
+class LivenessNotBackYet(SqliteStore):
+    """The store refuses the first starts as PostgreSQL does while this replica's liveness session
+    reconnects after an outage (`claim_lost` in issue 12)."""
+
+    refusals = 1
+
+    async def start_execution(self, request_id: str, now: datetime) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise ClaimLost(f"{self.holder}'s liveness session is being re-established")
+        await super().start_execution(request_id, now)
+
+
+async def test_a_claim_lost_while_the_store_came_back_is_decided_again(make_harness: HarnessFactory) -> None:
+    h = await make_harness(POLICIES, guardrails=GUARDS)
+    assert isinstance(h.deps.store, SqliteStore)
+    store = LivenessNotBackYet(h.deps.store.path, holder="replica-a")
+    await h.deps.store.close()
+    await store.open()
+    h.deps.store = store
+    alert = api_down()
+    await h.deliver(alert)
+    # Refused at start: nothing ran, nothing is recorded, and the alert counts as processed.
+    assert h.action.runs == [] and await store.list_audit() == [] and await store.count_unprocessed() == 0
+    h.clock.advance(timedelta(seconds=1))
+    assert await h.engine.recovery.sweep() == 1
+    assert h.action.runs == ["erp-api"]
+    [record] = await store.list_audit()
+    assert (record.verdict, record.outcome) == (Verdict.ALLOW, Outcome.SUCCEEDED)
+    h.clock.advance(timedelta(seconds=1))
+    assert await h.engine.recovery.sweep() == 0 and h.action.runs == ["erp-api"]
+    await store.close()
+
+
+async def test_the_flap_guard_counts_state_changes_not_firings(make_harness: HarnessFactory) -> None:
+    """With `max: 6`: firing, resolved, firing... — the 7th state change (the 4th firing) and every
+    later one is suppressed, and a replayed occurrence is not counted twice."""
+    h = await make_harness(POLICIES, guardrails=GUARDS)
+    for i in range(11):
+        await h.deliver(api_down(i // 2 * 10, "resolved" if i % 2 else "firing"))
+    records = list(reversed(await h.deps.store.list_audit()))
+    assert [(r.verdict, r.decision_reason) for r in records] == \
+        [(Verdict.ALLOW, DecisionReason.ALLOWED)] * 3 + [(Verdict.DENY, DecisionReason.FLAPPING)] * 3
+    assert h.action.runs == ["erp-api"] * 3
+    assert "changed state 7 times" in records[3].decision_detail
+    # Processing the first occurrence again (a replay after a crash) counts nothing more.
+    assert await h.engine.flap_count(api_down(0)) == 11
