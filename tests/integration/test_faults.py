@@ -157,13 +157,13 @@ async def test_under_load_every_acknowledged_alert_is_acted_on_exactly_once_afte
         await asyncio.wait_for(sending, 30)
 
         async def check() -> dict[str, int] | None:
-            numbers = await settled(pg_dsn, pg_schema, daemon, sender.acked)
+            numbers = await settled(pg_dsn, pg_schema, daemon.receiver, sender.acked)
             return numbers if all_settled(numbers) else None
 
         try:
             numbers = await eventually(check, timeout=30, interval=0.25)
         finally:
-            last = await settled(pg_dsn, pg_schema, daemon, sender.acked)
+            last = await settled(pg_dsn, pg_schema, daemon.receiver, sender.acked)
             print(f"\nfault={fault} sent={sender.sent} refused={sender.refused} slowest_answer="
                   f"{sender.slowest:.2f}s settle_after_recovery={time.monotonic() - recovered:.1f}s {last}")
         assert numbers["acknowledged"] == sender.sent and numbers["notified_twice"] == 0

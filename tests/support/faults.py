@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -110,12 +110,18 @@ async def fault_daemon(tmp_path: Path, pg_dsn: str, pg_schema: str, redis_url: s
         await redis.close()
 
 
+class Target(Protocol):
+    """Where a sender posts: a daemon in-process, or daemon processes."""
+
+    async def post(self, group: str, *occurrences: str, name: str = "Occurrence") -> tuple[int, dict[str, object]]: ...
+
+
 @dataclass
 class Sender:
     """Posts one new occurrence every `every` seconds, each in a group of its own, and retries
     whatever was not acknowledged (any answer but 200, or no answer) until it is."""
 
-    daemon: Daemon
+    daemon: Target
     prefix: str
     every: float = 0.05
     acked: set[str] = field(default_factory=set)
@@ -161,7 +167,7 @@ class Sender:
         return self._sent
 
 
-async def settled(pg_dsn: str, schema: str, daemon: Daemon, acked: set[str]) -> dict[str, int]:
+async def settled(pg_dsn: str, schema: str, receiver: Receiver, acked: set[str]) -> dict[str, int]:
     """The invariants after a fault, read straight from PostgreSQL (not through the proxy)."""
     conn = await asyncpg.connect(pg_dsn, server_settings={"search_path": schema})
     try:
@@ -184,8 +190,8 @@ async def settled(pg_dsn: str, schema: str, daemon: Daemon, acked: set[str]) -> 
         "escalated": int(escalated),
         "requests": sum(states.values()),
         "audit_records": int(audits),
-        "notified_once": sum(1 for o in acked if daemon.receiver.received[o] == 1),
-        "notified_twice": sum(1 for o in acked if daemon.receiver.received[o] > 1),
+        "notified_once": sum(1 for o in acked if receiver.received[o] == 1),
+        "notified_twice": sum(1 for o in acked if receiver.received[o] > 1),
     }
 
 
