@@ -43,9 +43,8 @@ class CoreRecorder:
     writer for the whole daemon means no lock contention, and an ack still means "stored".
     """
 
-    def __init__(self, ack_timeout: float = 3.0) -> None:
+    def __init__(self) -> None:
         self.accepting = True
-        self.ack_timeout = ack_timeout
         self.core: aiohttp.ClientSession | None = None
         self._pending: list[tuple[Sequence[Alert], asyncio.Future[list[bool]]]] = []
         self._wake = asyncio.Event()
@@ -65,11 +64,7 @@ class CoreRecorder:
         future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
         self._pending.append((alerts, future))
         self._wake.set()
-        try:
-            async with asyncio.timeout(self.ack_timeout):  # queueing here, the hand-off and the core's commit
-                return await future
-        except TimeoutError:
-            raise StoreUnavailable(f"not stored within store.ack_timeout ({self.ack_timeout:g}s)") from None
+        return await future
 
     async def _run(self) -> None:
         # A few calls in flight: the next batch travels while the core commits the previous one.
@@ -117,6 +112,26 @@ class CoreRecorder:
 RECORDER = web.AppKey("recorder", CoreRecorder)
 
 
+class AckBound:
+    """The recorder as webhook handlers see it: an answer within `store.ack_timeout` — queueing
+    here, the hand-off to the core and its commit — or StoreUnavailable (503, the sender retries).
+    What the core goes on to store is then a duplicate of the retry, processed once."""
+
+    def __init__(self, recorder: CoreRecorder, seconds: float) -> None:
+        self.recorder, self.seconds = recorder, seconds
+
+    @property
+    def accepting(self) -> bool:
+        return self.recorder.accepting
+
+    async def record(self, alerts: Sequence[Alert]) -> list[bool]:
+        try:
+            async with asyncio.timeout(self.seconds):
+                return await self.recorder.record(alerts)
+        except TimeoutError:
+            raise StoreUnavailable(f"not stored within store.ack_timeout ({self.seconds:g}s)") from None
+
+
 class CounterRelay:
     """Counter increments of this process, sent to the core (which adds them to its own)."""
 
@@ -160,8 +175,8 @@ class CounterRelay:
 def build_intake_app(settings: Settings, core_socket: str) -> web.Application:
     """The public webhook listener of an intake process, recording through the core."""
     deps = build_deps(settings, owner=False)
-    recorder = CoreRecorder(settings.store.ack_timeout.total_seconds())
-    app = public_app(settings, deps, recorder)
+    recorder = CoreRecorder()
+    app = public_app(settings, deps, AckBound(recorder, settings.store.ack_timeout.total_seconds()))
     app[RECORDER] = recorder
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

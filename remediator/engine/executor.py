@@ -76,11 +76,11 @@ class Pending:
 class Executor:
     """Runs planned requests through guardrails and actions, and records each exactly once."""
 
-    def __init__(self, deps: Deps, on_hold: HoldHandler | None = None, in_flight: Counter[str] | None = None) -> None:
+    def __init__(self, deps: Deps, on_hold: HoldHandler | None = None) -> None:
         self.deps = deps
         self.on_hold = on_hold
-        # Requests being decided or run in this process (shared by its executors): recovery leaves them be.
-        self.in_flight: Counter[str] = Counter() if in_flight is None else in_flight
+        # Requests being decided or run by this executor: recovery leaves them be.
+        self.in_flight: Counter[str] = Counter()
         # Audit records the store could not take when their request ended, written as soon as it can.
         self.unrecorded: dict[str, tuple[AuditRecord, list[TimelineEvent]]] = {}
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
@@ -66,12 +65,13 @@ class Engine:
         self.notifier = Notifier(deps)
         self.escalation = Escalation(deps, self.notifier)
         self.verifier = Verifier(deps, self.run_step, self.escalate)
-        in_flight: Counter[str] = Counter()  # every request a part of this process is deciding
-        self.approvals = ApprovalDesk(deps, Executor(deps, in_flight=in_flight), self.escalation, self.notifier,
-                                      self.verifier.follow_up)
-        self.executor = Executor(deps, on_hold or self.approvals.on_hold, in_flight)
-        self.recovery = Recovery(deps, self.executor, self.escalate, self.verifier.follow_up,
-                                 self.flap_count)
+        # One executor for policy steps and approved runs: it owns the audit records a store outage
+        # defers, and the backlog loop and stop() flush them, whichever path ran the action.
+        self.executor = Executor(deps, on_hold)
+        self.approvals = ApprovalDesk(deps, self.executor, self.escalation, self.notifier, self.verifier.follow_up)
+        self.executor.on_hold = on_hold or self.approvals.on_hold
+        # It also knows every request this process is deciding: recovery leaves those be.
+        self.recovery = Recovery(deps, self.executor, self.escalate, self.verifier.follow_up, self.flap_count)
         self.waf_blocks = BlockExpiry(deps, self.executor, self.escalate)
         # A timer's claim outlasts the longest action its handler may run, so it never fires twice.
         self.timers = TimerLoop(deps, lease=deps.settings.engine.action_timeout + timedelta(minutes=2))
