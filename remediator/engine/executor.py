@@ -81,6 +81,9 @@ class Executor:
         self.on_hold = on_hold
         # Requests being decided or run by this executor: recovery leaves them be.
         self.in_flight: Counter[str] = Counter()
+        # Requests whose start the store may or may not have recorded (its answer was lost): this
+        # process never ran them, so recovery may take them back, running or not.
+        self.unstarted: set[str] = set()
         # Audit records the store could not take when their request ended, written as soon as it can.
         self.unrecorded: dict[str, tuple[AuditRecord, list[TimelineEvent]]] = {}
 
@@ -255,6 +258,7 @@ class Executor:
             try:
                 await self.deps.store.start_execution(request.id, self.deps.clock.now())
             except StoreUnavailable as exc:  # nothing ran: the claim stays, and recovery decides it again
+                self.unstarted.add(request.id)
                 raise ClaimLost(f"not started, the store is unavailable: {exc}") from exc
             return decision, await self.run(action, planned.params, ctx)
         finally:

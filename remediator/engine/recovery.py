@@ -66,7 +66,11 @@ class Recovery:
         decided = 0
         while True:
             busy = set(self.executor.in_flight) | set(self.executor.unrecorded)
-            taken = await self.deps.store.claim_orphaned_requests(self.deps.clock.now(), busy, SWEEP_LIMIT)
+            unstarted = set(self.executor.unstarted)
+            taken = await self.deps.store.claim_orphaned_requests(self.deps.clock.now(), busy, SWEEP_LIMIT,
+                                                                  unstarted)
+            # Each one taken here, or settled otherwise (finished, reconciled, in flight again).
+            self.executor.unstarted -= unstarted if len(taken) < SWEEP_LIMIT else {s.request.id for s in taken}
             for stored in taken:
                 await self.redecide(stored)
             decided += len(taken)

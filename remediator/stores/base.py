@@ -231,14 +231,14 @@ class Store(Protocol):
         A holder is dead when its liveness lock is free: every open store holds one for its whole
         life (PostgreSQL: an advisory lock on a dedicated session; SQLite: flock on a file), and it
         vanishes when the process exits or is killed, never while the process lives. So a live
-        replica's long-running action is never marked UNKNOWN, however long it runs, and no clock
-        is involved. CLAIMED requests of dead holders (nothing ran) are released for any holder to
-        claim. Never marks this holder's own requests. Safe to call from several replicas at once.
-        """
+        replica's long-running action is never marked UNKNOWN, however long it runs, and no clock is
+        involved. CLAIMED requests of dead holders (nothing ran) are released for any holder to claim.
+        Never marks this holder's own requests. Safe to call from several replicas at once."""
 
-    async def claim_orphaned_requests(self, now: datetime, exclude: Collection[str], limit: int) -> list[StoredRequest]:
-        """CLAIMED requests reconcile released, or this holder's claimed before `now` and not in `exclude`
-        (nothing here decides them): now this holder's, for the engine to decide again, exactly once."""
+    async def claim_orphaned_requests(self, now: datetime, exclude: Collection[str], limit: int,
+                                      unstarted: Collection[str] = ()) -> list[StoredRequest]:
+        """CLAIMED requests reconcile released, or this holder's claimed before `now`, both not in `exclude`, and
+        its open `unstarted` ones (their start went unconfirmed; nothing ran): now this holder's and CLAIMED."""
 
     async def get_request(self, request_id: str) -> StoredRequest | None: ...
 

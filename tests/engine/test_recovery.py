@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from remediator.errors import ClaimLost
+from remediator.errors import ClaimLost, StoreUnavailable
 from remediator.model import Alert, DecisionReason, Outcome, Verdict
 from remediator.policy.plan import PlannedStep
 from remediator.stores.base import Observation, RequestState
@@ -117,6 +117,40 @@ async def test_a_claim_lost_while_the_store_came_back_is_decided_again(make_harn
     assert (record.verdict, record.outcome) == (Verdict.ALLOW, Outcome.SUCCEEDED)
     h.clock.advance(timedelta(seconds=1))
     assert await h.engine.recovery.sweep() == 0 and h.action.runs == ["erp-api"]
+    await store.close()
+
+
+class StartAnswerLost(SqliteStore):
+    """The start is committed, and then the connection drops before its answer arrives."""
+
+    losses = 1
+
+    async def start_execution(self, request_id: str, now: datetime) -> None:
+        await super().start_execution(request_id, now)
+        if self.losses:
+            self.losses -= 1
+            raise StoreUnavailable("connection was closed in the middle of operation")
+
+
+async def test_a_start_whose_answer_was_lost_is_decided_again_not_left_running(make_harness: HarnessFactory) -> None:
+    h = await make_harness(POLICIES, guardrails=GUARDS)
+    assert isinstance(h.deps.store, SqliteStore)
+    store = StartAnswerLost(h.deps.store.path, holder="replica-a")
+    await h.deps.store.close()
+    await store.open()
+    h.deps.store = store
+    await h.deliver(api_down())
+    # Marked running in the store, never run, nothing recorded: the holder lives, so no reconcile
+    # would ever touch it; only this process knows nothing ran.
+    assert h.action.runs == [] and await store.list_audit() == []
+    h.clock.advance(timedelta(seconds=1))
+    assert await h.engine.recovery.sweep() == 1
+    assert h.action.runs == ["erp-api"]
+    [record] = await store.list_audit()
+    assert (record.verdict, record.outcome) == (Verdict.ALLOW, Outcome.SUCCEEDED)
+    stored = await store.get_request(record.request_id)
+    assert stored is not None and stored.state is RequestState.DONE
+    assert await h.engine.recovery.sweep() == 0
     await store.close()
 
 

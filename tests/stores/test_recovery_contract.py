@@ -71,3 +71,22 @@ async def test_orphaned_claims_are_taken_oldest_first_up_to_the_limit(store_fact
     assert [s.request.id for s in first] == ["req-0", "req-1"]
     rest = await store.claim_orphaned_requests(T0 + timedelta(minutes=1), (), 2)
     assert [s.request.id for s in rest] == ["req-2"]
+
+
+async def test_a_start_whose_answer_was_lost_is_taken_back_only_by_its_holder(store_factory: StoreFactory) -> None:
+    """start_execution committed but its answer never came (the connection dropped after COMMIT):
+    the holder never ran the action, so it may take the request back, running or not."""
+    store, other = await store_factory("replica-a"), await store_factory("replica-b")
+    lost, running, theirs = (builders.request(f"req-{name}") for name in ("lost", "running", "theirs"))
+    for owner, req in ((store, lost), (store, running), (other, theirs)):
+        assert await owner.claim_request(req, T0)
+        await owner.start_execution(req.id, T0)
+    now = T0 + timedelta(seconds=1)
+    taken = await store.claim_orphaned_requests(now, (), 10, unstarted=[lost.id, theirs.id])
+    assert [(s.request.id, s.state, s.holder) for s in taken] == [(lost.id, RequestState.CLAIMED, "replica-a")]
+    # Decided again by its holder: started and finished once; the others are untouched.
+    await store.start_execution(lost.id, now)
+    await store.finish_request(builders.audit(lost, outcome=Outcome.SUCCEEDED))
+    for req in (running, theirs):
+        stored = await other.get_request(req.id)
+        assert stored is not None and stored.state is RequestState.RUNNING

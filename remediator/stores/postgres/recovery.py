@@ -48,10 +48,12 @@ UPDATE requests r SET state = 'unknown', finished_at = $2 FROM dead
 WHERE r.holder = dead.holder AND r.state = 'running'
 RETURNING {_RETURNING}
 """
-# Released claims, and this holder's own claims from before `now` that nothing here is deciding.
+# Released claims, this holder's own claims from before `now` that nothing here is deciding, and
+# its requests whose start it could not confirm (marked running or not: it never ran them).
 CLAIM_ORPHANS = f"""
-UPDATE requests r SET holder = $1, claimed_at = $2 WHERE id IN (
-    SELECT id FROM requests WHERE state = 'claimed' AND (holder = '' OR (holder = $1 AND claimed_at < $2))
+UPDATE requests r SET holder = $1, claimed_at = $2, state = 'claimed', started_at = NULL WHERE id IN (
+    SELECT id FROM requests WHERE ((state = 'claimed' AND (holder = '' OR (holder = $1 AND claimed_at < $2)))
+        OR (state IN ('claimed', 'running') AND holder = $1 AND id = ANY($5::text[])))
     AND NOT (id = ANY($3::text[])) ORDER BY claimed_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
 RETURNING {_RETURNING}
 """
@@ -84,7 +86,8 @@ class RequestRecovery:
                                        [pr.audit_args(unknown_audit(item, now)) for item in found])
         return sorted(found, key=lambda s: (s.claimed_at, s.request.id))
 
-    async def claim_orphaned_requests(self, now: datetime, exclude: Collection[str], limit: int) -> list[StoredRequest]:
+    async def claim_orphaned_requests(self, now: datetime, exclude: Collection[str], limit: int,
+                                      unstarted: Collection[str] = ()) -> list[StoredRequest]:
         async with self._conn("claim orphaned requests") as conn:
-            found = await conn.fetch(CLAIM_ORPHANS, self.holder, now, list(exclude), limit)
+            found = await conn.fetch(CLAIM_ORPHANS, self.holder, now, list(exclude), limit, list(unstarted))
         return sorted((pr.stored_request_from_record(r) for r in found), key=lambda s: (s.claimed_at, s.request.id))

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Collection
+from dataclasses import replace
 from datetime import datetime
 from typing import TypeVar
 
 from remediator.model import Alert, AuditRecord, DecisionReason, FailureReason, Outcome, Verdict
 from remediator.stores import rows
-from remediator.stores.base import StoredRequest
+from remediator.stores.base import RequestState, StoredRequest
 from remediator.stores.sqlite.holder_files import HolderFiles
 
 T = TypeVar("T")
@@ -27,9 +28,11 @@ ALERT_HOLDERS = ("SELECT DISTINCT claimed_by FROM alerts WHERE processed_at IS N
 BACKLOG = (f"SELECT {rows.ALERT_COLUMNS} FROM alerts WHERE processed_at IS NULL "
            "AND (claimed_until IS NULL OR claimed_until < ? OR claimed_by IN (SELECT value FROM json_each(?))) "
            "ORDER BY seq LIMIT ?")
-# Released claims, and this holder's own claims from before `now` that nothing here is deciding.
-ORPHANS = (f"SELECT {rows.REQUEST_COLUMNS} FROM requests WHERE state = 'claimed' "
-           "AND (holder = '' OR (holder = ? AND claimed_at < ?)) ORDER BY claimed_at, id LIMIT ?")
+# Released claims, this holder's own claims from before `now` that nothing here is deciding, and
+# its requests whose start it could not confirm (marked running or not: it never ran them).
+ORPHANS = (f"SELECT {rows.REQUEST_COLUMNS} FROM requests WHERE (state = 'claimed' "
+           "AND (holder = '' OR (holder = ? AND claimed_at < ?))) OR (state IN ('claimed', 'running') "
+           "AND holder = ? AND id IN (SELECT value FROM json_each(?))) ORDER BY claimed_at, id LIMIT ?")
 
 
 class RequestRecovery:
@@ -74,16 +77,17 @@ class RequestRecovery:
 
         return await self._write(op)
 
-    async def claim_orphaned_requests(self, now: datetime, exclude: Collection[str], limit: int) -> list[StoredRequest]:
+    async def claim_orphaned_requests(self, now: datetime, exclude: Collection[str], limit: int,
+                                      unstarted: Collection[str] = ()) -> list[StoredRequest]:
         skip = set(exclude)
 
         def op(conn: sqlite3.Connection) -> list[StoredRequest]:
-            found = [rows.stored_request_from_row(r) for r in conn.execute(
-                ORPHANS, (self.holder, rows.ts(now), limit + len(skip))).fetchall()]
+            found = [rows.stored_request_from_row(r) for r in conn.execute(ORPHANS, (
+                self.holder, rows.ts(now), self.holder, rows.dumps(list(unstarted)), limit + len(skip))).fetchall()]
             taken = [s for s in found if s.request.id not in skip][:limit]
-            conn.executemany("UPDATE requests SET holder = ?, claimed_at = ? WHERE id = ? AND state = 'claimed'",
-                             [(self.holder, rows.ts(now), s.request.id) for s in taken])
-            return taken
+            conn.executemany("UPDATE requests SET holder = ?, claimed_at = ?, state = 'claimed', started_at = NULL "
+                             "WHERE id = ?", [(self.holder, rows.ts(now), s.request.id) for s in taken])
+            return [replace(s, state=RequestState.CLAIMED, holder=self.holder, claimed_at=now) for s in taken]
 
         return await self._write(op)
 
