@@ -86,6 +86,16 @@ async def test_a_restart_decides_what_the_previous_process_claimed(make_harness:
         await restarted.engine.stop()
 
 
+async def reopen_as(kind: type[SqliteStore], h: Harness) -> SqliteStore:
+    """The harness's store file, opened again through a store that misbehaves as `kind` says."""
+    assert isinstance(h.deps.store, SqliteStore)
+    store = kind(h.deps.store.path, holder="replica-a")
+    await h.deps.store.close()
+    await store.open()
+    h.deps.store = store
+    return store
+
+
 class LivenessNotBackYet(SqliteStore):
     """The store refuses the first starts as PostgreSQL does while this replica's liveness session
     reconnects after an outage (`claim_lost` in issue 12)."""
@@ -101,11 +111,7 @@ class LivenessNotBackYet(SqliteStore):
 
 async def test_a_claim_lost_while_the_store_came_back_is_decided_again(make_harness: HarnessFactory) -> None:
     h = await make_harness(POLICIES, guardrails=GUARDS)
-    assert isinstance(h.deps.store, SqliteStore)
-    store = LivenessNotBackYet(h.deps.store.path, holder="replica-a")
-    await h.deps.store.close()
-    await store.open()
-    h.deps.store = store
+    store = await reopen_as(LivenessNotBackYet, h)
     alert = api_down()
     await h.deliver(alert)
     # Refused at start: nothing ran, nothing is recorded, and the alert counts as processed.
@@ -134,11 +140,7 @@ class StartAnswerLost(SqliteStore):
 
 async def test_a_start_whose_answer_was_lost_is_decided_again_not_left_running(make_harness: HarnessFactory) -> None:
     h = await make_harness(POLICIES, guardrails=GUARDS)
-    assert isinstance(h.deps.store, SqliteStore)
-    store = StartAnswerLost(h.deps.store.path, holder="replica-a")
-    await h.deps.store.close()
-    await store.open()
-    h.deps.store = store
+    store = await reopen_as(StartAnswerLost, h)
     await h.deliver(api_down())
     # Marked running in the store, never run, nothing recorded: the holder lives, so no reconcile
     # would ever touch it; only this process knows nothing ran.
