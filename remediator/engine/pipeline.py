@@ -199,13 +199,13 @@ class Engine:
         retries); the write itself goes on, and what it recorded is queued as it would have been.
         """
         recording = asyncio.ensure_future(self._record(alerts))
+        recording.add_done_callback(_consume)  # whoever stops waiting (a timeout, a cancelled handler)
         try:
             async with asyncio.timeout(self.deps.settings.store.ack_timeout.total_seconds()):
                 return await asyncio.shield(recording)
         except TimeoutError:
             self._late.add(recording)
             recording.add_done_callback(self._late.discard)
-            recording.add_done_callback(_consume)
             raise StoreUnavailable(f"not stored within store.ack_timeout "
                                    f"({self.deps.settings.store.ack_timeout.total_seconds():g}s)") from None
 
@@ -382,6 +382,7 @@ class Engine:
 
 
 def _consume(done: asyncio.Future[list[bool]]) -> None:
-    """A late write's failure was answered with 503 already: read it so asyncio does not log it."""
+    """A write nobody waits for any more failed (answered with 503 already): read it so asyncio does
+    not log it as never retrieved."""
     if not done.cancelled():
         done.exception()

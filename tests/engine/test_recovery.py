@@ -6,7 +6,11 @@ liveness lock goes with it).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+
+import pytest
 
 from remediator.errors import ClaimLost, StoreUnavailable
 from remediator.model import Alert, DecisionReason, Outcome, Verdict
@@ -16,6 +20,7 @@ from remediator.stores.sqlite.store import SqliteStore
 from tests.conftest import T0
 from tests.support import builders
 from tests.support.engine import Harness, HarnessFactory
+from tests.support.harness import eventually
 
 POLICIES = """
 policies:
@@ -169,3 +174,26 @@ async def test_the_flap_guard_counts_state_changes_not_firings(make_harness: Har
     assert "changed state 7 times" in records[3].decision_detail
     # Processing the first occurrence again (a replay after a crash) counts nothing more.
     assert await h.engine.flap_count(api_down(0)) == 11
+
+
+class SlowCommit(SqliteStore):
+    """A store whose commits take longer than the acknowledgement may wait."""
+
+    async def record_alerts(self, alerts: Sequence[Alert], lease_until: datetime) -> list[bool]:
+        await asyncio.sleep(0.5)
+        return await super().record_alerts(alerts, lease_until)
+
+
+async def test_an_acknowledgement_is_bounded_and_a_late_write_is_still_queued(make_harness: HarnessFactory) -> None:
+    """Past `store.ack_timeout` the sender is refused (503, it retries); the write goes on, and what
+    it stored is queued as usual, so the retry is a duplicate and the alert is processed once."""
+    h = await make_harness(POLICIES, guardrails=GUARDS, store={"ack_timeout": "100ms"})
+    store = await reopen_as(SlowCommit, h)
+    alert = api_down()
+    with pytest.raises(StoreUnavailable, match=r"store\.ack_timeout"):
+        await h.engine.record([alert])
+    assert h.engine.queue.qsize() == 0
+    await eventually(lambda: h.engine.queue.qsize() == 1)  # the write landed after the refusal
+    assert h.engine.queue.get_nowait().id == alert.id
+    assert await store.count_unprocessed() == 1  # stored once; the sender's retry is a duplicate
+    await store.close()
