@@ -95,6 +95,9 @@ class Metrics:
                                            registry=r)
         self.coordination_errors = Counter("remediator_coordination_errors_total",
                                            "Calls to the coordination backend that failed", registry=r)
+        self.requests_recovered = Counter("remediator_requests_recovered_total",
+                                          "Claimed requests whose holder died or lost them, decided again",
+                                          registry=r)
         self.approvals_requested = Counter("remediator_approvals_requested_total", "Held requests put to people",
                                            ["severity"], registry=r)
         self.approvals_closed = Counter("remediator_approvals_closed_total", "Approvals closed, by how",

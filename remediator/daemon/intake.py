@@ -151,6 +151,26 @@ class CoreRecorder:
 RECORDER = web.AppKey("recorder", CoreRecorder)
 
 
+class AckBound:
+    """The recorder as webhook handlers see it: an answer within `store.ack_timeout` — queueing
+    here, the hand-off to the core and its commit — or StoreUnavailable (503, the sender retries).
+    What the core goes on to store is then a duplicate of the retry, processed once."""
+
+    def __init__(self, recorder: CoreRecorder, seconds: float) -> None:
+        self.recorder, self.seconds = recorder, seconds
+
+    @property
+    def accepting(self) -> bool:
+        return self.recorder.accepting
+
+    async def record(self, alerts: Sequence[Alert]) -> list[bool]:
+        try:
+            async with asyncio.timeout(self.seconds):
+                return await self.recorder.record(alerts)
+        except TimeoutError:
+            raise StoreUnavailable(f"not stored within store.ack_timeout ({self.seconds:g}s)") from None
+
+
 class CounterRelay:
     """Counter increments of this process, sent to the core (which adds them to its own)."""
 
@@ -195,7 +215,7 @@ def build_intake_app(settings: Settings, core_socket: str) -> web.Application:
     """The public webhook listener of an intake process, recording through the core."""
     deps = build_deps(settings, owner=False)
     recorder = CoreRecorder(handoff_limit(settings.max_body_bytes))
-    app = public_app(settings, deps, recorder)
+    app = public_app(settings, deps, AckBound(recorder, settings.store.ack_timeout.total_seconds()))
     app[RECORDER] = recorder
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

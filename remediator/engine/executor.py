@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -78,6 +79,11 @@ class Executor:
     def __init__(self, deps: Deps, on_hold: HoldHandler | None = None) -> None:
         self.deps = deps
         self.on_hold = on_hold
+        # Requests being decided or run by this executor: recovery leaves them be.
+        self.in_flight: Counter[str] = Counter()
+        # Requests whose start the store may or may not have recorded (its answer was lost): this
+        # process never ran them, so recovery may take them back, running or not.
+        self.unstarted: set[str] = set()
         # Audit records the store could not take when their request ended, written as soon as it can.
         self.unrecorded: dict[str, tuple[AuditRecord, list[TimelineEvent]]] = {}
 
@@ -91,7 +97,17 @@ class Executor:
         claim was won. Deciding before claiming is safe across replicas because admission is
         idempotent per request: two replicas deciding one occurrence reach the same verdict.
         """
-        pending = [Pending(planned, alert, flaps) for planned, alert, flaps in items]
+        ids = [planned.request.id for planned, _, _ in items]
+        self.in_flight.update(ids)
+        try:
+            return await self._respond([Pending(planned, alert, flaps) for planned, alert, flaps in items])
+        finally:
+            self.in_flight.subtract(ids)
+            for request_id in ids:
+                if self.in_flight[request_id] <= 0:
+                    self.in_flight.pop(request_id, None)
+
+    async def _respond(self, pending: list[Pending]) -> list[Pending]:
         for item in pending:
             item.decision = await self.decide(item.planned, item.alert, item.flap_count)
         acting = [i for i in pending if i.decision is not None and i.decision.verdict is Verdict.ALLOW]
@@ -251,7 +267,11 @@ class Executor:
             reason = await self._precheck(action, planned.params, ctx)
             if reason:
                 return decision, Execution.failed(FailureReason.PRECHECK_FAILED, reason)
-            await self.deps.store.start_execution(request.id, self.deps.clock.now())
+            try:
+                await self.deps.store.start_execution(request.id, self.deps.clock.now())
+            except StoreUnavailable as exc:  # nothing ran: the claim stays, and recovery decides it again
+                self.unstarted.add(request.id)
+                raise ClaimLost(f"not started, the store is unavailable: {exc}") from exc
             return decision, await self.run(action, planned.params, ctx)
         finally:
             if isinstance(lease, Lease):

@@ -18,13 +18,15 @@ from remediator.engine.approval_desk import ApprovalDesk
 from remediator.engine.escalation import Escalation
 from remediator.engine.executor import Executor, HoldHandler
 from remediator.engine.notifier import Notifier
+from remediator.engine.recovery import Recovery
 from remediator.engine.sequence import Sequencer, Settled
 from remediator.engine.timers import TimerLoop
 from remediator.engine.verification import Verifier
 from remediator.engine.waf_blocks import BlockExpiry
 from remediator.errors import CoordinationUnavailable, StoreUnavailable
+from remediator.guardrails.flap import counts_for_flapping, current_flap_count, record_state_change
 from remediator.incidents.lifecycle import measure
-from remediator.model import ActionRequest, Alert, AlertStatus, Approval, AuditRecord, Incident, Outcome
+from remediator.model import ActionRequest, Alert, AlertStatus, Approval, AuditRecord, Incident
 from remediator.observability import get_logger
 from remediator.policy.match import Match, incident_severity
 from remediator.policy.plan import PlannedStep, plan_step
@@ -71,6 +73,8 @@ class Engine:
                                       after_decided=self.after_approval)
         self.executor.on_hold = on_hold or self.approvals.on_hold
         self.sequence = Sequencer(deps, self.executor)
+        # It also knows every request this process is deciding: recovery leaves those be.
+        self.recovery = Recovery(deps, self.executor, self.escalate, self.after_step, self.flap_count)
         self.waf_blocks = BlockExpiry(deps, self.executor, self.escalate)
         # A timer's claim outlasts the longest action its handler may run, so it never fires twice.
         self.timers = TimerLoop(deps, lease=deps.settings.engine.action_timeout + timedelta(minutes=2))
@@ -88,6 +92,7 @@ class Engine:
         self._idle.set()
         self._overflow: list[str] = []
         self._requested = RecentIds(100_000)
+        self._late: set[asyncio.Future[list[bool]]] = set()  # writes that outlived their sender's wait
         self.accepting = False
 
     # -- the pipeline -----------------------------------------------------------------------------
@@ -104,14 +109,17 @@ class Engine:
             if correlation.opened and incident is not None:
                 self.deps.metrics.incidents_opened.labels(incident.severity.value).inc()
             await self._follow(correlation, alert)
-            if incident is not None and found and not correlation.stale:
-                flaps = await self._flap_count(alert)
-                work += [(step, alert, flaps) for match in found for step in self.plan(match, incident)]
-        work = await self._new_requests(work)
+            if incident is None or correlation.stale:
+                continue
+            flaps = await self.flap_count(alert) if counts_for_flapping(alert, self.deps.policies, bool(found)) else 0
+            work += [(step, alert, flaps) for match in found for step in self.plan(match, incident)]
+        planned_work = list(work)
         try:
+            work = await self._new_requests(work)
             done = await self.executor.respond(work) if work else []
         except BaseException:
-            self._requested.forget(item[0].request.id for item in work)  # not recorded: a replay decides them
+            # Maybe not recorded: a replay must decide them, not take them for requested already.
+            self._requested.forget(planned.request.id for planned, _, _ in planned_work)
             raise
         for item in done:
             if item.record is not None:
@@ -189,11 +197,11 @@ class Engine:
         if measure(incident, target, settings.zone, self.deps.clock.now()).recover_breached:
             self.deps.metrics.sla_breaches.labels(incident.severity.value, "recover").inc()
 
-    async def _flap_count(self, alert: Alert) -> int:
-        flap = self.deps.settings.guardrails.flap
+    async def flap_count(self, alert: Alert, *, record: bool = True) -> int:
+        """The alert's state changes within the flap window, this one counted first when `record`."""
+        count = record_state_change if record else current_flap_count
         try:
-            return await self.deps.coordination.record_change(f"flap:{alert.fingerprint}", flap.window,
-                                                             self.deps.clock.now())
+            return await count(self.deps.coordination, alert, self.deps.settings.guardrails.flap, self.deps.clock.now())
         except CoordinationUnavailable:
             self.deps.metrics.coordination_errors.inc()
             return 0  # the quotas will deny what needs coordination
@@ -204,9 +212,32 @@ class Engine:
 
     # -- intake and workers -----------------------------------------------------------------------
     async def record(self, alerts: Sequence[Alert]) -> list[bool]:
-        """Record alerts durably (deduplicated), claimed by this process, and queue the new ones."""
+        """Record alerts durably (deduplicated), claimed by this process, and queue the new ones.
+
+        Raises StoreUnavailable once `store.ack_timeout` has passed (the sender gets 503 and
+        retries); the write itself goes on, and what it recorded is queued as it would have been.
+        """
+        recording = asyncio.ensure_future(self._record(alerts))
+        recording.add_done_callback(_consume)  # whoever stops waiting (a timeout, a cancelled handler)
+        try:
+            async with asyncio.timeout(self.deps.settings.store.ack_timeout.total_seconds()):
+                return await asyncio.shield(recording)
+        except TimeoutError:
+            self._late.add(recording)
+            recording.add_done_callback(self._late.discard)
+            raise StoreUnavailable(f"not stored within store.ack_timeout "
+                                   f"({self.deps.settings.store.ack_timeout.total_seconds():g}s)") from None
+
+    async def _record(self, alerts: Sequence[Alert]) -> list[bool]:
         lease_until = self.deps.clock.now() + self.deps.settings.engine.alert_lease
-        fresh = await self.deps.store.record_alerts(alerts, lease_until)
+        try:
+            fresh = await self.deps.store.record_alerts(alerts, lease_until)
+        except StoreUnavailable:
+            # The commit may have happened (only its answer was lost): whatever it stored is claimed
+            # by this live holder, so hand the claims back for the backlog once the store answers.
+            self._overflow += [alert.id for alert in alerts]
+            self._more_backlog.set()
+            raise
         self.submit([alert for alert, is_new in zip(alerts, fresh, strict=True) if is_new])
         return fresh
 
@@ -226,7 +257,7 @@ class Engine:
         self.deps.metrics.queue_depth.set(self.queue.qsize())
 
     async def start(self) -> None:
-        await self.reconcile()
+        await self.recovery.sweep()
         self.accepting = True
         self._tasks = [asyncio.create_task(self._worker(i), name=f"engine-worker-{i}")
                        for i in range(self.deps.settings.engine.workers)]
@@ -234,30 +265,12 @@ class Engine:
         self._feeder = asyncio.create_task(self._feed_backlog(), name="engine-backlog")
         self._tasks.append(self._feeder)
         self._tasks.append(asyncio.create_task(self.timers.run(), name="engine-timers"))
-        self._tasks.append(asyncio.create_task(self._reconcile_periodically(), name="engine-reconcile"))
+        self._tasks.append(asyncio.create_task(self.recovery.run(), name="engine-recovery"))
         self._more_backlog.set()
 
     async def reconcile(self) -> int:
-        """Requests a dead replica left running: recorded UNKNOWN, escalated, never re-run.
-
-        At start, and then periodically: replicas die while others keep running.
-        """
-        orphans = await self.deps.store.reconcile_running(self.deps.clock.now())
-        for orphan in orphans:
-            request = orphan.request
-            self.deps.metrics.actions.labels(request.action, Outcome.UNKNOWN.value).inc()
-            await self.escalate(request.incident_id, f"{request.action} on {request.target} was running when "
-                                f"{orphan.holder} stopped; its outcome is unknown and it will not be re-run")
-        return len(orphans)
-
-    async def _reconcile_periodically(self) -> None:
-        interval = self.deps.settings.engine.reconcile_interval.total_seconds()
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.reconcile()
-            except StoreUnavailable as exc:
-                log.warning("reconcile_store_unavailable", error=str(exc))
+        """Requests a dead replica left running: recorded UNKNOWN, escalated, never re-run (see `Recovery`)."""
+        return await self.recovery.reconcile()
 
     async def _worker(self, number: int) -> None:
         batch_size = self.deps.settings.engine.batch_size
@@ -282,7 +295,11 @@ class Engine:
             await self.process(batch)
             self.deps.metrics.alerts_processed.inc(len(batch))
         except StoreUnavailable as exc:
-            log.warning("alerts_deferred", count=len(batch), error=str(exc))  # recorded: the backlog retries
+            # Recorded and claimed by this live holder: hand them back for the backlog to take again
+            # as soon as the store answers (not when their lease ends).
+            log.warning("alerts_deferred", count=len(batch), error=str(exc))
+            self._overflow += [alert.id for alert in batch]
+            self._more_backlog.set()
         except Exception:
             if len(batch) > 1:  # find the one that fails; the others go through
                 for alert in batch:
@@ -321,8 +338,9 @@ class Engine:
                 if self.executor.unrecorded:
                     await self.executor.flush_unrecorded()
                 if self._overflow:
-                    overflow, self._overflow = self._overflow, []
-                    await self.deps.store.release_alerts(overflow)
+                    handing_back = list(self._overflow)  # what is added meanwhile waits for the next round
+                    await self.deps.store.release_alerts(handing_back)
+                    del self._overflow[: len(handing_back)]
                 alerts = await self.deps.store.claim_backlog(now, lease, min(room, 1000), self._queued)
             except StoreUnavailable as exc:
                 log.warning("backlog_store_unavailable", error=str(exc))
@@ -380,3 +398,10 @@ class Engine:
             # Their requests stay open under this holder; once it is gone, reconcile takes over.
             log.error("audit_records_lost_at_stop", count=unrecorded)
         log.info("engine_stopped", handed_back=len(handed_back), unfinished=self._busy)
+
+
+def _consume(done: asyncio.Future[list[bool]]) -> None:
+    """A write nobody waits for any more failed (answered with 503 already): read it so asyncio does
+    not log it as never retrieved."""
+    if not done.cancelled():
+        done.exception()

@@ -96,6 +96,9 @@ class StoreSettings(Section):
     schema_name: str = Field("public", pattern=IDENTIFIER_RE)
     connect_timeout: PositiveDuration = timedelta(seconds=5)
     command_timeout: PositiveDuration = timedelta(seconds=10)
+    # The whole acknowledgement path (queueing for the group commit, an intake process's hand-off
+    # to the core, the commit): past it the sender gets 503 and retries, whatever is slow.
+    ack_timeout: PositiveDuration = timedelta(seconds=3)
 
     @field_validator("url")
     @classmethod
@@ -142,8 +145,9 @@ class EngineSettings(Section):
     backlog_poll: PositiveDuration = timedelta(milliseconds=100)
     action_timeout: PositiveDuration = timedelta(minutes=5)
     stop_timeout: PositiveDuration = timedelta(seconds=25)
-    # How often each replica looks for requests left running by a replica that died (also at start).
-    reconcile_interval: PositiveDuration = timedelta(seconds=30)
+    # How often each replica reconciles requests of dead holders and decides orphaned claims again
+    # (also at start): whatever a crash or a store outage interrupted settles within it.
+    reconcile_interval: PositiveDuration = timedelta(seconds=5)
 
 
 class BasicCredential(Section):

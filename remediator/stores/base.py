@@ -137,7 +137,7 @@ class Store(Protocol):
     async def claim_backlog(
         self, now: datetime, lease_until: datetime, limit: int, exclude: Collection[str] = ()
     ) -> list[Alert]:
-        """Unprocessed alerts whose processing claim is free or expired, oldest first, now claimed."""
+        """Unprocessed alerts whose claim is free, expired or a dead holder's, oldest first, now claimed."""
 
     async def mark_processed(self, alert_ids: Sequence[str], now: datetime) -> None: ...
 
@@ -231,10 +231,14 @@ class Store(Protocol):
         A holder is dead when its liveness lock is free: every open store holds one for its whole
         life (PostgreSQL: an advisory lock on a dedicated session; SQLite: flock on a file), and it
         vanishes when the process exits or is killed, never while the process lives. So a live
-        replica's long-running action is never marked UNKNOWN, however long it runs, and no clock
-        is involved. CLAIMED requests of dead holders (nothing ran) are released for any holder to
-        claim. Never marks this holder's own requests. Safe to call from several replicas at once.
-        """
+        replica's long-running action is never marked UNKNOWN, however long it runs, and no clock is
+        involved. CLAIMED requests of dead holders (nothing ran) are released for any holder to claim.
+        Never marks this holder's own requests. Safe to call from several replicas at once."""
+
+    async def claim_orphaned_requests(self, now: datetime, exclude: Collection[str], limit: int,
+                                      unstarted: Collection[str] = ()) -> list[StoredRequest]:
+        """CLAIMED requests reconcile released, or this holder's claimed before `now`, both not in `exclude`, and
+        its open `unstarted` ones (their start went unconfirmed; nothing ran): now this holder's and CLAIMED."""
 
     async def get_request(self, request_id: str) -> StoredRequest | None: ...
 
@@ -426,8 +430,8 @@ class Coordination(Protocol):
 
     async def set_kill_switch(self, state: KillSwitch) -> None: ...
 
-    async def record_change(self, key: str, window: timedelta, now: datetime) -> int:
-        """Count one state change of `key`; how many happened within `window` (flap control)."""
+    async def record_change(self, key: str, window: timedelta, now: datetime, member: str = "") -> int:
+        """Count one change of `key` (once per `member`, if given); how many happened within `window`."""
 
     async def recent_changes(self, key: str, window: timedelta, now: datetime) -> list[datetime]:
         """When the changes `record_change` counted for `key` within `window` happened, oldest first."""

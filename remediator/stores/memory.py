@@ -18,7 +18,7 @@ class InProcessCoordination:
     def __init__(self) -> None:
         self._windows: dict[str, deque[tuple[datetime, str]]] = {}
         self._members: dict[str, dict[str, datetime]] = {}
-        self._changes: dict[str, deque[datetime]] = {}
+        self._changes: dict[str, deque[tuple[datetime, str]]] = {}
         self._leases: dict[str, Lease] = {}
         self._tokens: dict[str, int] = {}
         self._kill = KillSwitch(False)
@@ -77,15 +77,16 @@ class InProcessCoordination:
     async def set_kill_switch(self, state: KillSwitch) -> None:
         self._kill = state
 
-    async def record_change(self, key: str, window: timedelta, now: datetime) -> int:
+    async def record_change(self, key: str, window: timedelta, now: datetime, member: str = "") -> int:
         times = self._changes.setdefault(key, deque())
-        times.append(now)
-        while times and times[0] <= now - window:
+        while times and times[0][0] <= now - window:
             times.popleft()
+        if not member or all(m != member for _, m in times):
+            times.append((now, member))
         return len(times)
 
     async def recent_changes(self, key: str, window: timedelta, now: datetime) -> list[datetime]:
-        return [at for at in self._changes.get(key, ()) if at > now - window]
+        return [at for at, _ in self._changes.get(key, ()) if at > now - window]
 
     async def acquire_lease(self, key: str, holder: str, ttl: timedelta, now: datetime) -> Lease | None:
         current = self._leases.get(key)

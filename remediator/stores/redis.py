@@ -67,9 +67,10 @@ end
 return {1}
 """
 
-# KEYS: the change window. ARGV: now, window, unique id. Returns the changes within the window.
+# KEYS: the change window. ARGV: now, window, the change's id (counted once, at its first time).
+# Returns the changes within the window.
 RECORD_CHANGE = """
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return redis.call('ZCARD', KEYS[1])
@@ -181,8 +182,8 @@ class RedisCoordination:
                               "at": state.at.astimezone(UTC).isoformat() if state.at else None})
         await self._call("set kill switch", lambda r: r.set(self._key("kill"), value))
 
-    async def record_change(self, key: str, window: timedelta, now: datetime) -> int:
-        args = [_ms(now), _ms_of(window), secrets.token_hex(8)]
+    async def record_change(self, key: str, window: timedelta, now: datetime, member: str = "") -> int:
+        args = [_ms(now), _ms_of(window), member or secrets.token_hex(8)]
         count = await self._call("record change", lambda r: self._scripts["change"](
             keys=[self._key("c:", key)], args=args, client=r))
         return int(count)

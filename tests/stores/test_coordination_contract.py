@@ -66,6 +66,17 @@ async def test_state_changes_are_counted_within_their_window(coordination: Coord
     assert counts == [1, 2, 3, 4, 4]
 
 
+async def test_a_change_replayed_under_its_own_member_is_counted_once(coordination: Coordination) -> None:
+    """A flap counter replayed after a crash (the same occurrence processed again) must not grow."""
+    first = await coordination.record_change("flap:fp", 10 * MINUTE, T0, member="occurrence-1")
+    again = await coordination.record_change("flap:fp", 10 * MINUTE, T0 + MINUTE, member="occurrence-1")
+    other = await coordination.record_change("flap:fp", 10 * MINUTE, T0 + MINUTE, member="occurrence-2")
+    assert (first, again, other) == (1, 1, 2)
+    # Counted at its first time: it leaves the window 10 minutes after T0, not after the replay.
+    assert await coordination.recent_changes("flap:fp", 10 * MINUTE, T0 + 10 * MINUTE + timedelta(seconds=1)) == [
+        T0 + MINUTE]
+
+
 async def test_a_lease_is_exclusive_until_released_or_expired(coordination: Coordination) -> None:
     first = await coordination.acquire_lease("target:api", "a", 5 * MINUTE, T0)
     assert first is not None

@@ -20,8 +20,10 @@ from tests.support.servers import free_port
 class DaemonProcess:
     """One replica: its own ports (webhooks, admin) and log file, the shared settings otherwise."""
 
-    def __init__(self, name: str, settings: dict[str, Any], folder: Path) -> None:
-        self.name, self.folder = name, folder
+    def __init__(self, name: str, settings: dict[str, Any], folder: Path, *, module: str = "remediator",
+                 env: dict[str, str] | None = None) -> None:
+        # `module`: another entry point (the test build with crash points, tests/support/crashpoints.py).
+        self.name, self.folder, self.module, self.extra_env = name, folder, module, env or {}
         self.port = free_port()
         self.admin_port = next(port for port in iter(free_port, 0) if port != self.port)
         self.settings = {**settings, "listen": {"host": "127.0.0.1", "port": self.port},
@@ -43,9 +45,10 @@ class DaemonProcess:
         config.write_text(yaml.safe_dump(self.settings), encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if not k.startswith("REMEDIATOR_")}
         env["PYTHONPATH"] = str(ROOT)
+        env.update(self.extra_env)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "remediator", "--config", str(config), "serve"],
+                [sys.executable, "-m", self.module, "--config", str(config), "serve"],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         await self._wait_ready(ready_within)
 
@@ -57,8 +60,10 @@ class DaemonProcess:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log()}")
                 try:
-                    async with session.get(f"{self.admin_url}/readyz") as response:
-                        if response.status == 200:
+                    # Both listeners: the admin one is up (and ready) a moment before the public one.
+                    async with session.get(f"{self.admin_url}/readyz") as ready, \
+                            session.get(f"{self.url}/healthz") as healthy:
+                        if ready.status == 200 and healthy.status == 200:
                             return
                 except aiohttp.ClientError:
                     pass

@@ -176,7 +176,8 @@ class HolderLiveness:
     async def _keep(self) -> None:
         """Probe the session; when it is gone, take the lock again on a new one as soon as possible."""
         while True:
-            await asyncio.sleep(self.check_every)
+            # Lost: try again soon, since until it is back this replica may not start any action.
+            await asyncio.sleep(self.check_every if self.alive else min(self.check_every, 0.25))
             try:
                 if self._conn is None or self._conn.is_closed():
                     await self._take()

@@ -50,21 +50,14 @@ from remediator.stores.postgres.connect import (
 )
 from remediator.stores.postgres.correlate import correlate_batch
 from remediator.stores.postgres.people import PeopleRecords
+from remediator.stores.postgres.recovery import RequestRecovery
 from remediator.stores.postgres.waf import WafBlockRecords
-from remediator.stores.sqlite.store import unknown_audit
 
 _ALERT = f"SELECT seq, {pr.ALERT_COLUMNS} FROM alerts"
 _INCIDENT = f"SELECT {pr.INCIDENT_COLUMNS} FROM incidents"
 _REQUEST = f"SELECT {pr.REQUEST_COLUMNS} FROM requests"
 _AUDIT = f"SELECT {pr.AUDIT_COLUMNS} FROM audit"
-_AUDIT_VALUES = ", ".join(f"${n}::{t}" for n, t in enumerate(pr.AUDIT_TYPES, start=1))
 
-CLAIM_BACKLOG = f"""
-UPDATE alerts SET claimed_by = $1, claimed_until = $2 WHERE seq IN (
-    SELECT seq FROM alerts WHERE processed_at IS NULL AND (claimed_until IS NULL OR claimed_until < $3)
-    AND NOT (id = ANY($5::text[])) ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED)
-RETURNING seq, {pr.ALERT_COLUMNS}
-"""
 # A claim left 'claimed' by this same holder (nothing ran under it), or released by reconcile
 # because its holder died before running anything, may be taken.
 CLAIM_REQUESTS = f"""
@@ -120,18 +113,6 @@ WITH q AS (
 )
 SELECT id FROM won
 """
-RECONCILE = f"""
-WITH holders AS MATERIALIZED (
-    SELECT DISTINCT holder FROM requests WHERE state IN ('claimed', 'running') AND holder NOT IN ($1, '')
-), dead AS MATERIALIZED (
-    SELECT h.holder FROM holders h WHERE NOT {HOLDER_ALIVE.format(holder="h.holder")}
-), released AS (
-    UPDATE requests r SET holder = '' FROM dead WHERE r.holder = dead.holder AND r.state = 'claimed' RETURNING r.id
-)
-UPDATE requests r SET state = 'unknown', finished_at = $2 FROM dead
-WHERE r.holder = dead.holder AND r.state = 'running'
-RETURNING {", ".join("r." + c.strip() for c in pr.REQUEST_COLUMNS.split(","))}
-"""
 CLAIM_TIMERS = """
 UPDATE timers SET claimed_by = $1, claimed_until = $2 WHERE id IN (
     SELECT id FROM timers WHERE state = 'pending' AND due_at <= $3 AND (claimed_until IS NULL OR claimed_until < $3)
@@ -140,7 +121,7 @@ RETURNING id, kind, due_at, payload
 """
 
 
-class PostgresStore(PeopleRecords, WafBlockRecords):
+class PostgresStore(PeopleRecords, WafBlockRecords, RequestRecovery):
     """`Store` on PostgreSQL; one per process, its `holder` named in claims."""
 
     def __init__(self, settings: StoreSettings, *, holder: str) -> None:
@@ -213,13 +194,6 @@ class PostgresStore(PeopleRecords, WafBlockRecords):
             stored = {r["id"] for r in await conn.fetch(pr.RECORD_ALERTS, leftover, *pr.alerts_args(batch, fresh),
                                                         self.holder)}
         return [i in chosen and alert.id in stored for i, (alert, _) in enumerate(batch)]
-
-    async def claim_backlog(
-        self, now: datetime, lease_until: datetime, limit: int, exclude: Collection[str] = ()
-    ) -> list[Alert]:
-        async with self._conn("claim backlog") as conn:
-            found = await conn.fetch(CLAIM_BACKLOG, self.holder, lease_until, now, limit, list(exclude))
-        return [pr.alert_from_record(r) for r in sorted(found, key=lambda r: r["seq"])]
 
     async def mark_processed(self, alert_ids: Sequence[str], now: datetime) -> None:
         async with self._conn("mark processed") as conn:
@@ -357,15 +331,6 @@ class PostgresStore(PeopleRecords, WafBlockRecords):
         async with self._conn("existing requests") as conn:
             found = await conn.fetch("SELECT id FROM requests WHERE id = ANY($1::text[])", list(request_ids))
         return {r["id"] for r in found}
-
-    async def reconcile_running(self, now: datetime) -> list[StoredRequest]:
-        async with self._tx("reconcile") as conn:
-            found = [pr.stored_request_from_record(r) for r in await conn.fetch(RECONCILE, self.holder, now)]
-            if found:
-                await conn.executemany(f"INSERT INTO audit ({pr.AUDIT_COLUMNS}) VALUES ({_AUDIT_VALUES}) "
-                                       "ON CONFLICT (request_id) DO NOTHING",
-                                       [pr.audit_args(unknown_audit(item, now)) for item in found])
-        return sorted(found, key=lambda s: (s.claimed_at, s.request.id))
 
     async def get_request(self, request_id: str) -> StoredRequest | None:
         async with self._conn("get request") as conn:

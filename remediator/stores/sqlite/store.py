@@ -25,21 +25,18 @@ from remediator.model import (
     ActionRequest,
     Alert,
     AuditRecord,
-    DecisionReason,
-    FailureReason,
     Incident,
     IncidentStatus,
-    Outcome,
     Phase,
     Severity,
     TimelineEvent,
-    Verdict,
 )
 from remediator.stores import rows
 from remediator.stores.base import Correlation, Decided, Observation, RequestState, StoredRequest, Timer
 from remediator.stores.sqlite.correlate import BatchCorrelation, chunks, marks
 from remediator.stores.sqlite.holder_files import HolderFiles
 from remediator.stores.sqlite.people import PeopleRecords
+from remediator.stores.sqlite.recovery import RequestRecovery
 from remediator.stores.sqlite.waf import WafBlockRecords
 from remediator.stores.sqlite.writer import NORMAL, STOP, URGENT, Checkpointer, OpenIncidents, Writer
 
@@ -56,7 +53,7 @@ def migrations(dialect: str) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-class SqliteStore(PeopleRecords, WafBlockRecords):
+class SqliteStore(PeopleRecords, WafBlockRecords, RequestRecovery):
     """`Store` on one SQLite file."""
 
     def __init__(
@@ -174,24 +171,6 @@ class SqliteStore(PeopleRecords, WafBlockRecords):
             return results
 
         return await self._write(op, URGENT)
-
-    async def claim_backlog(
-        self, now: datetime, lease_until: datetime, limit: int, exclude: Collection[str] = ()
-    ) -> list[Alert]:
-        skip = set(exclude)
-
-        def op(conn: sqlite3.Connection) -> list[Alert]:
-            found = conn.execute(
-                f"SELECT {rows.ALERT_COLUMNS} FROM alerts WHERE processed_at IS NULL "
-                "AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY seq LIMIT ?",
-                (rows.ts(now), limit + len(skip)),
-            ).fetchall()
-            alerts = [rows.alert_from_row(r) for r in found if r[0] not in skip][:limit]
-            conn.executemany("UPDATE alerts SET claimed_by = ?, claimed_until = ? WHERE id = ?",
-                             [(self.holder, rows.ts(lease_until), a.id) for a in alerts])
-            return alerts
-
-        return await self._write(op)
 
     async def mark_processed(self, alert_ids: Sequence[str], now: datetime) -> None:
         stamp = rows.ts(now)
@@ -352,24 +331,6 @@ class SqliteStore(PeopleRecords, WafBlockRecords):
 
         return await self._write(op)
 
-    async def reconcile_running(self, now: datetime) -> list[StoredRequest]:
-        def op(conn: sqlite3.Connection) -> list[StoredRequest]:
-            holders = [h for (h,) in conn.execute(
-                "SELECT DISTINCT holder FROM requests WHERE state IN ('claimed', 'running') AND holder NOT IN (?, '')",
-                (self.holder,))]
-            dead = [h for h in holders if not self._liveness.alive(h)]
-            stored: list[StoredRequest] = []
-            for holder in dead:
-                conn.execute("UPDATE requests SET holder = '' WHERE holder = ? AND state = 'claimed'", (holder,))
-                found = conn.execute(f"SELECT {rows.REQUEST_COLUMNS} FROM requests WHERE state = 'running' "
-                                     "AND holder = ?", (holder,)).fetchall()
-                stored += [rows.stored_request_from_row(r) for r in found]
-            for item in stored:
-                conn.execute(rows.FINISH_REQUEST, rows.finish_row(unknown_audit(item, now), "unknown"))
-            return sorted(stored, key=lambda s: (s.claimed_at, s.request.id))
-
-        return await self._write(op)
-
     async def existing_requests(self, request_ids: Collection[str]) -> set[str]:
         wanted = list(request_ids)
 
@@ -438,16 +399,3 @@ class SqliteStore(PeopleRecords, WafBlockRecords):
             (pattern,)).rowcount)
         return int(cancelled)
 
-
-def unknown_audit(item: StoredRequest, now: datetime) -> AuditRecord:
-    """The audit record of a request whose process died while it ran."""
-    request = item.request
-    return AuditRecord(
-        request_id=request.id, at=now, incident_id=request.incident_id, alert_id=request.alert_id,
-        policy=request.policy, action=request.action, target=request.target, params=request.params,
-        plan_hash=request.plan_hash, mode="enforce", verdict=Verdict.ALLOW, decision_reason=DecisionReason.ALLOWED,
-        decision_detail="allowed before the process stopped", outcome=Outcome.UNKNOWN,
-        failure_reason=FailureReason.CRASHED,
-        detail={"error": f"{item.holder} stopped while the action was running; check the target by hand"},
-        origin=request.origin,
-    )
