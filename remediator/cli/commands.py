@@ -30,6 +30,7 @@ from remediator.observability import configure_logging, with_loop_logging
 from remediator.plaintext import one_line, without_controls
 from remediator.policy.loader import FIXTURES_DIR, load_policies
 from remediator.settings import Settings, load_settings, token_digest
+from remediator.stores.schema import SchemaTooNew
 from remediator.web.incidents_api import period
 from remediator.web.views import audit_view, event_view, incident_view
 
@@ -304,6 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except (SettingsError, PolicyError, FixtureError) as exc:
         terminal.err(f"remediator: {exc}")
+        return 2
+    except SchemaTooNew as exc:
+        terminal.err(f"remediator: refusing to start: {exc}")
         return 2
     except StoreUnavailable as exc:
         terminal.err(f"remediator: the store is unavailable: {exc}")
