@@ -50,6 +50,7 @@ from remediator.stores.postgres.connect import (
 )
 from remediator.stores.postgres.correlate import correlate_batch
 from remediator.stores.postgres.people import PeopleRecords
+from remediator.stores.postgres.retention import RetentionRecords
 from remediator.stores.postgres.waf import WafBlockRecords
 from remediator.stores.sqlite.store import unknown_audit
 
@@ -140,7 +141,7 @@ RETURNING id, kind, due_at, payload
 """
 
 
-class PostgresStore(PeopleRecords, WafBlockRecords):
+class PostgresStore(PeopleRecords, WafBlockRecords, RetentionRecords):
     """`Store` on PostgreSQL; one per process, its `holder` named in claims."""
 
     def __init__(self, settings: StoreSettings, *, holder: str) -> None:

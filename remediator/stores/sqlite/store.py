@@ -39,13 +39,14 @@ from remediator.stores.base import Correlation, Decided, Observation, RequestSta
 from remediator.stores.sqlite.correlate import BatchCorrelation, chunks, marks
 from remediator.stores.sqlite.holder_files import HolderFiles
 from remediator.stores.sqlite.people import PeopleRecords
+from remediator.stores.sqlite.retention import RetentionRecords
 from remediator.stores.sqlite.waf import WafBlockRecords
 from remediator.stores.sqlite.writer import NORMAL, STOP, URGENT, Checkpointer, OpenIncidents, Writer
 
 T = TypeVar("T")
 
 
-class SqliteStore(PeopleRecords, WafBlockRecords):
+class SqliteStore(PeopleRecords, WafBlockRecords, RetentionRecords):
     """`Store` on one SQLite file."""
 
     def __init__(
