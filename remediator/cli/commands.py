@@ -1,5 +1,5 @@
 """The `remediator` command: serve | check | test | simulate | incidents | approvals | postmortem | audit | token |
-actions."""
+actions | store."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 from remediator.actions import catalog
 from remediator.actions.registry import default_registry
 from remediator.cli import approvals as cli_approvals
+from remediator.cli import store as cli_store
 from remediator.cli import terminal
 from remediator.cli.iam import configured_policy, policy_json
 from remediator.cli.simulate import PayloadError, render_plan, simulate
@@ -281,6 +282,7 @@ def parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true")
     incidents.set_defaults(func=cmd_incidents)
     cli_approvals.add_parser(sub)
+    cli_store.add_parser(sub)
     postmortem = sub.add_parser("postmortem", help="write a Markdown postmortem draft of an incident")
     postmortem.add_argument("id")
     postmortem.add_argument("--output", "-o", help="file to write (default postmortem-ID.md; - for stdout)")
