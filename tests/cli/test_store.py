@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -140,4 +142,22 @@ def test_a_store_written_by_newer_code_is_refused_with_a_clear_message(
     assert main(["-c", _config(tmp_path, db), "store", "stats"]) == 2
     err = capsys.readouterr().err
     assert "refusing to start" in err and "schema version 900" in err
+    assert list(sqlite3.connect(db).iterdump()) == before
+
+
+def test_serve_refuses_a_store_written_by_newer_code_and_exits_2(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    asyncio.run(asyncio.run(_seed(db, 1, datetime.now(UTC))).close())
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO schema_migrations VALUES (900, datetime('now'), 900)")
+    conn.commit()
+    conn.close()
+    before = list(sqlite3.connect(db).iterdump())
+    (tmp_path / "policies").mkdir()
+    config = _config(tmp_path, db, f"policies_dir: {tmp_path / 'policies'}\nlisten: {{port: 0}}\n"
+                                   "admin_listen: {port: 0}\nintake: {processes: 0}\n")
+    done = subprocess.run([sys.executable, "-m", "remediator", "-c", config, "serve"], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "refusing to start" in done.stderr and "schema version 900" in done.stderr
     assert list(sqlite3.connect(db).iterdump()) == before
