@@ -21,20 +21,17 @@ import hashlib
 import os
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from remediator.clock import FakeClock  # noqa: E402
-from remediator.model import Alert, AlertStatus, alert_id  # noqa: E402
-from remediator.settings import RetentionSettings  # noqa: E402
-from remediator.stores import rows  # noqa: E402
-from remediator.stores.purge import Purger  # noqa: E402
-from remediator.stores.sqlite.store import SqliteStore  # noqa: E402
+from remediator.clock import FakeClock
+from remediator.model import Alert, AlertStatus, alert_id
+from remediator.settings import RetentionSettings
+from remediator.stores import rows
+from remediator.stores.purge import Purger
+from remediator.stores.sqlite.store import SqliteStore
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 LABELS = rows.dumps({"alertname": "PostgresTooManyConnections", "instance": "db-1:9187", "job": "postgres",

@@ -40,6 +40,17 @@ def _count(db: Path) -> int:
         conn.close()
 
 
+def _written_by_newer_code(tmp_path: Path) -> Path:
+    """A store holding schema version 900, which only code knowing 900 may run on."""
+    db = tmp_path / "r.db"
+    asyncio.run(asyncio.run(_seed(db, 1, datetime.now(UTC))).close())
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO schema_migrations VALUES (900, datetime('now'), 900)")
+    conn.commit()
+    conn.close()
+    return db
+
+
 def test_stats_print_rows_and_ages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "r.db"
     asyncio.run(asyncio.run(_seed(db, 3, datetime.now(UTC) - timedelta(days=2))).close())
@@ -132,12 +143,7 @@ def test_compact_gives_an_old_store_incremental_vacuum_but_never_while_it_is_ope
 
 def test_a_store_written_by_newer_code_is_refused_with_a_clear_message(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    db = tmp_path / "r.db"
-    asyncio.run(asyncio.run(_seed(db, 1, datetime.now(UTC))).close())
-    conn = sqlite3.connect(db)
-    conn.execute("INSERT INTO schema_migrations VALUES (900, datetime('now'), 900)")
-    conn.commit()
-    conn.close()
+    db = _written_by_newer_code(tmp_path)
     before = list(sqlite3.connect(db).iterdump())
     assert main(["-c", _config(tmp_path, db), "store", "stats"]) == 2
     err = capsys.readouterr().err
@@ -146,12 +152,7 @@ def test_a_store_written_by_newer_code_is_refused_with_a_clear_message(
 
 
 def test_serve_refuses_a_store_written_by_newer_code_and_exits_2(tmp_path: Path) -> None:
-    db = tmp_path / "r.db"
-    asyncio.run(asyncio.run(_seed(db, 1, datetime.now(UTC))).close())
-    conn = sqlite3.connect(db)
-    conn.execute("INSERT INTO schema_migrations VALUES (900, datetime('now'), 900)")
-    conn.commit()
-    conn.close()
+    db = _written_by_newer_code(tmp_path)
     before = list(sqlite3.connect(db).iterdump())
     (tmp_path / "policies").mkdir()
     config = _config(tmp_path, db, f"policies_dir: {tmp_path / 'policies'}\nlisten: {{port: 0}}\n"

@@ -21,7 +21,8 @@ from remediator.settings import load_settings
 def test_unsafe_retention_is_refused_with_its_key(environ: dict[str, str], problem: str) -> None:
     with pytest.raises(SettingsError) as refused:
         load_settings(environ=environ)
-    assert any(problem.split(": Value error, ")[-1] in p for p in refused.value.problems), refused.value.problems
+    problems = refused.value.problems
+    assert any(problem.rsplit(": Value error, ", maxsplit=1)[-1] in p for p in problems), problems
 
 
 def test_audit_may_be_shorter_than_incidents_when_it_is_archived() -> None:
