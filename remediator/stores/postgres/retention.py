@@ -82,8 +82,9 @@ class RetentionRecords:
             if not going:
                 return 0
             if kind is Kind.ALERTS:
-                await conn.execute("DELETE FROM alert_keys k USING alerts a WHERE a.id = ANY($1::text[]) "
-                                   "AND k.alert_id = a.id AND a.dedup_keys ? k.key", going)
+                # By key (the primary key): alert_keys has no index on alert_id.
+                await conn.execute("DELETE FROM alert_keys WHERE key IN (SELECT jsonb_array_elements_text(dedup_keys) "
+                                   "FROM alerts WHERE id = ANY($1::text[])) AND alert_id = ANY($1::text[])", going)
             if kind is Kind.INCIDENTS:
                 for statement in (
                     "DELETE FROM timeline WHERE incident_id = ANY($1::text[])",
