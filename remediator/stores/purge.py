@@ -26,7 +26,7 @@ from remediator.stores.retention import Kind, KindReport, RetentionStore
 log = get_logger("remediator.retention")
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-RECLAIM_PAGES = 2048  # pages given back per writer job (8 MiB of 4 KiB pages)
+RECLAIM_PAGES = 256  # pages given back per transaction (1 MiB of 4 KiB pages: a few ms of write lock)
 
 
 class Purger:

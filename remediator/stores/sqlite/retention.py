@@ -8,6 +8,7 @@ rows, so it stops growing but does not shrink until `remediator store compact` (
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -135,14 +136,7 @@ class RetentionRecords:
         return await self._write(op)
 
     async def reclaim_space(self, pages: int) -> int:
-        def op(conn: sqlite3.Connection) -> int:
-            if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:  # not INCREMENTAL: nothing to give back
-                return 0
-            free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
-            conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
-            return min(free, pages)
-
-        return await self._write(op)
+        return await asyncio.to_thread(_incremental_vacuum, self.path, pages)
 
     async def store_stats(self) -> StoreStats:
         def op(conn: sqlite3.Connection) -> StoreStats:
@@ -175,6 +169,35 @@ def _attach_detail(conn: sqlite3.Connection, found: dict[str, dict[str, Any]], i
         approval["votes"] = _dicts(conn.execute("SELECT * FROM approval_votes WHERE approval_id = ? ORDER BY seq",
                                                 (approval["id"],)))
         found[approval["incident_id"]]["approvals"].append(approval)
+
+
+def _incremental_vacuum(path: str, pages: int) -> int:
+    """Give up to `pages` free pages back, on a connection of its own (not the writer's).
+
+    `PRAGMA incremental_vacuum(N)` frees one page per step of its statement, and Python's
+    `execute` steps a statement that returns no rows once: only `executescript` runs it to the end,
+    and it must bring its own transaction (it commits whatever is open first). The write lock is
+    held for those pages only; the writer waits for it in fine steps (`Writer._begin`).
+    """
+    if path == ":memory:":
+        return 0
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA busy_timeout=2000")
+        if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:  # not INCREMENTAL: nothing to give back
+            return 0
+        before = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+        if before == 0:
+            return 0
+        try:
+            conn.executescript(f"BEGIN IMMEDIATE; PRAGMA incremental_vacuum({int(pages)}); COMMIT;")
+        except sqlite3.OperationalError:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return 0  # busy: the next pass goes on
+        return before - int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+    finally:
+        conn.close()
 
 
 def _file_size(path: str) -> int:
