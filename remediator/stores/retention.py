@@ -36,9 +36,13 @@ class Kind(StrEnum):
 TABLES = ("alerts", "alert_keys", "incidents", "incident_firing", "timeline", "requests", "approvals",
           "approval_votes", "timers", "waf_blocks", "waf_block_additions")
 
-# Columns stored as JSON text in SQLite; exported as JSON values by both backends.
-JSON_COLUMNS = frozenset({"labels", "annotations", "dedup_keys", "phase_times", "params", "detail", "data",
-                          "payload"})
+# Columns stored as JSON text in SQLite, by table; exported as JSON values by both backends
+# (approvals.detail is plain text, requests.detail is JSON).
+JSON_COLUMNS = {
+    "alerts": frozenset({"labels", "annotations", "dedup_keys"}), "incidents": frozenset({"phase_times"}),
+    "timeline": frozenset({"data"}), "requests": frozenset({"params", "detail"}),
+    "approvals": frozenset({"params"}), "timers": frozenset({"payload"}),
+}
 
 
 @dataclass(frozen=True, slots=True)

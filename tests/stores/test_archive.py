@@ -13,6 +13,7 @@ from botocore.config import Config
 
 from remediator.aws.clients import AwsClients
 from remediator.clock import FakeClock
+from remediator.model import ApprovalStatus, Severity, TimelineEvent
 from remediator.observability import Metrics
 from remediator.settings import ArchiveSettings, AwsSettings, RetentionSettings
 from remediator.stores.archive import S3Archive
@@ -20,6 +21,7 @@ from remediator.stores.base import Store
 from remediator.stores.purge import Purger
 from remediator.stores.retention import Kind
 from tests.conftest import T0
+from tests.support import builders
 from tests.support.builders import alert
 from tests.support.moto import TEST_ENV, moto_server, reset_moto
 
@@ -112,3 +114,46 @@ async def test_nothing_is_deleted_when_the_export_fails(store: Store, s3: AwsCli
 def test_an_archive_is_never_configured_without_a_kms_key() -> None:
     with pytest.raises(ValueError, match="kms_key_id is required"):
         ArchiveSettings(bucket=BUCKET)
+
+
+async def test_an_incident_is_archived_with_its_timeline_and_approvals_and_a_request_with_its_audit(
+        store: Store, s3: AwsClients) -> None:
+    key = await _kms_key(s3)
+    client = await s3.client("s3")
+    await client.create_bucket(Bucket=BUCKET)
+    firing = alert(group="g", fingerprint="fp-g")
+    resolved = alert(group="g", fingerprint="fp-g", status="resolved")
+    await store.record_alerts([firing], T0)
+    opened = await store.correlate(firing, Severity.P2, T0)
+    assert opened.incident is not None
+    incident_id = opened.incident.id
+    held = builders.approval(alert_id=firing.id, incident_id=incident_id)
+    await store.create_approval(held, [TimelineEvent(incident_id, T0, "approval_requested", "held")])
+    await store.close_approval(held.id, [ApprovalStatus.PENDING], ApprovalStatus.EXPIRED, T0, "nobody answered")
+    await store.record_alerts([resolved], T0)
+    await store.correlate(resolved, Severity.P2, T0 + timedelta(minutes=5))
+    request = builders.request("req-archived", incident_id=incident_id, alert_id=firing.id)
+    await store.claim_request(request, T0)
+    await store.finish_request(builders.audit(request, at=T0))
+    timeline = await store.timeline(incident_id)
+    settings = RetentionSettings(pause=timedelta(0), incidents=timedelta(days=30), audit=timedelta(days=30),
+                                 archive=ArchiveSettings(bucket=BUCKET, kms_key_id=key, kinds=["incidents", "audit"]))
+    purger = Purger(store, settings, FakeClock(NOW), archive=S3Archive(settings.archive, s3))
+
+    reports = await purger.run([Kind.INCIDENTS, Kind.AUDIT])
+
+    assert [(r.deleted, r.exported) for r in reports] == [(1, 1), (1, 1)]
+    rows: dict[str, dict[str, Any]] = {}
+    for name in sorted(o["Key"] for o in (await client.list_objects_v2(Bucket=BUCKET))["Contents"]):
+        got = await client.get_object(Bucket=BUCKET, Key=name)
+        (line,) = gzip.decompress(await got["Body"].read()).splitlines()
+        rows[name.split("/")[2]] = orjson.loads(line)
+    incident, audited = rows["incidents"], rows["audit"]
+    assert incident["id"] == incident_id
+    assert [e["kind"] for e in incident["timeline"]] == [e.kind for e in timeline]
+    assert [a["id"] for a in incident["approvals"]] == [held.id] and incident["approvals"][0]["votes"] == []
+    assert audited["id"] == "req-archived"
+    outcome = audited.get("outcome") or audited["audit"]["outcome"]  # SQLite: on the row; PostgreSQL: nested
+    assert outcome == "dry_run"
+    assert await store.get_incident(incident_id) is None and await store.timeline(incident_id) == []
+    assert await store.get_audit("req-archived") is None

@@ -47,12 +47,12 @@ def _marks(items: Sequence[Any]) -> str:
     return ", ".join("?" * len(items))
 
 
-def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+def _dicts(cursor: sqlite3.Cursor, table: str) -> list[dict[str, Any]]:
     names = [d[0] for d in cursor.description]
     out = []
     for row in cursor.fetchall():
         item = dict(zip(names, row, strict=True))
-        for name in JSON_COLUMNS.intersection(item):
+        for name in JSON_COLUMNS.get(table, frozenset()).intersection(item):
             if isinstance(item[name], str):
                 item[name] = orjson.loads(item[name])
         out.append(item)
@@ -99,7 +99,7 @@ class RetentionRecords:
             found: dict[str, dict[str, Any]] = {}
             for chunk in _chunks(keys):
                 for item in _dicts(conn.execute(f"SELECT * FROM {q.table} WHERE {q.key} IN ({_marks(chunk)})",
-                                                chunk)):
+                                                chunk), q.table):
                     found[item[q.key]] = item
                 if kind is Kind.INCIDENTS:
                     _attach_detail(conn, found, chunk)
@@ -162,12 +162,14 @@ def _attach_detail(conn: sqlite3.Connection, found: dict[str, dict[str, Any]], i
     for item in found.values():
         item.setdefault("timeline", [])
         item.setdefault("approvals", [])
-    for event in _dicts(conn.execute(f"SELECT * FROM timeline WHERE incident_id IN ({marks}) ORDER BY seq", ids)):
+    events = _dicts(conn.execute(f"SELECT * FROM timeline WHERE incident_id IN ({marks}) ORDER BY seq", ids),
+                    "timeline")
+    for event in events:
         found[event["incident_id"]]["timeline"].append(event)
-    approvals = _dicts(conn.execute(f"SELECT * FROM approvals WHERE incident_id IN ({marks})", ids))
+    approvals = _dicts(conn.execute(f"SELECT * FROM approvals WHERE incident_id IN ({marks})", ids), "approvals")
     for approval in approvals:
         approval["votes"] = _dicts(conn.execute("SELECT * FROM approval_votes WHERE approval_id = ? ORDER BY seq",
-                                                (approval["id"],)))
+                                                (approval["id"],)), "approval_votes")
         found[approval["incident_id"]]["approvals"].append(approval)
 
 
