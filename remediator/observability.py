@@ -33,6 +33,7 @@ SNS_DELIVERY_TYPES = ("notification", "subscription_confirmation", "unsubscribe_
 SNS_DELIVERY_RESULTS = ("verified", "malformed", "unknown_topic", "stale", "bad_cert_url", "bad_certificate",
                         "bad_signature", "cert_fetch_failed", "authenticated", "raw_refused", "unauthorized",
                         "too_large", "unsupported_encoding")
+RETENTION_KINDS = ("alerts", "incidents", "audit", "timers")  # stores.retention.Kind
 SNS_CONFIRMATION_RESULTS = ("confirmed", "refused", "failed")
 # Why a console sign-in failed (web/console_auth.py REFUSALS).
 SIGN_IN_FAILURES = ("unknown_token", "expired_form", "cross_site", "throttled")
@@ -115,8 +116,40 @@ class Metrics:
                                     ["severity", "target"], registry=r)
         self.sign_in_failures = Counter("remediator_console_sign_in_failures_total",
                                         "Failed console sign-ins, by reason", ["reason"], registry=r)
+        self._store_metrics(r)
         self._children: dict[tuple[object, ...], Any] = {}
         self._initialise(action_types)
+
+    def _store_metrics(self, r: CollectorRegistry) -> None:
+        """The store's size and age (read at scrape time), what is left unfinished, and the purge."""
+        self.store_size = Gauge("remediator_store_size_bytes", "The store's size on disk (SQLite: file and WAL)",
+                                registry=r)
+        self.store_size_budget = Gauge("remediator_store_size_budget_bytes",
+                                       "retention.size_budget_bytes (0: no budget)", registry=r)
+        self.store_rows = Gauge("remediator_store_rows", "Rows per table", ["table"], registry=r)
+        self.store_oldest = Gauge("remediator_store_oldest_row_age_seconds",
+                                  "Age of the oldest row of each retention kind", ["kind"], registry=r)
+        self.unfinished_age = Gauge("remediator_requests_unfinished_oldest_age_seconds",
+                                    "Since the alert of the oldest claimed or running request arrived (0: none)",
+                                    registry=r)
+        self.audit_deferred = Gauge("remediator_audit_deferred",
+                                    "Audit records kept in memory because the store could not take them",
+                                    registry=r)
+        self.retention_deleted = Counter("remediator_retention_deleted_total", "Rows deleted by retention",
+                                         ["kind"], registry=r)
+        self.retention_exported = Counter("remediator_retention_exported_total",
+                                          "Rows exported to the archive before deletion", ["kind"], registry=r)
+        self.retention_failures = Counter("remediator_retention_failures_total",
+                                          "Purge passes of a kind that failed, by stage (purge, export)",
+                                          ["kind", "stage"], registry=r)
+        self.retention_last_success = Gauge("remediator_retention_last_success_timestamp_seconds",
+                                            "When the last purge pass succeeded for every kind", registry=r)
+        for kind in RETENTION_KINDS:
+            self.store_oldest.labels(kind)
+            self.retention_deleted.labels(kind)
+            self.retention_exported.labels(kind)
+            for stage in ("purge", "export"):
+                self.retention_failures.labels(kind, stage)
 
     def counter(self, sample_name: str) -> Counter | None:
         """The counter that exposes `sample_name` (`…_total`), if it is one of ours."""

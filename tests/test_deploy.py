@@ -271,6 +271,14 @@ def test_promtool_accepts_the_configuration_and_the_rules() -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed (Debian: prometheus)")
+def test_promtool_unit_tests_raise_the_store_alerts_when_they_should() -> None:
+    # Unfinished requests, deferred audit records, a failing or stalled purge, a store near its budget.
+    result = subprocess.run(["promtool", "test", "rules", "tests/remediator-store.yml"], cwd=DEPLOY / "prometheus",
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.mark.skipif(shutil.which("amtool") is None, reason="amtool is not installed (Debian: prometheus-alertmanager)")
 def test_amtool_accepts_the_alertmanager_configuration() -> None:
     result = subprocess.run(["amtool", "check-config", "alertmanager.yml"], cwd=DEPLOY, capture_output=True,

@@ -1,5 +1,5 @@
 """The `remediator` command: serve | check | test | simulate | incidents | approvals | postmortem | audit | token |
-actions."""
+actions | store."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 from remediator.actions import catalog
 from remediator.actions.registry import default_registry
 from remediator.cli import approvals as cli_approvals
+from remediator.cli import store as cli_store
 from remediator.cli import terminal
 from remediator.cli.iam import configured_policy, policy_json
 from remediator.cli.simulate import PayloadError, render_plan, simulate
@@ -30,6 +31,7 @@ from remediator.observability import configure_logging, with_loop_logging
 from remediator.plaintext import one_line, without_controls
 from remediator.policy.loader import FIXTURES_DIR, load_policies
 from remediator.settings import Settings, load_settings, token_digest
+from remediator.stores.schema import SchemaTooNew
 from remediator.web.incidents_api import period
 from remediator.web.views import audit_view, event_view, incident_view
 
@@ -280,6 +282,7 @@ def parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true")
     incidents.set_defaults(func=cmd_incidents)
     cli_approvals.add_parser(sub)
+    cli_store.add_parser(sub)
     postmortem = sub.add_parser("postmortem", help="write a Markdown postmortem draft of an incident")
     postmortem.add_argument("id")
     postmortem.add_argument("--output", "-o", help="file to write (default postmortem-ID.md; - for stdout)")
@@ -304,6 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except (SettingsError, PolicyError, FixtureError) as exc:
         terminal.err(f"remediator: {exc}")
+        return 2
+    except SchemaTooNew as exc:
+        terminal.err(f"remediator: refusing to start: {exc}")
         return 2
     except StoreUnavailable as exc:
         terminal.err(f"remediator: the store is unavailable: {exc}")

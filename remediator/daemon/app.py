@@ -26,9 +26,11 @@ from remediator.observability import Metrics
 from remediator.policy.loader import load_policies
 from remediator.policy.match import PolicyIndex
 from remediator.settings import Settings
+from remediator.stores.archive import S3Archive
 from remediator.stores.base import Coordination, Store
 from remediator.stores.memory import InProcessCoordination
 from remediator.stores.postgres.store import PostgresStore
+from remediator.stores.purge import Purger, PurgeSchedule
 from remediator.stores.redis import RedisCoordination
 from remediator.stores.sqlite.store import SqliteStore
 from remediator.web.keys import DEPS, ENGINE
@@ -86,15 +88,26 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await aws.open()
     targets = deps.actions.extras[TARGETS_EXTRA] = TargetConnections(deps.settings.targets)
     await engine.start()
+    purge = purge_schedule(deps, aws)
+    purge.start()
     try:
         yield
     finally:
+        await purge.stop()
         await engine.stop()
         await aws.close()
         await targets.close()
         await deps.actions.http.close()
         await deps.coordination.close()
         await deps.store.close()
+
+
+def purge_schedule(deps: Deps, aws: AwsClients) -> PurgeSchedule:
+    """Retention's passes, exporting to the archive first when one is configured."""
+    retention = deps.settings.retention
+    archive = S3Archive(retention.archive, aws) if retention.archive.enabled else None
+    purger = Purger(deps.store, retention, deps.clock, archive=archive, metrics=deps.metrics)
+    return PurgeSchedule(purger, deps.coordination, deps.holder)
 
 
 @dataclass(frozen=True, slots=True)

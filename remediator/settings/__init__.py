@@ -54,15 +54,18 @@ from remediator.settings.people import (
     SeverityTarget,
 )
 from remediator.settings.reports import FreshnessCheck, NamedReport, ReportParam
+from remediator.settings.retention import ArchiveSettings, RetentionSettings
 from remediator.settings.targets import PostgresTarget, RedisTarget, TargetSettings
 
 # Every section stays importable from here, wherever it is defined.
 __all__ = [
-    "DEFAULT_TARGETS", "ApiSettings", "ApiToken", "ApprovalSettings", "AwsSettings", "BasicCredential",
+    "DEFAULT_TARGETS", "ApiSettings", "ApiToken", "ApprovalSettings", "ArchiveSettings", "AwsSettings",
+    "BasicCredential",
     "CoordinationSettings", "Duration", "ElastiCacheSettings", "EngineSettings", "EscalationStep",
     "EvidenceSettings", "FreshnessCheck", "GuardrailSettings", "IncidentSettings", "IntakeSettings", "Listen",
     "LogSettings", "Mode", "NamedReport", "NotifyTarget", "PositiveDuration", "PostgresTarget", "ProtectedTargets",
-    "RedisTarget", "ReportParam", "Section", "Settings", "SeverityTarget", "SnsRawDelivery", "SnsSettings",
+    "RedisTarget", "ReportParam", "RetentionSettings", "Section",
+    "Settings", "SeverityTarget", "SnsRawDelivery", "SnsSettings",
     "StoreSettings", "TargetSettings", "WafSettings", "WindowLimit", "is_loopback", "load_settings",
     "parse_duration", "token_digest",
 ]
@@ -217,6 +220,7 @@ class Settings(Section):
     policies_dir: Path = Path("policies")
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     store: StoreSettings = StoreSettings()
+    retention: RetentionSettings = RetentionSettings()
     coordination: CoordinationSettings = CoordinationSettings()
     engine: EngineSettings = EngineSettings()
     alertmanager: AlertmanagerSettings = AlertmanagerSettings()

@@ -34,6 +34,7 @@ from remediator.model import (
     WafBlock,
     stable_id,
 )
+from remediator.stores.retention import RetentionStore
 
 
 class RequestState(StrEnum):
@@ -115,7 +116,7 @@ class StoredRequest:
     claimed_at: datetime
 
 
-class Store(Protocol):
+class Store(RetentionStore, Protocol):
     """The durable record. Every write is committed before its coroutine returns."""
 
     holder: str  # this process's identity in claims

@@ -14,7 +14,7 @@ from remediator.model import Outcome, Severity
 from remediator.settings import StoreSettings
 from remediator.stores.base import RequestState
 from remediator.stores.postgres.store import PostgresStore
-from remediator.stores.sqlite.store import migrations
+from remediator.stores.schema import migrations
 from tests.conftest import T0
 from tests.support import builders
 from tests.support.harness import eventually
@@ -46,7 +46,7 @@ async def test_replicas_starting_together_apply_the_migrations_once(pg_dsn: str,
     conn = await asyncpg.connect(pg_dsn, server_settings={"search_path": pg_schema})
     try:
         applied = [r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")]
-        assert applied == [version for version, _ in migrations("postgres")]
+        assert applied == [m.version for m in migrations("postgres")]
     finally:
         await conn.close()
         for store in stores:

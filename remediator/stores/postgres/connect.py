@@ -22,7 +22,7 @@ from remediator.errors import StoreUnavailable
 from remediator.observability import get_logger
 from remediator.settings import StoreSettings
 from remediator.stores import rows
-from remediator.stores.sqlite.store import migrations
+from remediator.stores import schema as schema_versions
 
 log = get_logger("remediator.stores.postgres")
 
@@ -104,21 +104,27 @@ async def create_pool(settings: StoreSettings) -> asyncpg.Pool:
 async def migrate(pool: asyncpg.Pool, schema: str) -> list[int]:
     """Apply the versioned files not yet applied, in one transaction, under an advisory lock.
 
-    Replicas starting together queue on the lock; the first applies, the others find it done.
+    Replicas starting together queue on the lock; the first applies, the others find it done. A
+    schema written by newer code that this code cannot run on is refused, with nothing changed.
     """
     applied: list[int] = []
+    known = schema_versions.migrations("postgres")
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", NS_MIGRATE, schema)
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
         await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
                            "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
-        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
-        for version, sql in migrations("postgres"):
-            if version in done:
+        await conn.execute("ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS oldest_code integer")
+        done = {r["version"]: r["oldest"] for r in await conn.fetch(
+            "SELECT version, coalesce(oldest_code, version) AS oldest FROM schema_migrations")}
+        schema_versions.check_compatible(done, known, f"the PostgreSQL schema {schema}")
+        for migration in known:
+            if migration.version in done:
                 continue
-            await conn.execute(sql)
-            await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
-            applied.append(version)
+            await conn.execute(migration.sql)  # no arguments: the simple protocol runs the whole script
+            await conn.execute("INSERT INTO schema_migrations (version, oldest_code) VALUES ($1, $2)",
+                               migration.version, migration.oldest_code)
+            applied.append(migration.version)
     return applied
 
 

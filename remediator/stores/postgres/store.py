@@ -51,6 +51,7 @@ from remediator.stores.postgres.connect import (
 from remediator.stores.postgres.correlate import correlate_batch
 from remediator.stores.postgres.people import PeopleRecords
 from remediator.stores.postgres.recovery import RequestRecovery
+from remediator.stores.postgres.retention import RetentionRecords
 from remediator.stores.postgres.waf import WafBlockRecords
 
 _ALERT = f"SELECT seq, {pr.ALERT_COLUMNS} FROM alerts"
@@ -121,7 +122,7 @@ RETURNING id, kind, due_at, payload
 """
 
 
-class PostgresStore(PeopleRecords, WafBlockRecords, RequestRecovery):
+class PostgresStore(PeopleRecords, WafBlockRecords, RequestRecovery, RetentionRecords):
     """`Store` on PostgreSQL; one per process, its `holder` named in claims."""
 
     def __init__(self, settings: StoreSettings, *, holder: str) -> None:

@@ -64,3 +64,20 @@ class HolderFiles:
             return False
         finally:
             os.close(fd)
+
+    def anyone_alive(self) -> bool:
+        """True while any process has the store open (`store compact` must run alone)."""
+        if self.folder is None or not self.folder.is_dir():
+            return False
+        for path in self.folder.glob("*.lock"):
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            finally:
+                os.close(fd)
+        return False

@@ -15,7 +15,6 @@ import threading
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,29 +30,20 @@ from remediator.model import (
     Severity,
     TimelineEvent,
 )
-from remediator.stores import rows
+from remediator.stores import rows, schema
 from remediator.stores.base import Correlation, Decided, Observation, RequestState, StoredRequest, Timer
 from remediator.stores.sqlite.correlate import BatchCorrelation, chunks, marks
 from remediator.stores.sqlite.holder_files import HolderFiles
 from remediator.stores.sqlite.people import PeopleRecords
 from remediator.stores.sqlite.recovery import RequestRecovery
+from remediator.stores.sqlite.retention import RetentionRecords
 from remediator.stores.sqlite.waf import WafBlockRecords
 from remediator.stores.sqlite.writer import NORMAL, STOP, URGENT, Checkpointer, OpenIncidents, Writer
 
 T = TypeVar("T")
 
 
-def migrations(dialect: str) -> list[tuple[int, str]]:
-    """Versioned SQL files shipped with the package, in order."""
-    folder = resources.files("remediator.stores").joinpath("migrations").joinpath(dialect)
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-class SqliteStore(PeopleRecords, WafBlockRecords, RequestRecovery):
+class SqliteStore(PeopleRecords, WafBlockRecords, RequestRecovery, RetentionRecords):
     """`Store` on one SQLite file."""
 
     def __init__(
@@ -70,6 +60,7 @@ class SqliteStore(PeopleRecords, WafBlockRecords, RequestRecovery):
         self._open = OpenIncidents()
         self._writer.on_begin = self._open.revalidate
         self._writer.on_rollback = self._open.clear
+        self._writer.on_open = lambda conn: schema.migrate_sqlite(conn, schema.migrations("sqlite"), self.path)
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-reader")
         self._local = threading.local()
         self._liveness = HolderFiles(self.path)
@@ -80,13 +71,14 @@ class SqliteStore(PeopleRecords, WafBlockRecords, RequestRecovery):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._writer.start()
         await asyncio.to_thread(self._writer.ready.wait)
+        if isinstance(self._writer.failure, schema.SchemaTooNew):
+            raise self._writer.failure
         if self._writer.failure is not None:
             raise StoreUnavailable(f"cannot open {self.path}: {self._writer.failure}")
         try:
             self._liveness.take(self.holder)
         except (OSError, RuntimeError) as exc:
             raise StoreUnavailable(f"cannot take the liveness lock of {self.holder}: {exc}") from exc
-        await self._write(self._migrate)
         if self._checkpointer is not None:
             self._checkpointer.start()
         if self.release_claims:
@@ -102,18 +94,6 @@ class SqliteStore(PeopleRecords, WafBlockRecords, RequestRecovery):
             await asyncio.to_thread(self._writer.join, 10)
         self._readers.shutdown(wait=False)
         self._liveness.release(self.holder)
-
-    @staticmethod
-    def _migrate(conn: sqlite3.Connection) -> None:
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
-        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-        for version, sql in migrations("sqlite"):
-            if version in done:
-                continue
-            for statement in (s.strip() for s in sql.split(";")):
-                if statement and not all(line.startswith("--") for line in statement.splitlines()):
-                    conn.execute(statement)
-            conn.execute("INSERT INTO schema_migrations VALUES (?, datetime('now'))", (version,))
 
     async def ping(self) -> None:
         await self._write(lambda c: c.execute("UPDATE counters SET value = value WHERE name = 'ping'"))

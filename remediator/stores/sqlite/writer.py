@@ -46,6 +46,8 @@ class Writer(threading.Thread):
         # Called after BEGIN (to notice other connections' commits) and after any rollback.
         self.on_begin: Callable[[sqlite3.Connection], None] = lambda conn: None
         self.on_rollback: Callable[[], None] = lambda: None
+        # Called once, on the new connection, outside any transaction (migrations).
+        self.on_open: Callable[[sqlite3.Connection], object] = lambda conn: None
         self.ready = threading.Event()
         self.failure: BaseException | None = None
         self.batches = 0
@@ -53,6 +55,10 @@ class Writer(threading.Thread):
     def run(self) -> None:
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+                # A new file: freed pages can be given back later (PRAGMA incremental_vacuum). This
+                # is only possible before the first table exists, and before the switch to WAL.
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
             # No SQLite busy handler: it sleeps in steps of up to 100 ms while another process (an
@@ -61,7 +67,8 @@ class Writer(threading.Thread):
             conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages: the hot indexes stay in memory
             # The checkpointer thread moves WAL pages into the database; this is only the safety net.
             conn.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
-        except sqlite3.Error as exc:
+            self.on_open(conn)
+        except Exception as exc:
             self.failure = exc
             self.ready.set()
             return
