@@ -5,8 +5,9 @@ escape every text). Drawn server-side, scaled by the browser: `width=100%` and a
 any screen, a 390 px phone included. No JavaScript.
 
 The timeline has one mark per timeline event, in the lane of what it is (alerts, decisions,
-actions, approvals, escalations, people), on one time axis with the incident's phases (as a band)
-and its severity's respond and recover targets (as lines; red once missed).
+actions, approvals, escalations, people), on one time axis with the incident's phases (as a band),
+its severity's respond and recover targets (as lines; red once missed) and, while it is open, now.
+The axis always reaches both targets: the picture says how far along the incident is against them.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from zoneinfo import ZoneInfo
 from remediator.incidents.lifecycle import PHASE_ORDER, Targets, recovered_at
 from remediator.model import Incident, TimelineEvent
 
-WIDTH = 800
-LEFT, RIGHT = 100, 16  # the lane names' column; room for the last mark
+WIDTH = 560
+LEFT, RIGHT = 84, 12  # the lane names' column; room for the last mark
 TOP = 30  # the axis' labels above the phase band
 BAND = 20  # the phase band's height
 LANE = 28
@@ -33,7 +34,6 @@ _KINDS = {
     "people": {"acknowledged", "note", "root_cause", "closed"},
 }
 MIN_SPAN = timedelta(minutes=1)
-TARGET_REACH = 3  # a target further out than 3 spans of the record is drawn at the right edge
 
 
 def lane_of(event: TimelineEvent) -> str:
@@ -69,7 +69,7 @@ class Line:
     name: str
     label: str
     breached: bool
-    beyond: bool  # further out than the axis: drawn at its right edge
+    row: int  # labels of lines close together go on separate rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +87,7 @@ class Timeline:
     targets: Sequence[Line]
     ticks: Sequence[Tick]
     marks: Sequence[Mark]
+    now: float | None  # where now is, while the incident is open
     width: int = WIDTH
     left: int = LEFT
 
@@ -109,15 +110,14 @@ def timeline(incident: Incident, events: Sequence[TimelineEvent], targets: Targe
              now: datetime) -> Timeline:
     """The picture of one incident: phases, targets and one mark per event."""
     start = min([incident.opened_at, *(e.at for e in events)])
-    end = max([recovered_at(incident) or now, *(e.at for e in events)])
-    reach = start + max(end - start, MIN_SPAN) * TARGET_REACH
-    end = max([end, *(due for due in (targets.respond_due, targets.recover_due) if due <= reach)])
-    axis = _Axis(start, end)
+    last = max([recovered_at(incident) or now, *(e.at for e in events)])
+    axis = _Axis(start, max(last, targets.respond_due, targets.recover_due))
     used = [lane for lane in LANES if any(lane_of(e) == lane for e in events)] or ["alerts"]
     lane_y = {lane: TOP + BAND + 12 + LANE * i + LANE / 2 for i, lane in enumerate(used)}
-    height = int(TOP + BAND + 12 + LANE * len(used) + 22)
-    return Timeline(height, [(lane, y) for lane, y in lane_y.items()], TOP, _phases(incident, axis, end),
-                    _targets(targets, axis, end, now), axis.ticks(zone), _marks(events, axis, lane_y, zone))
+    height = int(TOP + BAND + 12 + LANE * len(used) + 34)
+    return Timeline(height, [(lane, y) for lane, y in lane_y.items()], TOP, _phases(incident, axis, last),
+                    _targets(targets, axis), axis.ticks(zone), _marks(events, axis, lane_y, zone),
+                    axis.x(now) if recovered_at(incident) is None else None)
 
 
 def _phases(incident: Incident, axis: _Axis, end: datetime) -> list[Span]:
@@ -132,13 +132,12 @@ def _phases(incident: Incident, axis: _Axis, end: datetime) -> list[Span]:
     return spans
 
 
-def _targets(targets: Targets, axis: _Axis, end: datetime, now: datetime) -> list[Line]:
-    lines = []
-    for name, due, breached in (("respond", targets.respond_due, targets.respond_breached),
-                                ("recover", targets.recover_due, targets.recover_breached)):
-        label = f"{name} by {due:%Y-%m-%d %H:%M} UTC" + (" (missed)" if breached else "")
-        lines.append(Line(axis.x(due), name, label, breached, due > end))
-    return lines
+def _targets(targets: Targets, axis: _Axis) -> list[Line]:
+    respond, recover = axis.x(targets.respond_due), axis.x(targets.recover_due)
+    return [Line(respond, "respond", f"respond by {targets.respond_due:%Y-%m-%d %H:%M} UTC", targets.respond_breached,
+                 0),
+            Line(recover, "recover", f"recover by {targets.recover_due:%Y-%m-%d %H:%M} UTC", targets.recover_breached,
+                 1 if abs(recover - respond) < 70 else 0)]
 
 
 def _marks(events: Sequence[TimelineEvent], axis: _Axis, lane_y: Mapping[str, float], zone: ZoneInfo) -> list[Mark]:

@@ -52,18 +52,21 @@ main{max-width:62rem;margin:1rem auto;padding:0 1rem;overflow-wrap:anywhere}
 .mode.enforce{background:#fdecea;border:1px solid #c62828;color:#7f1111}
 .breach{color:#c62828;font-weight:600}.sev{font-weight:700}.sev.P1{color:#c62828}.sev.P2{color:#ef6c00}
 svg{display:block;max-width:100%;height:auto;background:#fff;border:1px solid #d4dae1;border-radius:6px}
-svg text{font-size:12px;fill:#1d2430}svg .tick{fill:#5a6473}svg .grid{stroke:#e3e7ec}svg .axis{stroke:#5a6473}
+svg text{font-size:12px;fill:#1d2430}svg.timeline{max-width:46rem}svg.timeline text{font-size:13px}
+svg .tick{fill:#5a6473}svg .grid{stroke:#e3e7ec}svg .axis{stroke:#5a6473}
 svg .lane-line{stroke:#eef1f4}svg .lane{font-weight:600}
 .phase{fill:#90a4ae}.phase.detect{fill:#ef9a9a}.phase.triage{fill:#ffcc80}.phase.contain{fill:#fff59d}
 .phase.recover{fill:#a5d6a7}.phase.verify{fill:#80cbc4}.phase.closed{fill:#b0bec5}
 .target{stroke:#1565c0;stroke-width:2;stroke-dasharray:5 3}.target.breached{stroke:#c62828}
+.now{stroke:#1d2430;stroke-width:1.5}
 svg .target-label{fill:#1565c0}svg .target-label.breached{fill:#c62828;font-weight:600}
 .mark{stroke:#fff;stroke-width:1.5;fill:#546e7a}.mark.alerts{fill:#c62828}.mark.decisions{fill:#6a1b9a}
 .mark.actions{fill:#1565c0}.mark.approvals{fill:#2e7d32}.mark.escalations{fill:#ef6c00}.mark.people{fill:#00838f}
 .bar.P1{fill:#c62828}.bar.P2{fill:#ef6c00}.bar.P3{fill:#f9a825}.bar.P4{fill:#78909c}
 .pair{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start;margin:1rem 0}
 .pair>*{flex:1 1 18rem;min-width:0;margin:0}
-.checklist{list-style:none;padding:0}.checklist .todo{color:#7f1111}
+.checklist{list-style:none;padding:0}
+table.events td:nth-child(-n+3){overflow-wrap:normal;white-space:nowrap}.checklist .todo{color:#7f1111}
 form.period{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end}
 @media (max-width:40rem){table.stack thead{display:none}table.stack tr{display:block;border-bottom:2px solid #d4dae1}
 table.stack td{display:block;border:0}table.stack td::before{content:attr(data-label) ": ";color:#5a6473}
