@@ -68,9 +68,6 @@ svg .target-label{fill:#1565c0}svg .target-label.breached{fill:#c62828;font-weig
 .checklist{list-style:none;padding:0}
 table.events td:nth-child(-n+3){overflow-wrap:normal;white-space:nowrap}.checklist .todo{color:#7f1111}
 form.period{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end}
-@media (max-width:40rem){table.stack thead{display:none}table.stack tr{display:block;border-bottom:2px solid #d4dae1}
-table.stack td{display:block;border:0}table.stack td::before{content:attr(data-label) ": ";color:#5a6473}
-table.params{min-width:0}dl{grid-template-columns:1fr}dt{font-weight:600}}
 .flash{padding:.6rem 1rem;border-radius:6px;background:#e8f1fb;border:1px solid #9cc3ea}
 .flash.bad{background:#fdecea;border-color:#f1a7a0}
 article{background:#fff;border:1px solid #d4dae1;border-left:6px solid #999;border-radius:6px;padding:.8rem 1rem;
@@ -91,6 +88,9 @@ button.reject{background:#fff;color:#b71c1c;border-color:#b71c1c}
 margin:0 .25rem .2rem 0;font-size:.85rem}
 form.login{background:#fff;border:1px solid #d4dae1;border-radius:6px;padding:1rem;max-width:26rem}
 form.login input{width:100%;padding:.4rem;margin:.3rem 0 .8rem;box-sizing:border-box}
+@media (max-width:40rem){table.stack thead{display:none}table.stack tr{display:block;border-bottom:2px solid #d4dae1}
+table.stack td{display:block;border:0}table.stack td::before{content:attr(data-label) ": ";color:#5a6473}
+table.params{min-width:0}dl{grid-template-columns:1fr}dt{font-weight:600}}
 """
 STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
 CSP = (f"default-src 'none'; style-src '{STYLE_HASH}'; form-action 'self'; frame-ancestors 'none'; "
@@ -183,8 +183,9 @@ def _labels(alert: Alert | None) -> Markup:
 
 def pending_item(item: Pending, session: Session, now: datetime) -> Markup:
     a, incident = item.approval, item.incident
-    about = render("{id} — {title} ({severity}, {phase})", id=a.incident_id, title=incident.title,
-                   severity=incident.severity.value, phase=incident.phase.value) if incident else a.incident_id
+    about = render('<a href="{page}/{id}">{id}</a> — {title} ({severity}, {phase})', page=INCIDENTS_PAGE,
+                   id=a.incident_id, title=incident.title, severity=incident.severity.value,
+                   phase=incident.phase.value) if incident else a.incident_id
     left = describe_duration(a.expires_at - now) if a.expires_at > now else "now"
     form = render("""<form class="decide" method="post" action="{page}/{id}/decide">
 <input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="plan_hash" value="{hash}">

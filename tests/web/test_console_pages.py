@@ -14,17 +14,8 @@ from typing import Any
 from remediator.model import ApprovalStatus
 from tests.support import builders
 from tests.web.conftest import TOKENS, Daemon, DaemonFactory
-from tests.web.test_console import _field
+from tests.web.test_console import POLICIES, _field
 
-POLICIES = """
-policies:
-  - name: api-restart
-    severity: P1
-    match: {alertname: ApiDown}
-    actions:
-      - type: test.restart
-        params: {service: erp-api}
-"""
 SCRIPT = '<script>alert("x")</script>'
 LONG = "ward-" + "x" * 600
 HOSTILE = builders.alert("ApiDown", fingerprint="fp-api", group="api",

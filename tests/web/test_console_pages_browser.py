@@ -115,7 +115,7 @@ async def test_every_incident_page_fits_a_phone_and_shows_hostile_text_as_text(
     daemon: DaemonProcess, chromium: Any, tmp_path: Path,
 ) -> None:
     async with aiohttp.ClientSession() as http:
-        await _alert(http, daemon, "ErpApiDown", {"service": "erp-api"})
+        await _alert(http, daemon, "ErpApiDown", {"service": "erp-api", "ward": HOSTILE["ward"], "note": SCRIPT})
         await _alert(http, daemon, "BillingSlow", HOSTILE)
         incidents = await _incidents(http, daemon)
         p1, hostile = incidents["ErpApiDown"]["id"], incidents["BillingSlow"]["id"]
@@ -167,6 +167,7 @@ async def test_every_incident_page_fits_a_phone_and_shows_hostile_text_as_text(
             banner = await page.locator("#mode").bounding_box()
             form = await page.locator("form.decide").bounding_box()
             assert "DRY-RUN" in await page.locator("#mode").inner_text() and banner["y"] < form["y"]
+            assert f"note={SCRIPT}" in await page.locator(f"article#{approval['id']}").inner_text()
 
     if os.environ.get("REMEDIATOR_DOCS_INCIDENT_SCREENSHOT"):
         await page.set_viewport_size({"width": 1000, "height": 900})
