@@ -150,17 +150,19 @@ def flash_box(message: str, good: bool) -> Markup:
                   message=message)
 
 
-def login_form(nonce: str) -> Markup:
+def login_form(nonce: str, wanted: str = "") -> Markup:
+    """The sign-in form; `wanted` (a console path, checked by the caller) is where it leads afterwards."""
+    back_to = render('<input type="hidden" name="next" value="{page}">', page=wanted) if wanted else NOTHING
     return render("""<h2>Sign in</h2>
 <form class="login" method="post" action="{action}" autocomplete="off">
-<input type="hidden" name="nonce" value="{nonce}">
+<input type="hidden" name="nonce" value="{nonce}">{back_to}
 <label for="name">Token name</label>
 <input id="name" name="name" type="text" required autocomplete="username" spellcheck="false">
 <label for="token">API token</label>
 <input id="token" name="token" type="password" required autocomplete="off" spellcheck="false">
 <button type="submit">Sign in</button>
 <p class="muted">Your token is sent once, in this form's body; the page keeps a signed session cookie.</p>
-</form>""", nonce=nonce, action=SIGN_IN_PAGE)
+</form>""", nonce=nonce, action=SIGN_IN_PAGE, back_to=back_to)
 
 
 def _when(value: datetime | None) -> str:

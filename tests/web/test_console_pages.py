@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 from remediator.model import ApprovalStatus
 from tests.support import builders
@@ -53,8 +54,34 @@ async def test_without_a_session_every_page_sends_to_the_sign_in_form(make_daemo
     incident = await _incident(d)
     for path in [*PAGES, f"/console/incidents/{incident['id']}"]:
         answer = await d.client.get(path, allow_redirects=False)
-        assert (answer.status, answer.headers["Location"]) == (303, "/console/login"), path
+        assert (answer.status, answer.headers["Location"]) == (303, f"/console/login?next={quote(path, '')}"), path
         assert incident["id"] not in await answer.text() and "erp-api" not in await answer.text()
+        form = await d.client.get(answer.headers["Location"])
+        assert form.status == 200 and 'type="password"' in await form.text()
+        assert "ApiDown" not in await form.text() and "Signed in as" not in await form.text()  # the form only
+
+
+async def test_signing_in_from_a_notifications_link_leads_back_to_its_page(make_daemon: DaemonFactory) -> None:
+    d = await make_daemon(POLICIES)
+    await d.deliver(HOSTILE)
+    incident = await _incident(d)
+    wanted = f"/console/incidents/{incident['id']}"
+    login_page = await (await d.client.get(f"/console/login?next={quote(wanted, '')}")).text()
+    assert f'name="next" value="{wanted}"' in login_page
+    answer = await d.client.post("/console/login", allow_redirects=False, data={
+        "name": "alice", "token": TOKENS["alice"][0], "nonce": _field(login_page, "nonce"), "next": wanted})
+    assert (answer.status, answer.headers["Location"]) == (303, wanted)
+
+
+async def test_signing_in_never_leads_off_the_console(make_daemon: DaemonFactory) -> None:
+    d = await make_daemon(POLICIES)
+    for wanted in ("//evil.example/console/x", "https://evil.example/", "/console/../api/v1/audit",
+                   "/console/incidents/x\n", "/console//evil.example", "/console/logout", "/elsewhere"):
+        login_page = await (await d.client.get("/console/login", params={"next": wanted})).text()
+        assert 'name="next"' not in login_page, wanted
+        answer = await d.client.post("/console/login", allow_redirects=False, data={
+            "name": "alice", "token": TOKENS["alice"][0], "nonce": _field(login_page, "nonce"), "next": wanted})
+        assert (answer.status, answer.headers["Location"]) == (303, "/console/approvals"), wanted
 
 
 async def test_the_list_shows_open_incidents_first_with_their_targets_and_waiting_approvals(

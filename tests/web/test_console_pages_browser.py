@@ -5,7 +5,8 @@ redeploy (the ERP API in a moto server) for approval. Two incidents come in thro
 the P1 one, and one whose labels are hostile (a `<script>`, quotes, a 300-character word). Then:
 
 - a stranger (no cookie) who opens any of the pages gets the sign-in form and nothing else;
-- alice signs in on a phone-sized screen and opens the incidents list, the P1 incident, the
+- alice follows the P1 incident's link (as a notification gives it), signs in, lands on that
+  incident's page, and on her phone-sized screen opens the incidents list, the P1 incident, the
   hostile incident, the statistics and the approvals page: none has an element wider than the
   screen or scrolls sideways; the timeline has exactly one mark per event of the incident's
   record (as the JSON API returns it); the hostile text is shown as text; the approvals page says
@@ -130,18 +131,20 @@ async def test_every_incident_page_fits_a_phone_and_shows_hostile_text_as_text(
     page = await stranger.new_page()
     for path in pages:
         await page.goto(f"{daemon.admin_url}{path}")
-        assert page.url == f"{daemon.admin_url}/console/login", path
+        assert page.url.startswith(f"{daemon.admin_url}/console/login"), path
         content = await page.content()
-        assert p1 not in content and "Signed in as" not in content and await page.locator("#token").count() == 1
+        assert "ErpApiDown" not in content and "Signed in as" not in content  # the form, nothing of the record
+        assert await page.locator("#token").count() == 1 and await page.locator("main > *").count() == 2
     await stranger.close()
 
     alice = await chromium.new_context(viewport=PHONE)
     page = await alice.new_page()
-    await page.goto(f"{daemon.admin_url}/console/login")
+    await page.goto(f"{daemon.admin_url}/console/incidents/{p1}")  # a notification's link, not signed in yet
     await page.fill("#name", "alice")
     await page.fill("#token", TOKENS["alice"][0])
     await page.click("form.login button[type=submit]")
     await page.wait_for_selector("#mode")
+    assert page.url == f"{daemon.admin_url}/console/incidents/{p1}"  # back to the page the link named
     for path in pages:
         await page.goto(f"{daemon.admin_url}{path}")
         assert page.url == f"{daemon.admin_url}{path}"
