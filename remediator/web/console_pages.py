@@ -22,7 +22,7 @@ from remediator.incidents.lifecycle import Targets, measure, recovered_at
 from remediator.incidents.reports import incident_record, postmortem_report, stats_report
 from remediator.model import Approval, ApprovalStatus, Incident, IncidentStatus, Severity, TimelineEvent
 from remediator.web import console_html as ui
-from remediator.web.console_auth import SESSION, html, now_of
+from remediator.web.console_auth import SESSION, html, now_of, secure
 from remediator.web.console_charts import lane_of, stacked_bars, timeline
 from remediator.web.incidents_api import period
 from remediator.web.keys import DEPS
@@ -90,8 +90,11 @@ async def incidents(request: web.Request) -> web.Response:
     for approval in sorted(await store.list_approvals(ApprovalStatus.PENDING, limit=LISTED),
                            key=lambda a: a.expires_at):
         waiting[approval.incident_id].append(approval)
-    found = await store.list_incidents(None, limit=LISTED)
+    # Every open incident (up to LISTED), however many newer ones have closed since.
+    opened = await store.list_incidents(IncidentStatus.OPEN, limit=LISTED)
+    found = opened + [i for i in await store.list_incidents(None, limit=LISTED) if i.status is not IncidentStatus.OPEN]
     found.sort(key=lambda i: (i.status is not IncidentStatus.OPEN, i.severity.rank, -i.opened_at.timestamp()))
+    del found[LISTED:]
     rows = []
     for incident in found:
         targets = _targets(request, incident, now)
@@ -100,8 +103,7 @@ async def incidents(request: web.Request) -> web.Response:
                              recovered_at(incident), now, when),
                         _due(targets.recover_due, targets.recover_breached, recovered_at(incident), now, when),
                         waiting[incident.id]))
-    open_count = sum(1 for i in found if i.status is IncidentStatus.OPEN)
-    return _render(request, "incidents.html", "Incidents", rows=rows, open_count=open_count)
+    return _render(request, "incidents.html", "Incidents", rows=rows, open_count=len(opened))
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +153,7 @@ async def postmortem(request: web.Request) -> web.Response:
     if text is None:
         return _render(request, "missing.html", "Incidents", 404, what=request.match_info["id"])
     response = web.Response(text=text, content_type="text/plain", charset="utf-8")
-    response.headers.update({"Content-Security-Policy": ui.CSP, "X-Content-Type-Options": "nosniff",
-                             "Cache-Control": "no-store"})
+    secure(response)
     return response
 
 

@@ -12,7 +12,10 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
+import pytest
+
 from remediator.model import ApprovalStatus
+from remediator.web import console_pages
 from tests.support import builders
 from tests.web.conftest import TOKENS, Daemon, DaemonFactory
 from tests.web.test_console import POLICIES, _field
@@ -185,3 +188,20 @@ async def test_the_approvals_page_says_dry_run_before_anyone_decides(make_daemon
     page = await _page(d, "/console/approvals")
     assert 'class="mode dry-run"' in page and "DRY-RUN: this daemon decides and records, but touches nothing" in page
     assert page.index('id="mode"') < page.index('class="decide"')
+
+
+async def test_an_old_open_incident_is_listed_however_many_newer_ones_resolved(
+    make_daemon: DaemonFactory, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(console_pages, "LISTED", 2)
+    d = await make_daemon(POLICIES)
+    await d.deliver(builders.alert("DiskFull", fingerprint="fp-old", group="old"))
+    for n in range(3):
+        d.clock.advance(timedelta(minutes=10))
+        await d.deliver(builders.alert("CpuHigh", fingerprint=f"fp-{n}", group=f"g{n}"))
+        await d.deliver(builders.alert("CpuHigh", status="resolved", fingerprint=f"fp-{n}", group=f"g{n}"))
+    await _signed_in(d)
+    page = await _page(d, "/console/incidents")
+    rows = re.findall(r'<tr id="row-(INC-[0-9-]+)" class="incident (\w+)">', page)
+    assert rows == [("INC-2026-00001", "open"), ("INC-2026-00004", "resolved")]
+    assert "Incidents (2, 1 open)" in page
