@@ -10,7 +10,8 @@ the P1 one, and one whose labels are hostile (a `<script>`, quotes, a 300-charac
   hostile incident, the statistics and the approvals page: none has an element wider than the
   screen or scrolls sideways; the timeline has exactly one mark per event of the incident's
   record (as the JSON API returns it); the hostile text is shown as text; the approvals page says
-  DRY-RUN above the form anyone decides with. Each page is screenshotted.
+  DRY-RUN above the form anyone decides with. The sign-in form and the page of an incident that
+  does not exist fit too. Each page is screenshotted.
 
 Set REMEDIATOR_DOCS_INCIDENT_SCREENSHOT=docs/incident-page.png to keep the incident page (at a
 laptop's width) for the README.
@@ -135,6 +136,7 @@ async def test_every_incident_page_fits_a_phone_and_shows_hostile_text_as_text(
         content = await page.content()
         assert "ErpApiDown" not in content and "Signed in as" not in content  # the form, nothing of the record
         assert await page.locator("#token").count() == 1 and await page.locator("main > *").count() == 2
+    await _fits(page, "/console/login", tmp_path)
     await stranger.close()
 
     alice = await chromium.new_context(viewport=PHONE)
@@ -171,6 +173,10 @@ async def test_every_incident_page_fits_a_phone_and_shows_hostile_text_as_text(
             form = await page.locator("form.decide").bounding_box()
             assert "DRY-RUN" in await page.locator("#mode").inner_text() and banner["y"] < form["y"]
             assert f"note={SCRIPT}" in await page.locator(f"article#{approval['id']}").inner_text()
+
+    await page.goto(f"{daemon.admin_url}/console/incidents/INC-{'9' * 300}")
+    assert "There is no incident" in await page.inner_text("main")
+    await _fits(page, "/console/incidents/missing", tmp_path)
 
     if os.environ.get("REMEDIATOR_DOCS_INCIDENT_SCREENSHOT"):
         await page.set_viewport_size({"width": 1000, "height": 900})
