@@ -13,14 +13,12 @@ the P1 one, and one whose labels are hostile (a `<script>`, quotes, a 300-charac
   DRY-RUN above the form anyone decides with. The sign-in form and the page of an incident that
   does not exist fit too. Each page is screenshotted.
 
-Set REMEDIATOR_DOCS_INCIDENT_SCREENSHOT=docs/incident-page.png to keep the incident page (at a
-laptop's width) for the README.
+The README's screenshot of an incident page comes from `test_console_timeline_browser.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -178,8 +176,4 @@ async def test_every_incident_page_fits_a_phone_and_shows_hostile_text_as_text(
     assert "There is no incident" in await page.inner_text("main")
     await _fits(page, "/console/incidents/missing", tmp_path)
 
-    if os.environ.get("REMEDIATOR_DOCS_INCIDENT_SCREENSHOT"):
-        await page.set_viewport_size({"width": 1000, "height": 900})
-        await page.goto(f"{daemon.admin_url}/console/incidents/{p1}")
-        await page.screenshot(path=os.environ["REMEDIATOR_DOCS_INCIDENT_SCREENSHOT"], full_page=True)
     await alice.close()
