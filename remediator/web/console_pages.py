@@ -95,15 +95,15 @@ async def incidents(request: web.Request) -> web.Response:
     found = opened + [i for i in await store.list_incidents(None, limit=LISTED) if i.status is not IncidentStatus.OPEN]
     found.sort(key=lambda i: (i.status is not IncidentStatus.OPEN, i.severity.rank, -i.opened_at.timestamp()))
     del found[LISTED:]
-    rows = []
-    for incident in found:
-        targets = _targets(request, incident, now)
-        rows.append(Row(incident, targets, _age(incident, now),
-                        _due(targets.respond_due, targets.respond_breached, incident.acknowledged_at or
-                             recovered_at(incident), now, when),
-                        _due(targets.recover_due, targets.recover_breached, recovered_at(incident), now, when),
-                        waiting[incident.id]))
+    rows = [_row(incident, _targets(request, incident, now), now, when, waiting[incident.id]) for incident in found]
     return _render(request, "incidents.html", "Incidents", rows=rows, open_count=len(opened))
+
+
+def _row(incident: Incident, targets: Targets, now: datetime, when: When, waiting: list[Approval]) -> Row:
+    recovered = recovered_at(incident)
+    return Row(incident, targets, _age(incident, now),
+               _due(targets.respond_due, targets.respond_breached, incident.acknowledged_at or recovered, now, when),
+               _due(targets.recover_due, targets.recover_breached, recovered, now, when), waiting)
 
 
 @dataclass(frozen=True, slots=True)
