@@ -83,7 +83,7 @@ class NotifyWebhook(Action[NotifyParams]):
 
     def _notification(self, params: NotifyParams, ctx: ActionContext) -> Notification:
         request = ctx.request
-        link = f"{ctx.deps.settings.base_url}/api/v1/incidents/{request.incident_id}"
+        link = f"{ctx.deps.settings.base_url}/console/incidents/{request.incident_id}"
         return Notification(params.title or f"remediator: {request.policy}", params.text,
                             request.severity.value, link,
                             (("incident", request.incident_id), ("policy", request.policy)))

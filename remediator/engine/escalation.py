@@ -107,7 +107,7 @@ class Escalation:
         results = {}
         if target:
             notification = Notification(title=f"{incident_id} escalated", text=one_line(reason),
-                                        link=f"{self.deps.settings.base_url}/api/v1/incidents/{incident_id}")
+                                        link=f"{self.deps.settings.base_url}/console/incidents/{incident_id}")
             results[target] = await self.notifier.post(target, notification, "escalation")
         await self.deps.store.add_events([TimelineEvent(
             incident_id, self.deps.clock.now(), "escalated", reason,
@@ -150,6 +150,6 @@ class Escalation:
                  + (f", acknowledged by {one_line(incident.acknowledged_by)}" if incident.acknowledged_by
                     else ", not acknowledged") + ".",
             severity=incident.severity.value,
-            link=f"{self.deps.settings.base_url}/api/v1/incidents/{incident.id}",
+            link=f"{self.deps.settings.base_url}/console/incidents/{incident.id}",
             fields=(("incident", incident.id), ("for", ", ".join(contacts))),
         )

@@ -18,6 +18,7 @@ from remediator.incidents.approvals import Refusal, is_requester
 from remediator.model import Approval, ApprovalStatus, Choice, Vote
 from remediator.observability import get_logger
 from remediator.web import console_html as ui
+from remediator.web import console_pages
 from remediator.web.console_auth import (
     SESSION,
     THROTTLE,
@@ -58,7 +59,7 @@ async def show(request: web.Request) -> web.Response:
     """GET <prefix>/approvals: the pending approvals and the last decisions."""
     session = request[SESSION]
     body = await _approvals(request, session)
-    return html(ui.page(body, session, await _flash(request)))
+    return html(ui.page(body, session, await _flash(request), mode=request.config_dict[DEPS].settings.mode.value))
 
 
 async def _approvals(request: web.Request, session: Session) -> ui.Markup:
@@ -128,7 +129,7 @@ async def decide(request: web.Request) -> web.StreamResponse:
 
 
 async def home(request: web.Request) -> web.StreamResponse:
-    """GET <prefix>/: the approvals page (the console's only page so far)."""
+    """GET <prefix>/: the approvals page (what may be waiting for the person signing in)."""
     return back()
 
 
@@ -143,4 +144,8 @@ def console_app(deps: Deps, engine: Engine) -> web.Application:
     app.router.add_get("/", home)
     app.router.add_get("/approvals", show)
     app.router.add_post("/approvals/{id}/decide", decide)
+    app.router.add_get("/incidents", console_pages.incidents)
+    app.router.add_get("/incidents/{id}", console_pages.incident)
+    app.router.add_get("/incidents/{id}/postmortem", console_pages.postmortem)
+    app.router.add_get("/stats", console_pages.stats)
     return app

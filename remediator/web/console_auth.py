@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from datetime import datetime
 from urllib.parse import urlencode, urlsplit
 
@@ -32,6 +33,15 @@ log = get_logger("remediator.console")
 SESSION = web.RequestKey("console_session", Session)
 OPEN_ROUTES = frozenset({"sign_in_form", "sign_in"})  # the only console routes without a session
 SIGNED_OUT = "signed_out"
+# Where signing in may lead back to: a console page's path, nothing else (no host, no `//`, no `..`).
+NEXT_PAGE = re.compile(rf"{re.escape(PATH)}(/[A-Za-z0-9_-]+)+")
+
+
+def next_page(value: object) -> str:
+    """The console page to return to after signing in, or "" when `value` is not one."""
+    text = str(value or "")
+    wanted = len(text) <= 200 and NEXT_PAGE.fullmatch(text) and text not in (ui.SIGN_IN_PAGE, ui.SIGN_OUT)
+    return text if wanted else ""
 
 
 class SignInThrottle:
@@ -121,14 +131,16 @@ async def require_session(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     session = await request.config_dict[SESSIONS].read(request, now_of(request))
     if session is None:
-        return back(ui.SIGN_IN_PAGE)
+        # A link followed without a session (a notification's) leads back to its page after signing in.
+        wanted = next_page(request.path) if request.method == "GET" else ""
+        return back(ui.SIGN_IN_PAGE, **({"next": wanted} if wanted and wanted != ui.APPROVALS_PAGE else {}))
     request[SESSION] = session
     return await handler(request)
 
 
-def _sign_in_page(request: web.Request, flash: ui.Markup, status: int = 200) -> web.Response:
+def _sign_in_page(request: web.Request, flash: ui.Markup, status: int = 200, wanted: str = "") -> web.Response:
     response = html("", status)
-    form = ui.login_form(request.config_dict[SESSIONS].login_nonce(request, response))
+    form = ui.login_form(request.config_dict[SESSIONS].login_nonce(request, response), wanted)
     response.text = ui.page(ui.join([flash, form]), None)
     return response
 
@@ -136,7 +148,8 @@ def _sign_in_page(request: web.Request, flash: ui.Markup, status: int = 200) -> 
 async def sign_in_form(request: web.Request) -> web.Response:
     """GET <prefix>/login: the sign-in form (after signing out, saying so)."""
     signed_out = request.query.get("done") == SIGNED_OUT
-    return _sign_in_page(request, ui.flash_box("Signed out.", True) if signed_out else ui.NOTHING)
+    return _sign_in_page(request, ui.flash_box("Signed out.", True) if signed_out else ui.NOTHING,
+                         wanted=next_page(request.query.get("next")))
 
 
 async def sign_in(request: web.Request) -> web.StreamResponse:
@@ -145,21 +158,21 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     name, token = str(form.get("name", "")).strip()[:200], str(form.get("token", ""))
     if not same_site(request):
-        return _refused(request, name, "cross_site", 401)
+        return _refused(request, name, "cross_site", 401, form.get("next"))
     if not keeper.login_nonce_ok(request, str(form.get("nonce", ""))):
-        return _refused(request, name, "expired_form", 401)
+        return _refused(request, name, "expired_form", 401, form.get("next"))
     keys = throttle.keys(request.remote, name)
     wait = await throttle.wait(keys, now)
     if wait > 0:
-        refused = _refused(request, name, "throttled", 429)
+        refused = _refused(request, name, "throttled", 429, form.get("next"))
         refused.headers["Retry-After"] = str(max(1, math.ceil(wait)))
         return refused
     entry = keeper.token_for(name, token) if name and token else None
     if entry is None:
         await throttle.failed(keys, now)
-        return _refused(request, name, "unknown_token", 401)
+        return _refused(request, name, "unknown_token", 401, form.get("next"))
     log.info("console_login", who=entry.name, remote=request.remote)
-    redirect = back()
+    redirect = back(next_page(form.get("next")) or ui.APPROVALS_PAGE)
     await keeper.open(redirect, entry, now)
     redirect.del_cookie(LOGIN_COOKIE, path=PATH)
     return redirect
@@ -173,13 +186,13 @@ REFUSALS = {
 }
 
 
-def _refused(request: web.Request, name: str, reason: str, status: int) -> web.Response:
+def _refused(request: web.Request, name: str, reason: str, status: int, form_next: object = "") -> web.Response:
     """Count and log a failed sign-in (the name only if it is a configured one; never the token)."""
     request.config_dict[DEPS].metrics.sign_in_failures.labels(reason).inc()
     known = request.config_dict[SESSIONS].knows_name(name)
     log.warning("console_login_refused", reason=reason, remote=request.remote, name=name if known else None,
                 known_name=known)
-    return _sign_in_page(request, ui.flash_box(REFUSALS[reason], False), status)
+    return _sign_in_page(request, ui.flash_box(REFUSALS[reason], False), status, next_page(form_next))
 
 
 async def sign_out(request: web.Request) -> web.StreamResponse:

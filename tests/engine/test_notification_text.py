@@ -24,7 +24,7 @@ from tests.support.receiver import Receiver, running_receiver
 
 BEARER = {"Authorization": "Bearer am-secret"}
 PUBLIC = "https://remediator.example"
-LINK = re.compile(r"<https://remediator\.example/api/v1/incidents/INC-[0-9-]+\|open in remediator>")
+LINK = re.compile(r"<https://remediator\.example/console/incidents/INC-[0-9-]+\|open in remediator>")
 # Terminal controls the formats must never carry: C0 (but the newline of Slack's own lines), DEL, C1.
 CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 

@@ -58,6 +58,7 @@ async def _answer(http: aiohttp.ClientSession, method: str, url: str, data: byte
 
 NOT_PUBLIC = [("GET", "/api/v1/incidents"), ("GET", "/api/v1/approvals"), ("POST", "/api/v1/killswitch"),
               ("GET", "/console/approvals"), ("GET", "/console/login"), ("POST", "/console/login"),
+              ("GET", "/console/incidents"), ("GET", "/console/incidents/INC-2026-00001"), ("GET", "/console/stats"),
               ("GET", "/approvals"), ("GET", "/metrics"), ("GET", "/readyz"), ("POST", "/internal/record"),
               ("POST", "/internal/counters")]
 
