@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from remediator.deps import Deps
 from remediator.engine.approval_desk import ApprovalDesk
+from remediator.engine.declaration import Declaration
 from remediator.engine.escalation import Escalation
 from remediator.engine.executor import Executor, HoldHandler
 from remediator.engine.notifier import Notifier
@@ -62,13 +63,14 @@ class Engine:
         self.deps = deps
         self.notifier = Notifier(deps)
         self.escalation = Escalation(deps, self.notifier)
+        self.declaration = Declaration(deps, self.notifier)
         self.verifier = Verifier(deps, self.run_step, self.escalate)
         self.approvals = ApprovalDesk(deps, Executor(deps), self.escalation, self.notifier, self.verifier.follow_up)
         self.executor = Executor(deps, on_hold or self.approvals.on_hold)
         self.waf_blocks = BlockExpiry(deps, self.executor, self.escalate)
         # A timer's claim outlasts the longest action its handler may run, so it never fires twice.
         self.timers = TimerLoop(deps, lease=deps.settings.engine.action_timeout + timedelta(minutes=2))
-        for part in (self.verifier, self.escalation, self.approvals, self.waf_blocks):
+        for part in (self.verifier, self.escalation, self.declaration, self.approvals, self.waf_blocks):
             part.register(self.timers)
         self.queue: asyncio.Queue[Alert] = asyncio.Queue(deps.settings.engine.queue_size)
         self._queued: set[str] = set()
@@ -158,6 +160,7 @@ class Engine:
                 self._count_recovery_breach(incident)
         elif correlation.opened or correlation.severity_raised or correlation.replayed:
             await self.escalation.schedule(incident)
+            await self.declaration.schedule(incident)
         if alert.status is AlertStatus.RESOLVED and alert.actionable:
             await self.approvals.alert_resolved(incident.id, alert.fingerprint)
 

@@ -52,6 +52,7 @@ from remediator.settings.people import (
     EscalationStep,
     IncidentSettings,
     SeverityTarget,
+    SlackSettings,
 )
 from remediator.settings.reports import FreshnessCheck, NamedReport, ReportParam
 from remediator.settings.targets import PostgresTarget, RedisTarget, TargetSettings
@@ -62,8 +63,8 @@ __all__ = [
     "CoordinationSettings", "Duration", "ElastiCacheSettings", "EngineSettings", "EscalationStep",
     "EvidenceSettings", "FreshnessCheck", "GuardrailSettings", "IncidentSettings", "IntakeSettings", "Listen",
     "LogSettings", "Mode", "NamedReport", "NotifyTarget", "PositiveDuration", "PostgresTarget", "ProtectedTargets",
-    "RedisTarget", "ReportParam", "Section", "Settings", "SeverityTarget", "SnsRawDelivery", "SnsSettings",
-    "StoreSettings", "TargetSettings", "WafSettings", "WindowLimit", "is_loopback", "load_settings",
+    "RedisTarget", "ReportParam", "Section", "Settings", "SeverityTarget", "SlackSettings", "SnsRawDelivery",
+    "SnsSettings", "StoreSettings", "TargetSettings", "WafSettings", "WindowLimit", "is_loopback", "load_settings",
     "parse_duration", "token_digest",
 ]
 

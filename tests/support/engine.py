@@ -29,7 +29,7 @@ from tests.conftest import T0
 from tests.support.receiver import Receiver, running_receiver
 
 CONTACT_TARGETS = {"team_lead": "team-lead", "head_of_department": "hod", "cto": "cto", "ceo": "ceo",
-                   "external_support": "vendor"}
+                   "external_support": "vendor", "executives": "execs"}
 
 
 class RestartParams(ActionParams):

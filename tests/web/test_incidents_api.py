@@ -145,8 +145,8 @@ async def test_postmortem_draft_of_an_incident(make_daemon: DaemonFactory) -> No
     answer = await d.client.get(f"/api/v1/incidents/{incident_id}/postmortem", headers=d.auth("victor"))
     assert answer.status == 200 and answer.content_type == "text/markdown"
     text = await answer.text()
-    assert text.startswith(f"# Postmortem: {incident_id}")
-    assert "| note | bob: ward 4 charts on paper |" in text
+    assert text.startswith("# 인시던트 사후분석 보고서") and incident_id in text
+    assert "| note: bob: ward 4 charts on paper |" in text
     assert "APR-" in text  # the held restart appears with its approval
     missing = await d.client.get("/api/v1/incidents/INC-2026-99999/postmortem", headers=d.auth("victor"))
     assert missing.status == 404
