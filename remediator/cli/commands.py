@@ -142,6 +142,10 @@ def _minutes(seconds: float | None) -> str:
     return describe_duration(timedelta(seconds=seconds)) if seconds is not None else "-"
 
 
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def render_stats(stats: dict[str, Any]) -> str:
     """The statistics for a terminal."""
     lines = [f"incidents opened {stats['since'][:10]} .. {stats['until'][:10]}: {stats['incidents']['total']}",
@@ -154,6 +158,14 @@ def render_stats(stats: dict[str, Any]) -> str:
     share = f"{auto['share']:.0%}" if auto["share"] is not None else "-"
     lines += [f"auto-remediated: {auto['count']} ({share} of recovered)",
               f"targets missed: respond {breaches['respond']}, recover {breaches['recover']}"]
+    lines += ["", "runbook §10.3, per month and severity (resolution in minutes):",
+              "month    severity  count  resolved  avg_minutes  max_minutes"]
+    lines += [f"{r['month']}  {r['severity']:<8}  {r['incident_count']:>5}  {r['resolved_count']:>8}  "
+              f"{_number(r['avg_resolution_minutes']):>11}  {_number(r['max_resolution_minutes']):>11}"
+              for r in stats["monthly"]]
+    mttr = stats["mttr"]
+    lines += [f"MTTR {mttr['since'][:10]} .. {mttr['until'][:10]} (minutes): " + ", ".join(
+        f"{s} {_number(v['mttr_minutes'])} ({v['resolved_count']} resolved)" for s, v in mttr["by_severity"].items())]
     approvals = stats["approvals"]
     outcomes = ", ".join(f"{k} {v}" for k, v in approvals["by_outcome"].items())
     lines += [f"approvals: {approvals['total']} ({outcomes}); median time to decide "

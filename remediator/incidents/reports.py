@@ -9,7 +9,7 @@ from typing import Any
 from remediator.incidents.lifecycle import measure
 from remediator.incidents.postmortem import draft
 from remediator.incidents.record import CHECKLISTS, DECLARED_SEVERITIES, checklist_view
-from remediator.incidents.stats import incident_stats
+from remediator.incidents.stats import incident_stats, months_before
 from remediator.incidents.summary import IncidentRecord, executive_report
 from remediator.settings import Settings
 from remediator.settings.people import INCIDENT_ROLES
@@ -24,7 +24,10 @@ async def stats_report(store: Store, settings: Settings, since: datetime, until:
     incidents = await store.list_incidents_opened(since, until)
     audit = await store.audit_for_incidents([i.id for i in incidents])
     approvals = await store.list_approvals(since=since, until=until, limit=ALL)
-    return incident_stats(incidents, audit, approvals, settings.incidents, now=now, since=since, until=until)
+    three_months = months_before(until, 3)
+    history = None if since <= three_months else await store.list_incidents_opened(three_months, until)
+    return incident_stats(incidents, audit, approvals, settings.incidents, now=now, since=since, until=until,
+                          history=history)
 
 
 async def incident_record(store: Store, incident_id: str) -> IncidentRecord | None:
