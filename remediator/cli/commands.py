@@ -15,6 +15,7 @@ from typing import Any
 from remediator.actions import catalog
 from remediator.actions.registry import default_registry
 from remediator.cli import approvals as cli_approvals
+from remediator.cli import incidents as cli_incidents
 from remediator.cli import terminal
 from remediator.cli.iam import configured_policy, policy_json
 from remediator.cli.simulate import PayloadError, render_plan, simulate
@@ -98,6 +99,8 @@ async def _with_store(settings: Settings, use: Callable[[Any], Coroutine[Any, An
 
 
 def cmd_incidents(args: argparse.Namespace) -> int:
+    if args.action in cli_incidents.ACTIONS:
+        return cli_incidents.cmd_incident_api(args)
     settings = _settings(args)
 
     async def run(store: Any) -> int:
@@ -279,7 +282,7 @@ def parser() -> argparse.ArgumentParser:
                                      "signature is not verified)")
     simulate.add_argument("--json", action="store_true", help="print the plan as JSON")
     simulate.set_defaults(func=cmd_simulate)
-    incidents = sub.add_parser("incidents", help="read incidents from the store")
+    incidents = sub.add_parser("incidents", help="read incidents from the store; change them through the daemon")
     inc_sub = incidents.add_subparsers(dest="action", required=True)
     listing = inc_sub.add_parser("list")
     listing.add_argument("--status", choices=[s.value for s in IncidentStatus])
@@ -290,6 +293,7 @@ def parser() -> argparse.ArgumentParser:
     stats.add_argument("--since", help="a date (2026-01-01) or RFC 3339 time; default: 365 days before --until")
     stats.add_argument("--until", help="a date or RFC 3339 time, exclusive; default: now")
     stats.add_argument("--json", action="store_true")
+    cli_incidents.add_parsers(inc_sub)
     incidents.set_defaults(func=cmd_incidents)
     cli_approvals.add_parser(sub)
     postmortem = sub.add_parser("postmortem", help="write a Markdown postmortem draft of an incident")
