@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from remediator.deps import Deps
 from remediator.engine.approval_desk import ApprovalDesk
+from remediator.engine.deadlines import Deadlines
 from remediator.engine.declaration import Declaration
 from remediator.engine.escalation import Escalation
 from remediator.engine.executor import Executor, HoldHandler
@@ -64,13 +65,15 @@ class Engine:
         self.notifier = Notifier(deps)
         self.escalation = Escalation(deps, self.notifier)
         self.declaration = Declaration(deps, self.notifier)
+        self.deadlines = Deadlines(deps, self.notifier, self.escalation)
         self.verifier = Verifier(deps, self.run_step, self.escalate)
         self.approvals = ApprovalDesk(deps, Executor(deps), self.escalation, self.notifier, self.verifier.follow_up)
         self.executor = Executor(deps, on_hold or self.approvals.on_hold)
         self.waf_blocks = BlockExpiry(deps, self.executor, self.escalate)
         # A timer's claim outlasts the longest action its handler may run, so it never fires twice.
         self.timers = TimerLoop(deps, lease=deps.settings.engine.action_timeout + timedelta(minutes=2))
-        for part in (self.verifier, self.escalation, self.declaration, self.approvals, self.waf_blocks):
+        for part in (self.verifier, self.escalation, self.declaration, self.deadlines, self.approvals,
+                     self.waf_blocks):
             part.register(self.timers)
         self.queue: asyncio.Queue[Alert] = asyncio.Queue(deps.settings.engine.queue_size)
         self._queued: set[str] = set()
@@ -101,6 +104,7 @@ class Engine:
                 self.deps.metrics.incidents_opened.labels(incident.severity.value).inc()
             await self._follow(correlation, alert)
             if incident is not None and found and not correlation.stale:
+                await self._start_deadlines(incident, alert, found)
                 flaps = await self._flap_count(alert)
                 work += [(step, alert, flaps) for match in found for step in self.plan(match, incident)]
         work = await self._new_requests(work)
@@ -163,6 +167,13 @@ class Engine:
             await self.declaration.schedule(incident)
         if alert.status is AlertStatus.RESOLVED and alert.actionable:
             await self.approvals.alert_resolved(incident.id, alert.fingerprint)
+
+    async def _start_deadlines(self, incident: Incident, alert: Alert, found: Sequence[Match]) -> None:
+        """A firing alert of a policy that starts a deadline (e.g. a suspected leak's 72 hours) starts it."""
+        if alert.status is AlertStatus.FIRING:
+            for match in found:
+                for name in self.deadlines.matching([match.policy.name]):
+                    await self.deadlines.start(incident, name, f"policy:{match.policy.name}")
 
     def _count_recovery_breach(self, incident: Incident) -> None:
         target = self.deps.settings.incidents.targets[incident.severity]

@@ -23,6 +23,7 @@ from remediator.incidents.summary import (
     SEVERITY_NAMES,
     IncidentRecord,
     actions_line,
+    deadlines_line,
     korean_duration,
     person,
     plain,
@@ -124,6 +125,7 @@ def _overview(record: IncidentRecord, targets: Targets, zone: ZoneInfo, now: dat
         f"- Alerts: {incident.alert_count}; automatic actions: {actions_line(record.audit)}",
         f"- Approvals: {_approvals_line(record.approvals)}",
         f"- Channel: #{facts.channel}" if facts.channel else "- Channel: —",
+        f"- Deadlines: {deadlines_line(facts, zone)}",
         f"- Status: {incident.status.value}, phase {incident.phase.value}",
     ]
 

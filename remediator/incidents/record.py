@@ -12,7 +12,7 @@ timeline keeps every check, uncheck and correction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -96,6 +96,16 @@ class PreventionAction:
 
 
 @dataclass(slots=True)
+class DeadlineState:
+    """A deadline on the incident: due when, and whether (and by whom) it was met."""
+
+    description: str
+    started_at: datetime
+    due_at: datetime
+    met: Check | None = None
+
+
+@dataclass(slots=True)
 class Facts:
     """The state people recorded, folded from the timeline."""
 
@@ -105,6 +115,7 @@ class Facts:
     prevention_actions: list[PreventionAction] = field(default_factory=list)
     channel: str = ""
     channel_created: bool = False
+    deadlines: dict[str, DeadlineState] = field(default_factory=dict)
 
 
 def fold(timeline: Sequence[TimelineEvent]) -> Facts:
@@ -121,6 +132,12 @@ def fold(timeline: Sequence[TimelineEvent]) -> Facts:
         elif event.kind == "prevention_action":
             facts.prevention_actions.append(PreventionAction(data["action"], data["owner"],
                                                              date.fromisoformat(data["due"]), by, event.at))
+        elif event.kind == "deadline_started" and data["deadline"] not in facts.deadlines:
+            facts.deadlines[data["deadline"]] = DeadlineState(str(data["description"]),
+                                                              datetime.fromisoformat(data["started_at"]),
+                                                              datetime.fromisoformat(data["due_at"]))
+        elif event.kind == "deadline_met" and data["deadline"] in facts.deadlines:
+            facts.deadlines[data["deadline"]].met = Check(bool(data["met"]), by, event.at, str(data.get("note", "")))
         elif event.kind == "declared":
             facts.channel = str(data.get("channel", ""))
             facts.channel_created = bool(data.get("channel_created", False))
@@ -147,18 +164,25 @@ def _text(payload: Mapping[str, Any], name: str, max_length: int = MAX_TEXT, req
     return value.strip()
 
 
+def _one_of(value: object, allowed: Collection[str], what: str) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise BadRequest(400, "invalid_payload", f"{what} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _flag(payload: Mapping[str, Any], name: str) -> bool:
+    value = payload.get(name, True)
+    if not isinstance(value, bool):
+        raise BadRequest(400, "invalid_payload", f"{name} must be true or false")
+    return value
+
+
 def check_item(by: str, payload: Mapping[str, Any]) -> Record:
     """`{"list": "declaration"|"prevention", "item": ..., "checked": true, "note": ""}`."""
-    name = payload.get("list", "declaration")
-    if name not in CHECKLISTS:
-        raise BadRequest(400, "invalid_payload", f"list must be one of {', '.join(CHECKLISTS)}")
+    name = _one_of(payload.get("list", "declaration"), CHECKLISTS, "list")
     items = {key: text for section in CHECKLISTS[name].values() for key, text in section}
-    item = payload.get("item")
-    if item not in items:
-        raise BadRequest(400, "invalid_payload", f"item must be one of the {name} checklist's: {', '.join(items)}")
-    checked = payload.get("checked", True)
-    if not isinstance(checked, bool):
-        raise BadRequest(400, "invalid_payload", "checked must be true or false")
+    item = _one_of(payload.get("item"), items, f"item of the {name} checklist")
+    checked = _flag(payload, "checked")
     note = _text(payload, "note", 500, required=False)
     word = "checked" if checked else "unchecked"
     return Record(by, "checklist", f"{name} checklist: {word} {items[item]} ({by})" + (f": {note}" if note else ""),
@@ -167,9 +191,7 @@ def check_item(by: str, payload: Mapping[str, Any]) -> Record:
 
 def assign_role(by: str, payload: Mapping[str, Any]) -> Record:
     """`{"role": "incident_commander", "person": "alice"}`."""
-    role = payload.get("role")
-    if role not in INCIDENT_ROLES:
-        raise BadRequest(400, "invalid_payload", f"role must be one of {', '.join(INCIDENT_ROLES)}")
+    role = _one_of(payload.get("role"), INCIDENT_ROLES, "role")
     person = _text(payload, "person", 100)
     return Record(by, "role_assigned", f"{INCIDENT_ROLES[role]}: {person} (assigned by {by})",
                   {"role": role, "person": person})
@@ -211,3 +233,21 @@ def prevention_action(by: str, payload: Mapping[str, Any]) -> Record:
         raise BadRequest(400, "invalid_payload", "due must be a date, e.g. 2026-01-13")
     return Record(by, "prevention_action", f"prevention action: {action} — {owner}, due {due.isoformat()}",
                   {"action": action, "owner": owner, "due": due.isoformat()})
+
+
+def deadline_met(by: str, payload: Mapping[str, Any], names: Collection[str]) -> Record:
+    """`{"deadline": "privacy_regulator", "met": true, "note": "reported, receipt 2026-118"}`."""
+    name = _one_of(payload.get("deadline"), sorted(names), "deadline")
+    met = _flag(payload, "met")
+    note = _text(payload, "note", 500, required=False)
+    return Record(by, "deadline_met", f"deadline {name} marked {'met' if met else 'not met'} by {by}"
+                  + (f": {note}" if note else ""), {"deadline": name, "met": met, "note": note})
+
+
+def deadlines_view(facts: Facts, now: datetime) -> dict[str, Any]:
+    return {name: {"description": d.description, "started_at": d.started_at.isoformat(),
+                   "due_at": d.due_at.isoformat(), "met": bool(d.met and d.met.checked),
+                   "overdue": not (d.met and d.met.checked) and now > d.due_at,
+                   "by": d.met.by if d.met else None, "at": d.met.at.isoformat() if d.met else None,
+                   "note": d.met.note if d.met else ""}
+            for name, d in facts.deadlines.items()}

@@ -8,7 +8,7 @@ from typing import Any
 
 from remediator.incidents.lifecycle import measure
 from remediator.incidents.postmortem import draft
-from remediator.incidents.record import CHECKLISTS, DECLARED_SEVERITIES, checklist_view
+from remediator.incidents.record import CHECKLISTS, DECLARED_SEVERITIES, checklist_view, deadlines_view
 from remediator.incidents.stats import incident_stats, months_before
 from remediator.incidents.summary import IncidentRecord, executive_report
 from remediator.settings import Settings
@@ -60,7 +60,7 @@ async def executive_report_text(store: Store, settings: Settings, incident_id: s
                             started_at=record.started_at)
 
 
-async def declaration_view(store: Store, incident_id: str) -> dict[str, Any] | None:
+async def declaration_view(store: Store, incident_id: str, now: datetime) -> dict[str, Any] | None:
     """The declaration checklist (§4.2), the channel, the roles and both checklists' states."""
     record = await incident_record(store, incident_id)
     if record is None:
@@ -75,6 +75,7 @@ async def declaration_view(store: Store, incident_id: str) -> dict[str, Any] | N
                           "at": facts.roles[role][2].isoformat()} if role in facts.roles else None)
                   for role in INCIDENT_ROLES},
         "checklists": {name: checklist_view(facts, name) for name in CHECKLISTS},
+        "deadlines": deadlines_view(facts, now),
         "postmortem": {"fields": facts.fields,
                        "prevention_actions": [{"action": a.action, "owner": a.owner, "due": a.due.isoformat(),
                                                "by": a.by, "at": a.at.isoformat()} for a in facts.prevention_actions]},

@@ -102,5 +102,15 @@ def executive_report(incident: Incident, timeline: Sequence[TimelineEvent], zone
         f"- **채널**: #{channel}" if channel else "- **채널**: —",
         f"- **자동 조치**: {actions_line(audit)}" if audit else "- **자동 조치**: none yet",
         f"- **근본 원인**: {plain(incident.root_cause)}" if incident.root_cause else "- **근본 원인**: 분석 중 (open)",
+        f"- **기한 (deadlines)**: {deadlines_line(facts, zone)}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def deadlines_line(facts: Facts, zone: ZoneInfo) -> str:
+    """Each deadline: due when, met by whom and when (or not)."""
+    if not facts.deadlines:
+        return "none"
+    return "; ".join(f"{plain(d.description)} — due {when(d.due_at, zone)}, "
+                     + (f"met ({plain(d.met.by)}, {when(d.met.at, zone)})" if d.met and d.met.checked else "NOT met")
+                     for d in facts.deadlines.values())

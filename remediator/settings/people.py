@@ -103,6 +103,34 @@ class SlackSettings(Section):
     timeout: PositiveDuration = timedelta(seconds=10)
 
 
+class IncidentDeadline(Section):
+    """A deadline counted from the incident's opening (e.g. the runbook's §8.2: report a suspected
+    leak to the privacy regulator within 72 hours). Reminders go to `contacts` at each of
+    `remind_at` (after the opening) until a person marks it met; at `within` unmet, the
+    contacts and the escalation matrix are told. Matching one of `policies` starts it; a
+    person can start it through the API as well."""
+
+    description: str = Field(min_length=1, max_length=200)
+    within: PositiveDuration
+    remind_at: list[PositiveDuration] = []
+    contacts: list[str] = Field(min_length=1)
+    policies: list[str] = Field([], description="policy names whose match starts this deadline")
+
+    @model_validator(mode="after")
+    def _reminders_before_the_deadline(self) -> IncidentDeadline:
+        if any(r >= self.within for r in self.remind_at) or self.remind_at != sorted(set(self.remind_at)):
+            raise ValueError("remind_at: increasing times, each before `within`")
+        return self
+
+
+DEFAULT_DEADLINES: dict[str, IncidentDeadline] = {
+    "privacy_regulator": IncidentDeadline(
+        description="개인정보보호위원회 신고 (notify the privacy regulator; runbook §8.2: within 72 h)",
+        within=timedelta(hours=72), remind_at=[timedelta(hours=24), timedelta(hours=48), timedelta(hours=66)],
+        contacts=["security", "csirt"]),
+}
+
+
 class IncidentSettings(Section):
     """Severity targets, the escalation matrix and who each contact is (a notify target)."""
 
@@ -113,6 +141,15 @@ class IncidentSettings(Section):
     timezone: str = Field("UTC", description="where business days are counted (P4's respond target), and the "
                           "zone of every time in postmortems, reports and channel names")
     slack: SlackSettings = SlackSettings()
+    deadlines: dict[str, IncidentDeadline] = DEFAULT_DEADLINES
+
+    @field_validator("deadlines")
+    @classmethod
+    def _named_deadlines(cls, value: dict[str, IncidentDeadline]) -> dict[str, IncidentDeadline]:
+        for name in value:
+            if not name.replace("_", "").isalnum() or not name.islower():
+                raise ValueError(f"{name!r}: a deadline's name is lowercase letters, digits and underscores")
+        return {**DEFAULT_DEADLINES, **value}
 
     @field_validator("targets")
     @classmethod

@@ -147,5 +147,36 @@ async def postmortem(request: web.Request) -> web.Response:
 
 async def declaration(request: web.Request) -> web.Response:
     """GET /api/v1/incidents/{id}/declaration: checklists, roles, channel, postmortem fields."""
-    view = await _viewer_read(request, lambda deps, id_: declaration_view(deps.store, id_))
+    view = await _viewer_read(request, lambda deps, id_: declaration_view(deps.store, id_, deps.clock.now()))
     return view if isinstance(view, web.Response) else json_response(view)
+
+
+async def deadline(request: web.Request) -> web.Response:
+    """POST /api/v1/incidents/{id}/deadlines (approver): `{"deadline": name, "start": true}` starts
+    one (counted from the incident's opening); `{"deadline": name, "met": true, "note": ...}` marks it."""
+    deps, engine = request.app[DEPS], request.app[ENGINE]
+    incident_id = request.match_info["id"]
+    names = deps.settings.incidents.deadlines
+    try:
+        who = authorize(request, deps.settings.api, "approver")
+        payload = await read_json_object(request)
+        incident = await deps.store.get_incident(incident_id)
+        if incident is None:
+            return json_response({"error": "not_found", "detail": "no such incident"}, 404)
+        if payload.get("start") is True and set(payload) <= {"deadline", "start"}:
+            if payload.get("deadline") not in names:
+                raise BadRequest(400, "invalid_payload", f"deadline must be one of {', '.join(sorted(names))}")
+            if not await engine.deadlines.start(incident, str(payload["deadline"]), who):
+                return json_response({"error": "conflict", "detail": "that deadline has started already"}, 409)
+        else:
+            command = record.deadline_met(who, payload, names)
+            if command.data["deadline"] not in record.fold(await deps.store.timeline(incident_id)).deadlines:
+                return json_response({"error": "conflict", "detail": "that deadline has not started"}, 409)
+            effect = await deps.store.apply_incident_command(incident_id, command, deps.clock.now())
+            incident = effect.incident if effect is not None else incident
+    except BadRequest as error:
+        return error_response(error)
+    except StoreUnavailable:
+        return json_response(STORE_DOWN, 503)
+    log.info("incident_deadline", incident_id=incident_id, by=who, deadline=payload.get("deadline"))
+    return json_response(incident_view(incident))

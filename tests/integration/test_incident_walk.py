@@ -142,7 +142,7 @@ async def test_an_incident_walks_the_runbook(
         code, _, err = await _cli(tmp_path, daemon, "phase", incident_id, "postmortem")
         assert code == 1 and "still firing" in err
         code, _, err = await _cli(tmp_path, daemon, "check", incident_id, "no-such-item")
-        assert code == 1 and "item must be one of" in err
+        assert code == 1 and "item of the declaration checklist must be one of" in err
         answer = await http.post(f"{base}/root-cause", headers=alice,
                                  json={"text": "a report query without an index held every DB connection"})
         assert answer.status == 200 and (await answer.json())["phase"] == "root_cause"

@@ -117,7 +117,7 @@ HarnessFactory = Callable[..., Awaitable[Harness]]
 def harness_settings(tmp_path: Path, sink_url: str, policies: str, **overrides: Any) -> Settings:
     (tmp_path / "policies").mkdir(exist_ok=True)
     (tmp_path / "policies" / "test.yaml").write_text(policies)
-    targets = ["oncall", *CONTACT_TARGETS.values()]
+    targets = ["oncall", "sec", "csirt", *CONTACT_TARGETS.values()]
     base: dict[str, Any] = {
         "mode": "enforce",
         "public_url": "https://remediator.hospital.example",

@@ -193,3 +193,32 @@ async def test_declaration_view_shows_who_checked_what_and_when(make_daemon: Dae
                                  "by": None, "at": None, "note": ""}
     missing = await d.client.get("/api/v1/incidents/INC-2026-99999/declaration", headers=d.auth("victor"))
     assert missing.status == 404
+
+
+async def test_a_person_starts_a_deadline_and_marks_it_met(make_daemon: DaemonFactory) -> None:
+    d = await make_daemon(POLICIES)
+    incident_id = await _open(d)
+    base = f"/api/v1/incidents/{incident_id}"
+    d.clock.advance(timedelta(hours=2))  # the leak is suspected two hours in: the count is from the opening
+    for body, status in (({"deadline": "postmortem", "start": True}, 400),
+                         ({"deadline": "privacy_regulator", "met": True}, 409),  # not started: nothing to meet
+                         ({"deadline": "privacy_regulator", "start": True}, 200),
+                         ({"deadline": "privacy_regulator", "start": True}, 409),
+                         ({"deadline": "privacy_regulator", "met": "yes"}, 400)):
+        answer = await d.client.post(f"{base}/deadlines", headers=d.auth("alice"), json=body)
+        assert answer.status == status, (body, await answer.text())
+    refused = await d.client.post(f"{base}/deadlines", headers=d.auth("victor"),
+                                  json={"deadline": "privacy_regulator", "met": True})
+    assert refused.status == 403
+    view = await (await d.client.get(f"{base}/declaration", headers=d.auth("victor"))).json()
+    deadline = view["deadlines"]["privacy_regulator"]
+    assert (deadline["started_at"], deadline["due_at"]) == (T0.isoformat(), (T0 + timedelta(hours=72)).isoformat())
+    assert (deadline["met"], deadline["overdue"]) == (False, False)
+    answer = await d.client.post(f"{base}/deadlines", headers=d.auth("alice"),
+                                 json={"deadline": "privacy_regulator", "note": "reported online"})
+    assert answer.status == 200
+    view = await (await d.client.get(f"{base}/declaration", headers=d.auth("victor"))).json()
+    assert view["deadlines"]["privacy_regulator"]["met"] is True
+    assert view["deadlines"]["privacy_regulator"]["by"] == "alice"
+    draft = await (await d.client.get(f"{base}/postmortem", headers=d.auth("victor"))).text()
+    assert "due 2026-01-08 09:00 UTC, met (alice, 2026-01-05 11:00 UTC)" in draft
