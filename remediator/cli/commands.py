@@ -118,7 +118,7 @@ def cmd_incidents(args: argparse.Namespace) -> int:
         status = IncidentStatus(args.status) if args.status else None
         for incident in await store.list_incidents(status, args.limit):
             terminal.out(f"{incident.id}  {incident.severity.value}  {incident.status.value:<8}  "
-                         f"{incident.phase.value:<7}  {incident.opened_at:%Y-%m-%d %H:%M}  {one_line(incident.title)}")
+                         f"{incident.phase.value:<10}  {incident.opened_at:%Y-%m-%d %H:%M}  {one_line(incident.title)}")
         return 0
 
     result: int = asyncio.run(_with_store(settings, run))

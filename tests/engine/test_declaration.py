@@ -121,6 +121,7 @@ async def test_a_channel_not_created_says_why_and_the_name_is_still_kept(
     [incident] = await h.deps.store.list_incidents()
     checked = {e.data["item"] for e in await h.deps.store.timeline(incident.id) if e.kind == "checklist"}
     assert "channel" not in checked  # not done: people create it and check it
+    assert ("executive_report" in checked) is (mode == "enforce")  # a dry-run sent no report
 
 
 async def test_a_name_taken_is_the_channel_of_an_earlier_attempt(make_harness: HarnessFactory,
