@@ -32,6 +32,7 @@ from remediator.web.console_auth import (
     sign_out,
     unavailable_page,
 )
+from remediator.web.console_incident import show_incident
 from remediator.web.keys import DEPS, ENGINE, SESSIONS
 from remediator.web.sessions import Session, SessionKeeper
 from remediator.web.views import action_summary
@@ -143,4 +144,5 @@ def console_app(deps: Deps, engine: Engine) -> web.Application:
     app.router.add_get("/", home)
     app.router.add_get("/approvals", show)
     app.router.add_post("/approvals/{id}/decide", decide)
+    app.router.add_get("/incidents/{id}", show_incident)
     return app
