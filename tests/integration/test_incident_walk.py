@@ -195,3 +195,4 @@ async def test_an_incident_walks_the_runbook(
     [by_alice] = [e for e in timeline if e["kind"] == "phase" and e["data"]["to"] == "root_cause"]
     assert by_alice["data"]["by"] == "alice" and "DB connections all held" in by_alice["message"]
     assert len(slack.calls) == 1 and len(sink.to("execs")) == 1  # declared once
+    assert not any(BOT in line or ALICE in line for line in daemon.lines)  # no secret in the daemon's log
