@@ -105,13 +105,15 @@ class FailureReason(StrEnum):
 
 
 class Phase(StrEnum):
-    """Incident phases of the runbook's response flow, in order."""
+    """Incident phases of the runbook's response flow (§4.1, its seven), in order; then closed."""
 
     DETECT = "detect"
     TRIAGE = "triage"
     CONTAIN = "contain"
+    ROOT_CAUSE = "root_cause"
     RECOVER = "recover"
     VERIFY = "verify"
+    POSTMORTEM = "postmortem"
     CLOSED = "closed"
 
 

@@ -23,7 +23,8 @@ from remediator.plaintext import one_line
 T = TypeVar("T")
 
 SOURCES = ("alertmanager", "sns")
-NOTIFICATION_PURPOSES = ("approval_requested", "approval_reminder", "approval_expired", "escalation")
+NOTIFICATION_PURPOSES = ("approval_requested", "approval_reminder", "approval_expired", "escalation",
+                         "executive_report", "deadline")
 # Why a webhook request was refused before anything was recorded (web/webhooks.py REJECTION_RESULT).
 REJECTION_REASONS = ("bad_request", "unauthorized", "too_large", "unsupported_encoding")
 INGEST_RESULTS = ("accepted", "duplicate", "bad_request", "unauthorized", "too_large", "store_unavailable")

@@ -41,7 +41,13 @@ class DaemonApi:
     timeout: float
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        headers = {"Accept": "application/json"}
+        return orjson.loads(self.send(method, path, body))
+
+    def call_text(self, method: str, path: str) -> str:
+        return self.send(method, path, None, accept="text/markdown").decode()
+
+    def send(self, method: str, path: str, body: dict[str, Any] | None, accept: str = "application/json") -> bytes:
+        headers = {"Accept": accept}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         data = None
@@ -52,7 +58,8 @@ class DaemonApi:
                                          headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310
-                return orjson.loads(answer.read())
+                found: bytes = answer.read()
+                return found
         except urllib.error.HTTPError as exc:
             try:
                 payload = orjson.loads(exc.read())

@@ -15,6 +15,7 @@ from typing import Any
 from remediator.actions import catalog
 from remediator.actions.registry import default_registry
 from remediator.cli import approvals as cli_approvals
+from remediator.cli import incidents as cli_incidents
 from remediator.cli import store as cli_store
 from remediator.cli import terminal
 from remediator.cli.iam import configured_policy, policy_json
@@ -100,6 +101,8 @@ async def _with_store(settings: Settings, use: Callable[[Any], Coroutine[Any, An
 
 
 def cmd_incidents(args: argparse.Namespace) -> int:
+    if args.action in cli_incidents.ACTIONS:
+        return cli_incidents.cmd_incident_api(args)
     settings = _settings(args)
 
     async def run(store: Any) -> int:
@@ -117,7 +120,7 @@ def cmd_incidents(args: argparse.Namespace) -> int:
         status = IncidentStatus(args.status) if args.status else None
         for incident in await store.list_incidents(status, args.limit):
             terminal.out(f"{incident.id}  {incident.severity.value}  {incident.status.value:<8}  "
-                         f"{incident.phase.value:<7}  {incident.opened_at:%Y-%m-%d %H:%M}  {one_line(incident.title)}")
+                         f"{incident.phase.value:<10}  {incident.opened_at:%Y-%m-%d %H:%M}  {one_line(incident.title)}")
         return 0
 
     result: int = asyncio.run(_with_store(settings, run))
@@ -144,6 +147,10 @@ def _minutes(seconds: float | None) -> str:
     return describe_duration(timedelta(seconds=seconds)) if seconds is not None else "-"
 
 
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def render_stats(stats: dict[str, Any]) -> str:
     """The statistics for a terminal."""
     lines = [f"incidents opened {stats['since'][:10]} .. {stats['until'][:10]}: {stats['incidents']['total']}",
@@ -156,6 +163,14 @@ def render_stats(stats: dict[str, Any]) -> str:
     share = f"{auto['share']:.0%}" if auto["share"] is not None else "-"
     lines += [f"auto-remediated: {auto['count']} ({share} of recovered)",
               f"targets missed: respond {breaches['respond']}, recover {breaches['recover']}"]
+    lines += ["", "runbook §10.3, per month and severity (resolution in minutes):",
+              "month    severity  count  resolved  avg_minutes  max_minutes"]
+    lines += [f"{r['month']}  {r['severity']:<8}  {r['incident_count']:>5}  {r['resolved_count']:>8}  "
+              f"{_number(r['avg_resolution_minutes']):>11}  {_number(r['max_resolution_minutes']):>11}"
+              for r in stats["monthly"]]
+    mttr = stats["mttr"]
+    lines += [f"MTTR {mttr['since'][:10]} .. {mttr['until'][:10]} (minutes): " + ", ".join(
+        f"{s} {_number(v['mttr_minutes'])} ({v['resolved_count']} resolved)" for s, v in mttr["by_severity"].items())]
     approvals = stats["approvals"]
     outcomes = ", ".join(f"{k} {v}" for k, v in approvals["by_outcome"].items())
     lines += [f"approvals: {approvals['total']} ({outcomes}); median time to decide "
@@ -269,7 +284,7 @@ def parser() -> argparse.ArgumentParser:
                                      "signature is not verified)")
     simulate.add_argument("--json", action="store_true", help="print the plan as JSON")
     simulate.set_defaults(func=cmd_simulate)
-    incidents = sub.add_parser("incidents", help="read incidents from the store")
+    incidents = sub.add_parser("incidents", help="read incidents from the store; change them through the daemon")
     inc_sub = incidents.add_subparsers(dest="action", required=True)
     listing = inc_sub.add_parser("list")
     listing.add_argument("--status", choices=[s.value for s in IncidentStatus])
@@ -280,6 +295,7 @@ def parser() -> argparse.ArgumentParser:
     stats.add_argument("--since", help="a date (2026-01-01) or RFC 3339 time; default: 365 days before --until")
     stats.add_argument("--until", help="a date or RFC 3339 time, exclusive; default: now")
     stats.add_argument("--json", action="store_true")
+    cli_incidents.add_parsers(inc_sub)
     incidents.set_defaults(func=cmd_incidents)
     cli_approvals.add_parser(sub)
     cli_store.add_parser(sub)

@@ -81,8 +81,8 @@ class Escalation:
             log.warning("escalation_step_gone", incident_id=incident.id, step=number)  # settings changed
             return
         step = steps[number]
-        await self._tell(incident, step.contacts, f"not recovered after {describe_duration(step.after)}",
-                         level=number + 1)
+        reason = f"{'reminder: ' if step.reminder else ''}not recovered after {describe_duration(step.after)}"
+        await self._tell(incident, step.contacts, reason + (f"; {step.note}" if step.note else ""), level=number + 1)
 
     def responsible(self, incident: Incident, now: datetime) -> tuple[int, list[str]]:
         """The matrix level in charge at `now` (its last step due, else its first) and its contacts."""

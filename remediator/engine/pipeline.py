@@ -15,6 +15,8 @@ from datetime import timedelta
 
 from remediator.deps import Deps
 from remediator.engine.approval_desk import ApprovalDesk
+from remediator.engine.deadlines import Deadlines
+from remediator.engine.declaration import Declaration
 from remediator.engine.escalation import Escalation
 from remediator.engine.executor import Executor, HoldHandler
 from remediator.engine.notifier import Notifier
@@ -65,6 +67,8 @@ class Engine:
         self.deps = deps
         self.notifier = Notifier(deps)
         self.escalation = Escalation(deps, self.notifier)
+        self.declaration = Declaration(deps, self.notifier)
+        self.deadlines = Deadlines(deps, self.notifier, self.escalation)
         self.verifier = Verifier(deps, self.run_step, self.escalate)
         # One executor for policy steps and approved runs: it owns the audit records a store outage
         # defers, and the backlog loop and stop() flush them, whichever path ran the action.
@@ -78,7 +82,8 @@ class Engine:
         self.waf_blocks = BlockExpiry(deps, self.executor, self.escalate)
         # A timer's claim outlasts the longest action its handler may run, so it never fires twice.
         self.timers = TimerLoop(deps, lease=deps.settings.engine.action_timeout + timedelta(minutes=2))
-        for part in (self.verifier, self.escalation, self.approvals, self.waf_blocks):
+        for part in (self.verifier, self.escalation, self.declaration, self.deadlines, self.approvals,
+                     self.waf_blocks):
             part.register(self.timers)
         self.queue: asyncio.Queue[Alert] = asyncio.Queue(deps.settings.engine.queue_size)
         self._queued: set[str] = set()
@@ -111,6 +116,8 @@ class Engine:
             await self._follow(correlation, alert)
             if incident is None or correlation.stale:
                 continue
+            if found:
+                await self._start_deadlines(incident, alert, found)
             flaps = await self.flap_count(alert) if counts_for_flapping(alert, self.deps.policies, bool(found)) else 0
             work += [(step, alert, flaps) for match in found for step in self.plan(match, incident)]
         planned_work = list(work)
@@ -188,8 +195,16 @@ class Engine:
                 self._count_recovery_breach(incident)
         elif correlation.opened or correlation.severity_raised or correlation.replayed:
             await self.escalation.schedule(incident)
+            await self.declaration.schedule(incident)
         if alert.status is AlertStatus.RESOLVED and alert.actionable:
             await self.approvals.alert_resolved(incident.id, alert.fingerprint)
+
+    async def _start_deadlines(self, incident: Incident, alert: Alert, found: Sequence[Match]) -> None:
+        """A firing alert of a policy that starts a deadline (e.g. a suspected leak's 72 hours) starts it."""
+        if alert.status is AlertStatus.FIRING:
+            for match in found:
+                for name in self.deadlines.matching([match.policy.name]):
+                    await self.deadlines.start(incident, name, f"policy:{match.policy.name}")
 
     def _count_recovery_breach(self, incident: Incident) -> None:
         target = self.deps.settings.incidents.targets[incident.severity]

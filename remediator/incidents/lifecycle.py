@@ -55,6 +55,14 @@ def move_phase(incident: Incident, phase: Phase, at: datetime) -> Incident:
     return evolve(incident, phase=phase, phase_times=times, updated_at=at)
 
 
+def phase_events(before: Incident, after: Incident, at: datetime, by: str = "remediator") -> tuple[TimelineEvent, ...]:
+    """The timeline's record of a phase transition (none when the phase did not change)."""
+    if before.phase is after.phase:
+        return ()
+    return (TimelineEvent(after.id, at, "phase", f"phase {before.phase.value} → {after.phase.value} ({by})",
+                          data={"from": before.phase.value, "to": after.phase.value, "by": by}),)
+
+
 def title_of(alert: Alert) -> str:
     subject = alert.labels.get("service") or alert.labels.get("instance") or alert.labels.get("alarm_name", "")
     return f"{alert.name} on {subject}" if subject and subject != alert.name else alert.name
@@ -96,9 +104,10 @@ def apply_alert(
         events.append(_matched_event(incident.id, alert, matched, now))
     if incident.firing_count > 0:
         return AlertEffect(incident, tuple(events), firing_change=change)
-    incident = move_phase(incident, Phase.RECOVER, now)
-    incident = evolve(incident, status=IncidentStatus.RESOLVED, resolved_at=now)
+    moved = move_phase(incident, Phase.RECOVER, now)
     events.append(TimelineEvent(incident.id, now, "resolved", "all alerts resolved", alert_id=alert.id))
+    events += phase_events(incident, moved, now)
+    incident = evolve(moved, status=IncidentStatus.RESOLVED, resolved_at=now)
     return AlertEffect(incident, tuple(events), resolved=True, firing_change=change)
 
 
@@ -116,8 +125,9 @@ def _firing(
                                 alert_id=alert.id, data={"severity": severity, "source": alert.source,
                                                          "fingerprint": alert.fingerprint})]
         if matched:
-            incident = move_phase(incident, Phase.TRIAGE, now)
-            opened.append(_matched_event(incident.id, alert, matched, now))
+            triaged = move_phase(incident, Phase.TRIAGE, now)
+            opened += [_matched_event(incident.id, alert, matched, now), *phase_events(incident, triaged, now)]
+            incident = triaged
         return AlertEffect(incident, tuple(opened), opened=True, firing_change=1)
     raised = severity.rank < current.severity.rank
     change = 0 if known else 1
@@ -126,8 +136,9 @@ def _firing(
         severity=severity if raised else current.severity,
     )
     if matched:
-        incident = move_phase(incident, Phase.TRIAGE, now)
-        events = [_matched_event(incident.id, alert, matched, now)]
+        triaged = move_phase(incident, Phase.TRIAGE, now)
+        events = [_matched_event(incident.id, alert, matched, now), *phase_events(incident, triaged, now)]
+        incident = triaged
     else:
         events = [_event(incident.id, alert, now, "alert_firing", f"firing: {alert.name}")]
     if raised:
@@ -159,6 +170,26 @@ class SetRootCause:
 
 
 @dataclass(frozen=True, slots=True)
+class MovePhase:
+    """A person moves the incident on to a later phase of the runbook's flow (never back)."""
+
+    by: str
+    phase: Phase
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A fact people record on the incident's timeline (a checklist item, a role, a postmortem
+    field; see `incidents.record`): one event, already validated, that changes no column."""
+
+    by: str
+    kind: str
+    message: str
+    data: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
 class Close:
     """End the incident. An incident with firing alerts closes only when `force` says so."""
 
@@ -167,7 +198,7 @@ class Close:
     force: bool = False
 
 
-Command = Acknowledge | AddNote | SetRootCause | Close
+Command = Acknowledge | AddNote | SetRootCause | MovePhase | Record | Close
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,14 +224,40 @@ def apply_command(current: Incident, command: Command, now: datetime) -> Command
         acked = dataclasses.replace(move_phase(current, Phase.TRIAGE, now), acknowledged_by=command.by,
                                     acknowledged_at=now, updated_at=now)
         note = f": {command.note}" if command.note else ""
-        return CommandEffect(acked, (event("acknowledged", f"acknowledged by {command.by}{note}"),))
+        return CommandEffect(acked, (event("acknowledged", f"acknowledged by {command.by}{note}"),
+                                     *phase_events(current, acked, now, command.by)))
     if isinstance(command, AddNote):
         return CommandEffect(dataclasses.replace(current, updated_at=now),
                              (event("note", f"{command.by}: {command.text}"),))
     if isinstance(command, SetRootCause):
-        changed = dataclasses.replace(current, root_cause=command.text, updated_at=now)
-        return CommandEffect(changed, (event("root_cause", f"root cause set by {command.by}: {command.text}"),))
+        changed = dataclasses.replace(move_phase(current, Phase.ROOT_CAUSE, now), root_cause=command.text,
+                                      updated_at=now)
+        return CommandEffect(changed, (event("root_cause", f"root cause set by {command.by}: {command.text}"),
+                                       *phase_events(current, changed, now, command.by)))
+    if isinstance(command, MovePhase):
+        return _move(current, command, now)
+    if isinstance(command, Record):
+        return CommandEffect(dataclasses.replace(current, updated_at=now), (TimelineEvent(
+            current.id, now, command.kind, command.message, data={**command.data, "by": command.by}),))
     return _close(current, command, now, event("closed", f"closed by {command.by}: {command.reason}"))
+
+
+def _move(current: Incident, command: MovePhase, now: datetime) -> CommandEffect:
+    """Forward only; `closed` is `Close`'s; the postmortem phase starts once no alert fires."""
+    if command.phase is Phase.CLOSED or current.status is IncidentStatus.CLOSED:
+        return CommandEffect(current, refusal="closing is its own command (close), with a reason"
+                             if command.phase is Phase.CLOSED else "the incident is closed")
+    if PHASE_ORDER.index(command.phase) <= PHASE_ORDER.index(current.phase):
+        return CommandEffect(current, refusal=f"the incident is in phase {current.phase.value} already; "
+                             f"phases only move forward ({' → '.join(p.value for p in PHASE_ORDER)})")
+    if command.phase is Phase.POSTMORTEM and current.status is IncidentStatus.OPEN:
+        return CommandEffect(current, refusal=f"{current.firing_count} alert(s) still firing: the postmortem "
+                             "starts after recovery")
+    moved = move_phase(current, command.phase, now)
+    events = phase_events(current, moved, now, command.by)
+    if command.note:
+        events = (dataclasses.replace(events[0], message=f"{events[0].message}: {command.note}"),)
+    return CommandEffect(moved, events)
 
 
 def _close(current: Incident, command: Close, now: datetime, event: TimelineEvent) -> CommandEffect:
@@ -213,7 +270,7 @@ def _close(current: Incident, command: Close, now: datetime, event: TimelineEven
                                  closed_at=now, updated_at=now)
     if current.status is IncidentStatus.OPEN:
         event = dataclasses.replace(event, message=event.message + " (closed while alerts were firing)")
-    return CommandEffect(closed, (event,))
+    return CommandEffect(closed, (event, *phase_events(current, closed, now, command.by)))
 
 
 # -- the runbook's targets ----------------------------------------------------------------------

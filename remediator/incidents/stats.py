@@ -10,6 +10,10 @@ created in it, and gets one JSON-ready mapping back (the shape `GET /api/v1/stat
 - Targets missed: see `incidents.measure` (respond = first acknowledgement by a person; an
   incident that recovered before its respond target needed none). Open incidents count once
   their target has passed.
+- The runbook's own two views (§10.3): `monthly`, per month and severity, the count and the
+  average and maximum resolution time in minutes (resolution: opening to recovery); and `mttr`,
+  the mean resolution time per severity of the incidents opened in the three months before
+  `until` that recovered. Every number is a count or minutes, never a boolean.
 """
 
 from __future__ import annotations
@@ -42,7 +46,9 @@ def auto_remediated(incident: Incident, records: Iterable[AuditRecord]) -> bool:
 def incident_stats(
     incidents: Sequence[Incident], audit: Sequence[AuditRecord], approvals: Sequence[Approval],
     settings: IncidentSettings, *, now: datetime, since: datetime, until: datetime,
+    history: Sequence[Incident] | None = None,
 ) -> dict[str, Any]:
+    """`history`: incidents opened in the three months before `until` (for MTTR), if the period is shorter."""
     by_incident: dict[str, list[AuditRecord]] = defaultdict(list)
     for record in audit:
         by_incident[record.incident_id].append(record)
@@ -55,9 +61,11 @@ def incident_stats(
         recovered = recovered_at(incident)
         if recovered is not None:
             durations[incident.severity].append((recovered - incident.opened_at).total_seconds())
-            automatic += auto_remediated(incident, by_incident[incident.id])
+            automatic += int(auto_remediated(incident, by_incident[incident.id]))
         measured = measure(incident, settings.targets[incident.severity], settings.zone, now)
-        breaches[incident.severity].update(respond=measured.respond_breached, recover=measured.recover_breached)
+            # int(): a Counter's first update stores what it is given, and a boolean is not a count.
+        breaches[incident.severity].update(respond=int(measured.respond_breached),
+                                           recover=int(measured.recover_breached))
     every_duration = [d for values in durations.values() for d in values]
     return {
         "since": since.isoformat(), "until": until.isoformat(),
@@ -79,8 +87,56 @@ def incident_stats(
             "by_severity": {s.value: {"respond": breaches[s]["respond"], "recover": breaches[s]["recover"]}
                             for s in Severity},
         },
+        "monthly": monthly(incidents, settings),
+        "mttr": mttr(incidents if history is None else history, until),
         "approvals": approval_stats(approvals),
     }
+
+
+def _minutes(seconds: Sequence[float]) -> tuple[float | None, float | None]:
+    if not seconds:
+        return None, None
+    return round(statistics.fmean(seconds) / 60, 2), round(max(seconds) / 60, 2)
+
+
+def monthly(incidents: Sequence[Incident], settings: IncidentSettings) -> list[dict[str, Any]]:
+    """The runbook's `incident_statistics` view: newest month first, then severity."""
+    rows: dict[tuple[str, Severity], list[Incident]] = defaultdict(list)
+    for incident in incidents:
+        rows[(incident.opened_at.astimezone(settings.zone).strftime("%Y-%m"), incident.severity)].append(incident)
+    found = []
+    for (month, severity), group in sorted(rows.items(), key=lambda item: (item[0][0], -item[0][1].rank),
+                                           reverse=True):
+        durations = [(end - i.opened_at).total_seconds() for i in group if (end := recovered_at(i)) is not None]
+        average, longest = _minutes(durations)
+        found.append({"month": month, "severity": severity.value, "incident_count": len(group),
+                      "resolved_count": len(durations), "avg_resolution_minutes": average,
+                      "max_resolution_minutes": longest})
+    return found
+
+
+def months_before(moment: datetime, months: int) -> datetime:
+    """The same day and time `months` calendar months earlier (the last day of a shorter month)."""
+    month_index = moment.year * 12 + moment.month - 1 - months
+    year, month = divmod(month_index, 12)
+    for day in range(moment.day, 27, -1):
+        try:
+            return moment.replace(year=year, month=month + 1, day=day)
+        except ValueError:
+            continue
+    return moment.replace(year=year, month=month + 1, day=min(moment.day, 28))
+
+
+def mttr(incidents: Sequence[Incident], until: datetime, months: int = 3) -> dict[str, Any]:
+    """The runbook's MTTR: per severity, over the incidents opened in the `months` before `until`."""
+    since = months_before(until, months)
+    durations: dict[Severity, list[float]] = defaultdict(list)
+    for incident in incidents:
+        end = recovered_at(incident)
+        if end is not None and since <= incident.opened_at < until:
+            durations[incident.severity].append((end - incident.opened_at).total_seconds())
+    return {"since": since.isoformat(), "until": until.isoformat(), "by_severity": {
+        s.value: {"resolved_count": len(durations[s]), "mttr_minutes": _minutes(durations[s])[0]} for s in Severity}}
 
 
 def approval_stats(approvals: Sequence[Approval]) -> dict[str, Any]:

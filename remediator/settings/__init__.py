@@ -52,6 +52,7 @@ from remediator.settings.people import (
     EscalationStep,
     IncidentSettings,
     SeverityTarget,
+    SlackSettings,
 )
 from remediator.settings.reports import FreshnessCheck, NamedReport, ReportParam
 from remediator.settings.retention import ArchiveSettings, RetentionSettings
@@ -64,9 +65,9 @@ __all__ = [
     "CoordinationSettings", "Duration", "ElastiCacheSettings", "EngineSettings", "EscalationStep",
     "EvidenceSettings", "FreshnessCheck", "GuardrailSettings", "IncidentSettings", "IntakeSettings", "Listen",
     "LogSettings", "Mode", "NamedReport", "NotifyTarget", "PositiveDuration", "PostgresTarget", "ProtectedTargets",
-    "RedisTarget", "ReportParam", "RetentionSettings", "Section",
-    "Settings", "SeverityTarget", "SnsRawDelivery", "SnsSettings",
-    "StoreSettings", "TargetSettings", "WafSettings", "WindowLimit", "is_loopback", "load_settings",
+    "RedisTarget", "ReportParam", "RetentionSettings", "Section", "Settings", "SeverityTarget",
+    "SlackSettings", "SnsRawDelivery", "SnsSettings", "StoreSettings", "TargetSettings", "WafSettings",
+    "WindowLimit", "is_loopback", "load_settings",
     "parse_duration", "token_digest",
 ]
 

@@ -33,6 +33,7 @@ from remediator.web.console_auth import (
     sign_out,
     unavailable_page,
 )
+from remediator.web.console_incident import show_incident
 from remediator.web.keys import DEPS, ENGINE, SESSIONS
 from remediator.web.sessions import Session, SessionKeeper
 from remediator.web.views import action_summary
@@ -147,5 +148,6 @@ def console_app(deps: Deps, engine: Engine) -> web.Application:
     app.router.add_get("/incidents", console_pages.incidents)
     app.router.add_get("/incidents/{id}", console_pages.incident)
     app.router.add_get("/incidents/{id}/postmortem", console_pages.postmortem)
+    app.router.add_get("/incidents/{id}/declaration", show_incident)
     app.router.add_get("/stats", console_pages.stats)
     return app

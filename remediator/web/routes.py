@@ -72,8 +72,11 @@ def add_api_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/api/v1/incidents", api.list_incidents)
     router.add_get("/api/v1/incidents/{id}", api.get_incident)
     router.add_get("/api/v1/incidents/{id}/postmortem", incidents_api.postmortem)
-    router.add_post("/api/v1/incidents/{id}/{action:acknowledge|notes|root-cause|close}",
-                    incidents_api.incident_command)
+    router.add_get("/api/v1/incidents/{id}/report", incidents_api.postmortem)
+    router.add_get("/api/v1/incidents/{id}/declaration", incidents_api.declaration)
+    router.add_post("/api/v1/incidents/{id}/deadlines", incidents_api.deadline)
+    router.add_post("/api/v1/incidents/{id}/{action:acknowledge|notes|root-cause|phase|checklist|roles|"
+                    "postmortem-fields|prevention-actions|close}", incidents_api.incident_command)
     router.add_get("/api/v1/stats", incidents_api.stats)
     router.add_get("/api/v1/approvals", approvals_api.list_approvals)
     router.add_get("/api/v1/approvals/{id}", approvals_api.get_approval)

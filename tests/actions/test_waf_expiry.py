@@ -89,7 +89,9 @@ async def test_a_block_is_removed_at_its_expiry_not_before_and_the_unblock_is_au
     assert events[1].message == "waf.unblock_ip on 203.0.113.7: succeeded"
     assert await daemon.deps.store.get_waf_block(arn, ADDRESS) is None
     assert [h.operation for h in proxy.log].count("UpdateIPSet") == 2  # the block, the unblock
-    assert await tick(daemon, clock, timedelta(hours=1)) == 0  # nothing left to expire
+    await tick(daemon, clock, timedelta(hours=1))  # (the P3 matrix's 30-minute and 1-hour steps fire)
+    assert len(await audit(daemon, "waf.unblock_ip")) == 1  # nothing left to expire
+    assert [h.operation for h in proxy.log].count("UpdateIPSet") == 2
 
 
 async def test_a_failed_unblock_stays_due_and_is_retried(moto: MotoClient, aws_daemon: DaemonFactory,
@@ -144,7 +146,8 @@ async def test_people_hear_of_a_block_that_will_not_come_out(moto: MotoClient, a
     assert len(escalated) == 1 and "still in place after 3 attempts" in escalated[0].message
     assert await addresses(moto, arn) == [ADDRESS]  # still trying: due again 8 minutes later
     proxy.rules.clear()
-    assert await tick(daemon, clock, timedelta(minutes=8)) == 1 and await addresses(moto, arn) == []
+    # 30 minutes in: the unblock, and the P3 matrix's 30-minute step (the runbook's team lead).
+    assert await tick(daemon, clock, timedelta(minutes=8)) == 2 and await addresses(moto, arn) == []
 
 
 async def test_a_reblock_extends_the_block_instead_of_adding_an_expiry(moto: MotoClient, aws_daemon: DaemonFactory,

@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
 from remediator.cli.commands import main
@@ -48,6 +49,18 @@ def test_stats_for_a_terminal(config: Path, capsys: pytest.CaptureFixture[str]) 
     assert "2026-01   1   0   0   0" in out
     assert "time to recover mean 50 min, max 50 min" in out
     assert "targets missed: respond 0, recover 0" in out
+    assert "2026-01  P1            1         1        50.00        50.00" in out  # §10.3's monthly view
+    assert "MTTR 2025-11-01 .. 2026-02-01 (minutes): P1 50.00 (1 resolved), P2 - (0 resolved)" in out
+
+
+def test_stats_as_json_gives_the_same_numbers(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(config), "incidents", "stats", "--since", "2026-01-01", "--until", "2026-02-01",
+                 "--json"]) == 0
+    stats = orjson.loads(capsys.readouterr().out)
+    assert stats["monthly"] == [{"month": "2026-01", "severity": "P1", "incident_count": 1, "resolved_count": 1,
+                                 "avg_resolution_minutes": 50.0, "max_resolution_minutes": 50.0}]
+    assert stats["mttr"]["by_severity"]["P1"] == {"resolved_count": 1, "mttr_minutes": 50.0}
+    assert stats["sla_breaches"]["by_severity"]["P1"] == {"respond": 0, "recover": 0}  # counts, not false
 
 
 def test_stats_refuses_a_backwards_period(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -61,8 +74,8 @@ def test_postmortem_writes_a_draft_and_never_overwrites_an_edited_one(
     target = tmp_path / "pm.md"
     assert main(["--config", str(config), "postmortem", "INC-2026-00001", "-o", str(target)]) == 0
     text = target.read_text()
-    assert text.startswith("# Postmortem: INC-2026-00001 — ApiDown on erp-api")
-    assert "| Duration | 50 min |" in text and "pool exhausted" in text
+    assert text.startswith("# 인시던트 사후분석 보고서") and "INC-2026-00001 (ApiDown on erp-api)" in text
+    assert "- **총 소요시간**: 50분" in text and "pool exhausted" in text
     target.write_text("edited by people")
     assert main(["--config", str(config), "postmortem", "INC-2026-00001", "-o", str(target)]) == 1
     assert target.read_text() == "edited by people"  # not replaced without --force

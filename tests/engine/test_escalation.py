@@ -46,14 +46,28 @@ async def test_an_unrecovered_p1_walks_the_runbook_matrix_once(make_harness: Har
     await h.tick(timedelta(minutes=14, seconds=59))
     assert await _escalations(h) == []
     await h.tick(timedelta(seconds=1))
-    assert await _escalations(h) == [(1, ["team_lead", "head_of_department"])]
-    assert len(h.sink.to("team-lead")) == 1 and len(h.sink.to("hod")) == 1
+    assert await _escalations(h) == [(1, ["head_of_department"])]
+    assert len(h.sink.to("team-lead")) == 0 and len(h.sink.to("hod")) == 1
     assert "not recovered after 15 min" in h.sink.to("hod")[0]["text"]
     for _ in range(3):
         await h.tick(timedelta(hours=1))  # 1 h 15, 2 h 15, 3 h 15: every later step once, none again
-    assert await _escalations(h) == [(1, ["team_lead", "head_of_department"]), (2, ["cto"]), (3, ["ceo"]),
+    assert await _escalations(h) == [(1, ["head_of_department"]), (2, ["cto"]), (3, ["ceo"]),
                                      (4, ["external_support"])]
-    assert [len(h.sink.to(t)) for t in ("team-lead", "hod", "cto", "ceo", "vendor")] == [1, 1, 1, 1, 1]
+    assert [len(h.sink.to(t)) for t in ("team-lead", "hod", "cto", "ceo", "vendor")] == [0, 1, 1, 1, 1]
+    assert "review external support" in h.sink.to("vendor")[0]["text"]
+
+
+async def test_an_unrecovered_p3_reaches_the_head_of_department_and_reminds_them(
+        make_harness: HarnessFactory) -> None:
+    h = await make_harness(POLICIES, guardrails=NO_HOLDS)
+    await h.deliver(SLOW)
+    await h.tick(timedelta(minutes=29))
+    assert await _escalations(h) == []
+    for _ in range(3):
+        await h.tick(timedelta(minutes=31))  # 1 h, 1 h 31, 2 h 02
+    assert await _escalations(h) == [(1, ["team_lead"]), (2, ["head_of_department"]), (3, ["head_of_department"])]
+    first, reminder = h.sink.to("hod")
+    assert "reminder" not in first["text"] and "reminder: not recovered after 2 h" in reminder["text"]
 
 
 async def test_recovery_stops_the_matrix(make_harness: HarnessFactory) -> None:
@@ -68,7 +82,7 @@ async def test_recovery_stops_the_matrix(make_harness: HarnessFactory) -> None:
 
 async def test_a_raised_severity_escalates_as_the_higher_one_from_the_start(make_harness: HarnessFactory) -> None:
     h = await make_harness(POLICIES, guardrails=NO_HOLDS)
-    await h.deliver(SLOW)  # P3: its only step is the team lead after 4 hours
+    await h.deliver(SLOW)  # P3: its first step is the team lead after 30 minutes
     await h.tick(timedelta(minutes=20))
     await h.deliver(builders.alert("ApiDown", fingerprint="fp-api", group="api",
                                    starts_at=T0 + timedelta(minutes=20)))
@@ -76,7 +90,7 @@ async def test_a_raised_severity_escalates_as_the_higher_one_from_the_start(make
     assert incident.severity is Severity.P1
     # P1's 15-minute step is overdue for this incident, so it goes out with the next tick.
     await h.tick(timedelta(seconds=1))
-    assert await _escalations(h) == [(1, ["team_lead", "head_of_department"])]
+    assert await _escalations(h) == [(1, ["head_of_department"])]
     await h.tick(timedelta(hours=5))
     levels = await _escalations(h)
     assert [level for level, _ in levels] == [1, 2, 3, 4]  # P1's steps; the P3 step never fires
@@ -89,8 +103,8 @@ async def test_a_step_scheduled_before_a_restart_fires_after_it(make_harness: Ha
 
     restarted = await make_harness(POLICIES, guardrails=NO_HOLDS, holder="replica-a-restarted",
                                    clock=FakeClock(T0 + timedelta(minutes=16)))
-    assert await restarted.engine.timers.fire_due() == 1
-    assert await _escalations(restarted) == [(1, ["team_lead", "head_of_department"])]
+    assert await restarted.engine.timers.fire_due() == 2  # the P1's declaration, the matrix's 15-minute step
+    assert await _escalations(restarted) == [(1, ["head_of_department"])]
 
 
 async def test_two_replicas_fire_each_step_once(make_harness: HarnessFactory) -> None:
@@ -99,7 +113,7 @@ async def test_two_replicas_fire_each_step_once(make_harness: HarnessFactory) ->
     b = await make_harness(POLICIES, guardrails=NO_HOLDS, holder="replica-b", clock=a.clock)
     a.clock.advance(timedelta(minutes=31))
     fired = await asyncio.gather(a.engine.timers.fire_due(), b.engine.timers.fire_due())
-    assert sum(fired) == 2  # the 15- and 30-minute steps, between them
+    assert sum(fired) == 3  # the declaration, the 15- and 30-minute steps, between them
     assert [level for level, _ in await _escalations(a)] == [1, 2]
     assert len(a.sink.to("cto")) == 1
 
@@ -122,17 +136,18 @@ async def test_an_execution_left_unknown_by_a_crash_escalates_at_start(make_harn
     audit = await restarted.deps.store.get_audit(request.id)
     assert audit is not None and audit.outcome is Outcome.UNKNOWN
     # Five minutes in, nobody of the matrix is due yet: its first level hears it now.
-    assert await _escalations(restarted) == [(1, ["team_lead", "head_of_department"])]
+    assert await _escalations(restarted) == [(1, ["head_of_department"])]
     assert "outcome is unknown" in restarted.sink.to("hod")[0]["text"]
 
 
 async def test_a_contact_without_a_target_reaches_the_general_one(make_harness: HarnessFactory) -> None:
     h = await make_harness(POLICIES, guardrails=NO_HOLDS,
-                           incidents={"contacts": {"team_lead": "team-lead"}, "notify": "oncall"})
+                           incidents={"contacts": {"cto": "cto", "executives": "ceo"},
+                                                                     "notify": "oncall"})
     await h.deliver(DOWN)
     before = len(h.sink.to("oncall"))
-    await h.tick(timedelta(minutes=15))
-    assert len(h.sink.to("team-lead")) == 1
+    await h.tick(timedelta(minutes=30))
+    assert len(h.sink.to("cto")) == 1
     assert len(h.sink.to("oncall")) == before + 1  # head_of_department, through the general target
 
 
@@ -142,4 +157,4 @@ async def test_nobody_reachable_is_said_on_the_timeline(make_harness: HarnessFac
     await h.tick(timedelta(minutes=15))
     [incident] = await h.deps.store.list_incidents()
     [event] = [e for e in await h.deps.store.timeline(incident.id) if e.kind == "escalated"]
-    assert "no notify target for team_lead, head_of_department" in event.message
+    assert "no notify target for head_of_department" in event.message

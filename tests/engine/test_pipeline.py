@@ -60,7 +60,7 @@ async def test_enforce_runs_the_action_once_and_records_it_everywhere(
     await post(daemon, RESOLVED)
     resolved = await daemon.deps.store.get_incident(incident.id)
     assert resolved is not None and resolved.status is IncidentStatus.RESOLVED
-    assert [e.kind for e in await daemon.deps.store.timeline(incident.id)][-1] == "resolved"
+    assert [e.kind for e in await daemon.deps.store.timeline(incident.id)][-2:] == ["resolved", "phase"]
     assert daemon.metric("remediator_actions_total", action="notify.webhook", outcome="succeeded") == 1
 
 
@@ -182,7 +182,7 @@ async def test_not_recovered_after_verify_runs_the_next_step_then_escalates(
     await post(daemon, FIRING)
     assert [r["text"] for r in receiver.received] == ["first"]
     clock = daemon.clock
-    assert await daemon.engine.timers.fire_due() == 0  # not yet
+    assert await daemon.engine.timers.fire_due() == 1  # the P2's declaration; its verification is not due yet
     clock.advance(timedelta(minutes=5))
     assert await daemon.engine.timers.fire_due() == 1
     assert [r["text"] for r in receiver.received] == ["first", "second"]
@@ -198,11 +198,11 @@ async def test_resolved_before_verify_is_recorded_as_verified(start_daemon: Daem
     await post(daemon, FIRING)
     await post(daemon, RESOLVED)
     daemon.clock.advance(timedelta(minutes=5))
-    assert await daemon.engine.timers.fire_due() == 1
+    assert await daemon.engine.timers.fire_due() == 2  # the P2's declaration, the verification
     assert len(receiver.received) == 1
     incident = (await daemon.deps.store.list_incidents())[0]
     assert incident.phase is Phase.VERIFY
-    assert [e.kind for e in await daemon.deps.store.timeline(incident.id)][-1] == "verified"
+    assert [e.kind for e in await daemon.deps.store.timeline(incident.id)][-2:] == ["verified", "phase"]
 
 
 async def test_an_action_left_running_by_a_crash_is_marked_unknown_and_escalated_never_rerun(

@@ -9,7 +9,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from remediator.incidents.lifecycle import Acknowledge, AddNote, Close, Command, SetRootCause, apply_command, measure
+from remediator.incidents.lifecycle import (
+    Acknowledge,
+    AddNote,
+    Close,
+    Command,
+    MovePhase,
+    SetRootCause,
+    apply_command,
+    measure,
+)
 from remediator.model import Incident, IncidentStatus, Phase, Severity
 from remediator.settings import DEFAULT_TARGETS, IncidentSettings, SeverityTarget
 from tests.conftest import T0
@@ -31,6 +40,11 @@ def _incident(status: IncidentStatus = IncidentStatus.OPEN, **changes: Any) -> I
     (_incident(IncidentStatus.CLOSED), Acknowledge("alice"), "the incident is closed"),
     (_incident(), Close("alice", "done"), "1 alert(s) still firing"),
     (_incident(IncidentStatus.CLOSED), Close("alice", "done", force=True), "closed already"),
+    (_incident(), MovePhase("alice", Phase.DETECT), "phases only move forward"),
+    (_incident(), MovePhase("alice", Phase.TRIAGE), "in phase triage already"),
+    (_incident(), MovePhase("alice", Phase.POSTMORTEM), "still firing: the postmortem starts after recovery"),
+    (_incident(), MovePhase("alice", Phase.CLOSED), "closing is its own command"),
+    (_incident(IncidentStatus.CLOSED, phase=Phase.CLOSED), MovePhase("alice", Phase.VERIFY), "the incident is closed"),
 ])
 def test_refused_commands_change_nothing(incident: Incident, command: Command, refusal: str) -> None:
     effect = apply_command(incident, command, T0 + timedelta(minutes=1))
@@ -91,3 +105,26 @@ def test_p1_targets(acked: timedelta | None, recovered: timedelta | None, now: t
     target = SeverityTarget(respond=timedelta(minutes=15), recover=timedelta(hours=1))
     measured = measure(incident, target, UTC_ZONE, T0 + (now or timedelta(days=1)))
     assert (measured.respond_breached, measured.recover_breached) == (respond, recover)
+
+
+def test_people_move_the_seven_phases_forward_and_the_timeline_says_so() -> None:
+    resolved = _incident(IncidentStatus.RESOLVED, firing_count=0)
+    at = T0 + timedelta(minutes=20)
+    effect = apply_command(resolved, MovePhase("alice", Phase.ROOT_CAUSE, "report query locks"), at)
+    assert effect.incident.phase is Phase.ROOT_CAUSE and effect.incident.phase_times["root_cause"] == at
+    assert "contain" not in effect.incident.phase_times  # skipped: never stamped
+    [event] = effect.events
+    assert (event.kind, event.data) == ("phase", {"from": "triage", "to": "root_cause", "by": "alice"})
+    assert event.message == "phase triage → root_cause (alice): report query locks"
+    later = apply_command(effect.incident, MovePhase("bob", Phase.POSTMORTEM), at + timedelta(hours=1))
+    assert later.incident.phase is Phase.POSTMORTEM and later.events[0].data["by"] == "bob"
+    closed = apply_command(later.incident, Close("alice", "postmortem held"), at + timedelta(hours=2))
+    assert [e.kind for e in closed.events] == ["closed", "phase"] and closed.incident.phase is Phase.CLOSED
+
+
+def test_setting_the_root_cause_reaches_that_phase_and_never_goes_back() -> None:
+    effect = apply_command(_incident(), SetRootCause("alice", "locks"), T0)
+    assert effect.incident.phase is Phase.ROOT_CAUSE and [e.kind for e in effect.events] == ["root_cause", "phase"]
+    verified = _incident(IncidentStatus.RESOLVED, phase=Phase.VERIFY)
+    again = apply_command(verified, SetRootCause("alice", "locks, really"), T0)
+    assert again.incident.phase is Phase.VERIFY and [e.kind for e in again.events] == ["root_cause"]

@@ -115,3 +115,42 @@ def test_an_empty_period_has_no_averages() -> None:
     stats = incident_stats([], [], [], IncidentSettings(), now=NOW, since=SINCE, until=UNTIL)
     assert stats["recovery"]["mean_seconds"] is None and stats["auto_remediated"]["share"] is None
     assert stats["approvals"]["median_latency_seconds"] is None and stats["incidents"]["by_month"] == {}
+
+
+def test_the_runbooks_monthly_view_and_mttr() -> None:
+    stats = incident_stats(INCIDENTS, AUDIT, APPROVALS, IncidentSettings(), now=NOW, since=SINCE, until=UNTIL)
+    # §10.3's view: newest month first, then severity; minutes. February: C 20 and E 60 min (P2), D open (P3);
+    # January: A 40 and B 90 min (P1).
+    assert stats["monthly"] == [
+        {"month": "2026-02", "severity": "P2", "incident_count": 2, "resolved_count": 2,
+         "avg_resolution_minutes": 40.0, "max_resolution_minutes": 60.0},
+        {"month": "2026-02", "severity": "P3", "incident_count": 1, "resolved_count": 0,
+         "avg_resolution_minutes": None, "max_resolution_minutes": None},
+        {"month": "2026-01", "severity": "P1", "incident_count": 2, "resolved_count": 2,
+         "avg_resolution_minutes": 65.0, "max_resolution_minutes": 90.0},
+    ]
+    # MTTR over the three months before 1 March (from 1 December): every seeded incident that recovered.
+    assert stats["mttr"]["since"] == "2025-12-01T00:00:00+00:00"
+    assert stats["mttr"]["by_severity"] == {"P1": {"resolved_count": 2, "mttr_minutes": 65.0},
+                                            "P2": {"resolved_count": 2, "mttr_minutes": 40.0},
+                                            "P3": {"resolved_count": 0, "mttr_minutes": None},
+                                            "P4": {"resolved_count": 0, "mttr_minutes": None}}
+
+
+def test_mttr_looks_three_months_back_whatever_the_period_and_leaves_older_incidents_out() -> None:
+    old = incident("OLD", Severity.P1, datetime(2025, 11, 30, tzinfo=UTC), recovered=timedelta(minutes=500))
+    february = [i for i in INCIDENTS if i.opened_at.month == 2]
+    stats = incident_stats(february, [], [], IncidentSettings(), now=NOW, since=at(2, 1, 0), until=UNTIL,
+                           history=[old, *INCIDENTS])
+    assert stats["incidents"]["total"] == 3  # the period: February
+    assert stats["mttr"]["by_severity"]["P1"] == {"resolved_count": 2, "mttr_minutes": 65.0}  # January's, not OLD
+
+
+def test_counts_are_numbers_never_booleans() -> None:
+    # One incident that missed both targets: the first count of a Counter must still be a number.
+    [late] = [i for i in INCIDENTS if i.id == "INC-D"]
+    stats = incident_stats([late], [], [], IncidentSettings(), now=NOW, since=SINCE, until=UNTIL)
+    by_severity = stats["sla_breaches"]["by_severity"]
+    assert by_severity["P3"] == {"respond": 1, "recover": 1}
+    counts = [v for s in by_severity.values() for v in s.values()] + [stats["auto_remediated"]["count"]]
+    assert all(type(v) is int for v in counts)

@@ -19,10 +19,19 @@ def test_the_runbook_defaults() -> None:
     assert (targets[Severity.P2].respond, targets[Severity.P2].recover) == (timedelta(minutes=30), timedelta(hours=4))
     assert (targets[Severity.P3].respond, targets[Severity.P3].recover) == (timedelta(hours=2), timedelta(hours=24))
     assert (targets[Severity.P4].respond, targets[Severity.P4].recover) == ("next_business_day", timedelta(weeks=1))
-    p1 = settings.incidents.escalation[Severity.P1]
-    assert [(s.after, s.contacts) for s in p1] == [
-        (timedelta(minutes=15), ["team_lead", "head_of_department"]), (timedelta(minutes=30), ["cto"]),
-        (timedelta(hours=1), ["ceo"]), (timedelta(hours=2), ["external_support"])]
+    # The runbook's §3.3 matrix, "A → B" read as "B is told then"; (reminder) marks a repeat.
+    matrix = {severity: [(s.after, s.contacts, s.reminder) for s in steps]
+              for severity, steps in settings.incidents.escalation.items()}
+    minutes = timedelta(minutes=1)
+    assert matrix == {
+        Severity.P1: [(15 * minutes, ["head_of_department"], False), (30 * minutes, ["cto"], False),
+                      (60 * minutes, ["ceo"], False), (120 * minutes, ["external_support"], False)],
+        Severity.P2: [(15 * minutes, ["team_lead"], False), (30 * minutes, ["head_of_department"], False),
+                      (60 * minutes, ["cto"], False), (120 * minutes, ["cto"], True)],
+        Severity.P3: [(30 * minutes, ["team_lead"], False), (60 * minutes, ["head_of_department"], False),
+                      (120 * minutes, ["head_of_department"], True)],
+        Severity.P4: [],
+    }
     assert settings.approvals.required_for(Severity.P1) == 1
     assert settings.approvals.expire_after == timedelta(minutes=30)
 

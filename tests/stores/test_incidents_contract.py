@@ -44,7 +44,7 @@ async def test_acknowledging_stamps_the_response_once(store: Store) -> None:
     assert again is not None and "acknowledged already by alice" in again.refusal
     after = await store.get_incident(incident.id)
     assert after == stored  # bob's acknowledgement changed nothing
-    assert [e.kind for e in await store.timeline(incident.id)] == ["detected", "acknowledged"]
+    assert [e.kind for e in await store.timeline(incident.id)] == ["detected", "acknowledged", "phase"]
 
 
 async def test_two_people_acknowledging_at_once_give_one_acknowledgement(store: Store) -> None:
@@ -68,7 +68,8 @@ async def test_notes_and_root_cause_do_not_touch_what_alerts_changed(store: Stor
     assert stored.firing_count == 2 and stored.alert_count == 2
     assert stored.root_cause == "a report query held locks"
     events = await store.timeline(incident.id)
-    assert [(e.kind, e.data.get("by")) for e in events[-2:]] == [("note", "alice"), ("root_cause", "alice")]
+    assert [(e.kind, e.data.get("by")) for e in events[-3:]] == [("note", "alice"), ("root_cause", "alice"),
+                                                                  ("phase", "alice")]  # triage → root_cause
 
 
 async def test_closing_an_incident_with_firing_alerts_needs_force(store: Store) -> None:

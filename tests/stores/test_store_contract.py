@@ -135,7 +135,8 @@ async def test_firing_alert_opens_an_incident_and_its_resolution_resolves_it(sto
     assert stored is not None and stored.status is IncidentStatus.RESOLVED and stored.resolved_at == end
     assert stored.phase is Phase.RECOVER
     kinds = [e.kind for e in await store.timeline(incident.id)]
-    assert kinds == ["detected", "alert_firing", "alert_firing", "alert_resolved", "alert_resolved", "resolved"]
+    assert kinds == ["detected", "alert_firing", "alert_firing", "alert_resolved", "alert_resolved", "resolved",
+                     "phase"]  # detect → recover
 
 
 async def test_a_batch_is_correlated_in_order(store: Store) -> None:
@@ -402,7 +403,7 @@ async def test_a_batch_correlates_in_order_like_one_alert_at_a_time(store: Store
     assert final is not None and final.phase is Phase.TRIAGE and final.severity is Severity.P2
     assert (final.alert_count, final.firing_count, final.status) == (2, 2, IncidentStatus.OPEN)
     kinds = [e.kind for e in await store.timeline(one.id)]
-    assert kinds == ["detected", "matched", "alert_firing", "severity_raised"], kinds
+    assert kinds == ["detected", "matched", "phase", "alert_firing", "severity_raised"], kinds
 
 
 async def test_requests_are_claimed_and_finished_in_batches(store_factory: StoreFactory) -> None:

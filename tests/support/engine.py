@@ -29,7 +29,7 @@ from tests.conftest import T0
 from tests.support.receiver import Receiver, running_receiver
 
 CONTACT_TARGETS = {"team_lead": "team-lead", "head_of_department": "hod", "cto": "cto", "ceo": "ceo",
-                   "external_support": "vendor"}
+                   "external_support": "vendor", "executives": "execs"}
 
 
 class RestartParams(ActionParams):
@@ -117,7 +117,7 @@ HarnessFactory = Callable[..., Awaitable[Harness]]
 def harness_settings(tmp_path: Path, sink_url: str, policies: str, **overrides: Any) -> Settings:
     (tmp_path / "policies").mkdir(exist_ok=True)
     (tmp_path / "policies" / "test.yaml").write_text(policies)
-    targets = ["oncall", *CONTACT_TARGETS.values()]
+    targets = ["oncall", "sec", "csirt", *CONTACT_TARGETS.values()]
     base: dict[str, Any] = {
         "mode": "enforce",
         "public_url": "https://remediator.hospital.example",

@@ -71,6 +71,23 @@ async def test_people_acknowledge_note_set_root_cause_and_close(make_daemon: Dae
     ("alice", "root-cause", {}, 400),
     ("alice", "close", {"reason": "x", "force": "yes"}, 400),
     ("alice", "close", {"reason": ""}, 400),
+    ("victor", "phase", {"phase": "contain"}, 403),
+    ("alice", "phase", {"phase": "fixing"}, 400),
+    ("alice", "phase", {"phase": "triage"}, 409),  # it is past triage (contained): phases only move forward
+    ("alice", "phase", {"phase": "postmortem"}, 409),  # its alert still fires
+    ("alice", "phase", {"phase": "closed"}, 409),  # closing is `close`, with a reason
+    ("alice", "checklist", {"item": "coffee"}, 400),
+    ("alice", "checklist", {"list": "shopping", "item": "symptoms"}, 400),
+    ("alice", "checklist", {"item": "symptoms", "checked": "yes"}, 400),
+    ("alice", "roles", {"role": "king", "person": "alice"}, 400),
+    ("alice", "roles", {"role": "scribe", "person": ""}, 400),
+    ("alice", "postmortem-fields", {}, 400),
+    ("alice", "postmortem-fields", {"failed_vital_entries": -1}, 400),
+    ("alice", "postmortem-fields", {"failed_vital_entries": True}, 400),
+    ("alice", "postmortem-fields", {"data_loss": "없음", "mood": "bad"}, 400),  # nothing of it is kept
+    ("alice", "postmortem-fields", {"lessons": "one"}, 400),
+    ("alice", "prevention-actions", {"action": "add an index", "owner": "DBA", "due": "next week"}, 400),
+    ("alice", "prevention-actions", {"action": "", "owner": "DBA", "due": "2026-01-13"}, 400),
 ])
 async def test_bad_commands_are_refused_and_change_nothing(
     make_daemon: DaemonFactory, who: str | None, action: str, body: dict[str, object], status: int,
@@ -145,8 +162,63 @@ async def test_postmortem_draft_of_an_incident(make_daemon: DaemonFactory) -> No
     answer = await d.client.get(f"/api/v1/incidents/{incident_id}/postmortem", headers=d.auth("victor"))
     assert answer.status == 200 and answer.content_type == "text/markdown"
     text = await answer.text()
-    assert text.startswith(f"# Postmortem: {incident_id}")
-    assert "| note | bob: ward 4 charts on paper |" in text
+    assert text.startswith("# 인시던트 사후분석 보고서") and incident_id in text
+    assert "| note: bob: ward 4 charts on paper |" in text
     assert "APR-" in text  # the held restart appears with its approval
     missing = await d.client.get("/api/v1/incidents/INC-2026-99999/postmortem", headers=d.auth("victor"))
     assert missing.status == 404
+
+
+async def test_declaration_view_shows_who_checked_what_and_when(make_daemon: DaemonFactory) -> None:
+    d = await make_daemon(POLICIES)
+    incident_id = await _open(d)
+    base = f"/api/v1/incidents/{incident_id}"
+    d.clock.advance(timedelta(minutes=3))
+    for command, body in (("roles", {"role": "incident_commander", "person": "alice"}),
+                          ("checklist", {"item": "scope", "note": "wards 3 and 4"}),
+                          ("checklist", {"item": "severity"}),
+                          ("checklist", {"item": "severity", "checked": False, "note": "P1 or P2?"})):
+        answer = await d.client.post(f"{base}/{command}", headers=d.auth("alice"), json=body)
+        assert answer.status == 200, await answer.text()
+    view = await (await d.client.get(f"{base}/declaration", headers=d.auth("victor"))).json()
+    assert view["roles"]["incident_commander"] == {"person": "alice", "by": "alice",
+                                                   "at": (T0 + timedelta(minutes=3)).isoformat()}
+    assert view["roles"]["scribe"] is None
+    [first] = [s for s in view["checklists"]["declaration"] if s["section"] == "1. 초기 정보 수집"]
+    items = {i["item"]: i for i in first["items"]}
+    assert list(items) == ["symptoms", "scope", "start_time", "severity"]  # the runbook's order
+    assert (items["scope"]["checked"], items["scope"]["by"], items["scope"]["note"]) == (True, "alice", "wards 3 and 4")
+    assert (items["severity"]["checked"], items["severity"]["note"]) == (False, "P1 or P2?")  # the latest wins
+    assert items["symptoms"] == {"item": "symptoms", "text": "증상 확인 (어떤 문제가 발생했는가?)", "checked": False,
+                                 "by": None, "at": None, "note": ""}
+    missing = await d.client.get("/api/v1/incidents/INC-2026-99999/declaration", headers=d.auth("victor"))
+    assert missing.status == 404
+
+
+async def test_a_person_starts_a_deadline_and_marks_it_met(make_daemon: DaemonFactory) -> None:
+    d = await make_daemon(POLICIES)
+    incident_id = await _open(d)
+    base = f"/api/v1/incidents/{incident_id}"
+    d.clock.advance(timedelta(hours=2))  # the leak is suspected two hours in: the count is from the opening
+    for body, status in (({"deadline": "postmortem", "start": True}, 400),
+                         ({"deadline": "privacy_regulator", "met": True}, 409),  # not started: nothing to meet
+                         ({"deadline": "privacy_regulator", "start": True}, 200),
+                         ({"deadline": "privacy_regulator", "start": True}, 409),
+                         ({"deadline": "privacy_regulator", "met": "yes"}, 400)):
+        answer = await d.client.post(f"{base}/deadlines", headers=d.auth("alice"), json=body)
+        assert answer.status == status, (body, await answer.text())
+    refused = await d.client.post(f"{base}/deadlines", headers=d.auth("victor"),
+                                  json={"deadline": "privacy_regulator", "met": True})
+    assert refused.status == 403
+    view = await (await d.client.get(f"{base}/declaration", headers=d.auth("victor"))).json()
+    deadline = view["deadlines"]["privacy_regulator"]
+    assert (deadline["started_at"], deadline["due_at"]) == (T0.isoformat(), (T0 + timedelta(hours=72)).isoformat())
+    assert (deadline["met"], deadline["overdue"]) == (False, False)
+    answer = await d.client.post(f"{base}/deadlines", headers=d.auth("alice"),
+                                 json={"deadline": "privacy_regulator", "note": "reported online"})
+    assert answer.status == 200
+    view = await (await d.client.get(f"{base}/declaration", headers=d.auth("victor"))).json()
+    assert view["deadlines"]["privacy_regulator"]["met"] is True
+    assert view["deadlines"]["privacy_regulator"]["by"] == "alice"
+    draft = await (await d.client.get(f"{base}/postmortem", headers=d.auth("victor"))).text()
+    assert "due 2026-01-08 09:00 UTC, met (alice, 2026-01-05 11:00 UTC)" in draft

@@ -90,7 +90,8 @@ def test_each_incident_command_is_its_own_documented_path(apps: dict[int, web.Ap
     (command,) = [r for app in apps.values() for m, r in routes(app)
                   if r.canonical == "/api/v1/incidents/{id}/{action}"]
     commands = sorted(p.rsplit("/", 1)[1] for m, p in documented(document) if m == "post" and serves(command, p))
-    assert commands == ["acknowledge", "close", "notes", "root-cause"]
+    assert commands == ["acknowledge", "checklist", "close", "notes", "phase", "postmortem-fields",
+                        "prevention-actions", "roles", "root-cause"]
 
 
 def _operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:

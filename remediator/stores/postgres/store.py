@@ -282,7 +282,7 @@ class PostgresStore(PeopleRecords, WafBlockRecords, RequestRecovery, RetentionRe
             moved = incidents.move_phase(current, phase, at)
             if moved is not current:
                 await conn.execute(pr.UPSERT_INCIDENT, *pr.incident_args(moved))
-            await self._insert_events(conn, events)
+            await self._insert_events(conn, [*events, *incidents.phase_events(current, moved, at)])
         return moved
 
     # -- requests, executions, audit --------------------------------------------------------------

@@ -258,7 +258,7 @@ class SqliteStore(PeopleRecords, WafBlockRecords, RequestRecovery, RetentionReco
             moved = incidents.move_phase(current, phase, at)
             if moved is not current:
                 self._open.save(conn, moved)
-            self._insert_events(conn, events)
+            self._insert_events(conn, [*events, *incidents.phase_events(current, moved, at)])
             return moved
 
         return await self._write(op)
