@@ -37,7 +37,8 @@ async def test_the_daemon_purges_expired_alerts_and_keeps_the_incident_and_its_t
     await _wait_for_a_pass(daemon)
 
     assert daemon.count("alerts") == 0 and daemon.count("alert_keys") == 0
-    assert await daemon.deps.store.timeline(incident.id) == timeline
+    later = await daemon.deps.store.timeline(incident.id)  # the clock's jump may add events (a declaration)
+    assert later[:len(timeline)] == timeline  # nothing the timeline showed is gone with the alerts
     response = await daemon.admin.get("/metrics")
     text = await response.text()
     assert 'remediator_store_rows{table="alerts"} 0.0' in text

@@ -121,7 +121,15 @@ async def test_every_incident_page_fits_a_phone_and_shows_hostile_text_as_text(
         p1, hostile = incidents["ErpApiDown"]["id"], incidents["BillingSlow"]["id"]
         await _api(http, daemon, f"/api/v1/incidents/{p1}/notes", "alice", {"text": NOTE})
         await _api(http, daemon, f"/api/v1/incidents/{p1}/acknowledge", "alice", {"note": "on it"})
+        # A P1's declaration (channel, executive report) lands on its timeline a timer tick later:
+        # read the record once it has stopped growing, so the page and the API show the same events.
         record = await _api(http, daemon, f"/api/v1/incidents/{p1}")
+        for _ in range(20):
+            await asyncio.sleep(1.5)
+            again = await _api(http, daemon, f"/api/v1/incidents/{p1}")
+            if len(again["timeline"]) == len(record["timeline"]):
+                break
+            record = again
         [approval] = (await _api(http, daemon, "/api/v1/approvals?status=pending"))["approvals"]
     pages = ["/console/incidents", f"/console/incidents/{p1}", f"/console/incidents/{hostile}", "/console/stats",
              "/console/approvals"]
