@@ -24,6 +24,8 @@ from remediator.plaintext import one_line
 
 DEFAULT_URL = "http://127.0.0.1:8081"  # the admin listener's default (admin_listen)
 VOTED = {"approve": "approved", "reject": "rejected"}
+# 1 for what the daemon refused (the request was bad), 2 usage, 3 the daemon cannot be reached.
+EXIT_STATUS = {"unreachable": 3, "bad_url": 2, "plan_hash_required": 2}
 
 
 class ApiError(Exception):
@@ -87,13 +89,6 @@ def describe(approval: dict[str, Any]) -> str:
     return "\n".join(one_line(line) for line in lines)
 
 
-def _print(data: Any, as_json: bool, text: str) -> None:
-    if as_json:
-        terminal.out_json(data)
-    else:
-        terminal.out(text)
-
-
 def _confirmed_hash(api: DaemonApi, approval_id: str, choice: str) -> str:
     """Without --plan-hash: show the current plan and ask; the hash sent is the one shown."""
     if not sys.stdin.isatty():
@@ -111,38 +106,41 @@ def cmd_approvals(args: argparse.Namespace) -> int:
         if args.action == "list":
             found = api.call("GET", f"/api/v1/approvals?status={quote(args.status)}&limit={args.limit}")
             approvals = found["approvals"]
-            _print(found, args.json, "\n".join(describe(a) for a in approvals) or f"no {args.status} approvals")
+            terminal.emit(args, found, lambda _: "\n".join(describe(a) for a in approvals)
+                          or f"no {args.status} approvals")
             return 0
         if args.action == "show":
             approval = api.call("GET", f"/api/v1/approvals/{quote(args.id)}")
-            _print(approval, args.json, describe(approval))
+            terminal.emit(args, approval, describe)
             return 0
         plan_hash = args.plan_hash or _confirmed_hash(api, args.id, args.action)
         answer = api.call("POST", f"/api/v1/approvals/{quote(args.id)}/{args.action}",
                           {"plan_hash": plan_hash, "reason": args.reason})
-        _print(answer, args.json, describe(answer))
+        terminal.emit(args, answer, describe)
         return 0
     except ApiError as exc:
         terminal.err(f"remediator: {exc}")
-        return 3 if exc.error == "unreachable" else 1
+        return EXIT_STATUS.get(exc.error, 1)
 
 
-def add_parser(sub: Any) -> None:
-    approvals = sub.add_parser("approvals", help="list, approve or reject held actions (through the daemon)")
+def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """The `approvals` command; `parents` carry the output options."""
+    approvals = sub.add_parser("approvals", parents=parents,
+                               help="list, approve or reject held actions (through the daemon)")
     approvals.add_argument("--url", help=f"the daemon (default: $REMEDIATOR_URL, else {DEFAULT_URL})")
     approvals.add_argument("--token", help="API token (better: $REMEDIATOR_TOKEN, kept out of `ps`)")
     approvals.add_argument("--timeout", type=float, default=600.0,
                            help="seconds to wait; an approval waits for the action it runs (default 600)")
-    approvals.add_argument("--json", action="store_true", help="print the daemon's JSON answer")
-    action = approvals.add_subparsers(dest="action", required=True)
-    listing = action.add_parser("list", help="approvals by status (default: pending)")
+    action = approvals.add_subparsers(dest="action", required=True, metavar="{list,show,approve,reject}")
+    listing = action.add_parser("list", parents=parents, help="approvals by status (default: pending)")
     listing.add_argument("--status", default="pending",
                          choices=["pending", "approved", "rejected", "expired", "no_longer_needed", "all"])
     listing.add_argument("--limit", type=int, default=50)
-    show = action.add_parser("show", help="one approval: the plan, its hash, the votes")
+    show = action.add_parser("show", parents=parents, help="one approval: the plan, its hash, the votes")
     show.add_argument("id")
     for name in ("approve", "reject"):
-        decide = action.add_parser(name, help=f"{name} an approval (the daemon runs what is approved)")
+        decide = action.add_parser(name, parents=parents,
+                                   help=f"{name} an approval (the daemon runs what is approved)")
         decide.add_argument("id")
         decide.add_argument("--reason", required=True, help="why (recorded with your name)")
         decide.add_argument("--plan-hash", help="the plan hash you were shown (asked for interactively if omitted)")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from aiohttp.typedefs import Handler
+from prometheus_client.aiohttp import make_aiohttp_handler
 
+from remediator.deps import Deps
+from remediator.engine.pipeline import Engine
 from remediator.errors import CoordinationUnavailable, StoreUnavailable
 from remediator.model import ApprovalStatus
 from remediator.web.common import json_response
@@ -39,16 +42,21 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
 
 
-async def metrics(request: web.Request) -> web.Response:
-    deps, engine = request.app[DEPS], request.app[ENGINE]
-    m = deps.metrics
-    m.queue_depth.set(engine.queue.qsize())
-    try:
-        for severity, count in (await deps.store.open_incident_counts()).items():
-            m.open_incidents.labels(severity.value).set(count)
-        m.backlog.set(await deps.store.count_unprocessed())
-        m.approvals_pending.set(len(await deps.store.list_approvals(ApprovalStatus.PENDING, limit=100_000)))
-    except StoreUnavailable:
-        pass  # the last known values stay; /readyz says what is wrong
-    return web.Response(body=generate_latest(m.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+def metrics_handler(deps: Deps, engine: Engine) -> Handler:
+    """`/metrics`: prometheus_client's own aiohttp handler (text or OpenMetrics by the Accept
+    header, gzip when the scraper accepts it, `name[]` filters), after the store-derived gauges are
+    read for this scrape."""
+    exposition = make_aiohttp_handler(deps.metrics.registry)
 
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        deps.metrics.queue_depth.set(engine.queue.qsize())
+        try:
+            counts = await deps.store.open_incident_counts()
+            deps.metrics.store_gauges.update(
+                {severity.value: count for severity, count in counts.items()}, await deps.store.count_unprocessed(),
+                len(await deps.store.list_approvals(ApprovalStatus.PENDING, limit=100_000)))
+        except StoreUnavailable:
+            pass  # the last values read stay; /readyz says what is wrong
+        return await exposition(request)
+
+    return metrics

@@ -64,7 +64,7 @@ def admin_app(deps: Deps, engine: Engine) -> web.Application:
     app.add_subapp(CONSOLE, console_app(deps, engine))
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
-    app.router.add_get("/metrics", health.metrics)
+    app.router.add_get("/metrics", health.metrics_handler(deps, engine))
     return app
 
 
