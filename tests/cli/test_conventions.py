@@ -30,15 +30,8 @@ from remediator.engine.pipeline import Engine
 from remediator.settings import load_settings
 from remediator.sources.alertmanager import parse_alertmanager
 from tests.conftest import ROOT
+from tests.support.daemon import NOTIFY_POLICY
 
-POLICY = """
-name: pg-too-many-connections
-severity: P2
-match: {source: alertmanager, alertname: PostgresTooManyConnections}
-actions:
-  - type: notify.webhook
-    params: {to: oncall, title: "{alert.name} on {labels.instance}", text: "{annotations.summary}"}
-"""
 PAYLOAD = ROOT / "policies" / "fixtures" / "payloads" / "am-pg-too-many-connections.json"
 
 
@@ -52,7 +45,7 @@ def workspace(tmp_path: Path) -> Path:
     """Settings with a SQLite store of their own and one policy with a passing and a failing fixture."""
     policies = tmp_path / "policies"
     (policies / "fixtures").mkdir(parents=True)
-    (policies / "pg.yaml").write_text(POLICY)
+    (policies / "pg.yaml").write_text(NOTIFY_POLICY)
     shutil.copy(PAYLOAD, policies / "fixtures" / "payload.json")
     (tmp_path / "settings.yaml").write_text(
         f"policies_dir: {policies}\nstore: {{url: 'sqlite:///{tmp_path / 'store.db'}'}}\n"
