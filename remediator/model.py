@@ -58,6 +58,7 @@ class DecisionReason(StrEnum):
 
     ALLOWED = "allowed"
     KILL_SWITCH = "kill_switch"
+    MAINTENANCE_WINDOW = "maintenance_window"
     PROTECTED_TARGET = "protected_target"
     COOLDOWN = "cooldown"
     RATE_LIMITED = "rate_limited"

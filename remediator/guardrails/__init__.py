@@ -1,7 +1,7 @@
 """Guardrails: every request passes them before any action runs (DESIGN.md §3).
 
-Order matters and is visible here: the cheap, absolute rules first (kill switch, protected
-targets, flapping), then the approval hold, then the limits, which are admitted all at once.
+Order matters and is visible here: the cheap, absolute rules first (kill switch, maintenance
+windows, protected targets, flapping), then the approval hold, then the limits, which are admitted all at once.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from remediator.guardrails.approval import ApprovalGuard
 from remediator.guardrails.base import CheckRule, GuardInput, QuotaRule
 from remediator.guardrails.flap import FlapGuard
 from remediator.guardrails.killswitch import KillSwitchGuard
+from remediator.guardrails.maintenance import MaintenanceWindowGuard
 from remediator.guardrails.quotas import BlastRadiusRule, BudgetRule, CooldownRule, RateLimitRule
 from remediator.model import Decision, DecisionReason, Verdict
 from remediator.settings import GuardrailSettings
@@ -61,6 +62,7 @@ def default_guardrails(settings: GuardrailSettings, coordination: Coordination) 
     """The rules every request passes, in order."""
     checks: list[CheckRule] = [
         KillSwitchGuard(coordination, forced=settings.kill_switch),
+        MaintenanceWindowGuard(settings.maintenance, settings.zone),
         ProtectedTargetGuard(settings.protected),
         FlapGuard(settings.flap),
         ApprovalGuard(settings.hold_severities),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import timedelta, tzinfo
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -44,6 +44,7 @@ from remediator.settings.base import (
     is_loopback,
     parse_duration,
 )
+from remediator.settings.maintenance import MaintenanceWindow, check_names, time_zone
 from remediator.settings.people import (
     DEFAULT_TARGETS,
     ApiSettings,
@@ -58,13 +59,46 @@ from remediator.settings.targets import PostgresTarget, RedisTarget, TargetSetti
 
 # Every section stays importable from here, wherever it is defined.
 __all__ = [
-    "DEFAULT_TARGETS", "ApiSettings", "ApiToken", "ApprovalSettings", "AwsSettings", "BasicCredential",
-    "CoordinationSettings", "Duration", "ElastiCacheSettings", "EngineSettings", "EscalationStep",
-    "EvidenceSettings", "FreshnessCheck", "GuardrailSettings", "IncidentSettings", "IntakeSettings", "Listen",
-    "LogSettings", "Mode", "NamedReport", "NotifyTarget", "PositiveDuration", "PostgresTarget", "ProtectedTargets",
-    "RedisTarget", "ReportParam", "Section", "Settings", "SeverityTarget", "SnsRawDelivery", "SnsSettings",
-    "StoreSettings", "TargetSettings", "WafSettings", "WindowLimit", "is_loopback", "load_settings",
-    "parse_duration", "token_digest",
+    "DEFAULT_TARGETS",
+    "ApiSettings",
+    "ApiToken",
+    "ApprovalSettings",
+    "AwsSettings",
+    "BasicCredential",
+    "CoordinationSettings",
+    "Duration",
+    "ElastiCacheSettings",
+    "EngineSettings",
+    "EscalationStep",
+    "EvidenceSettings",
+    "FreshnessCheck",
+    "GuardrailSettings",
+    "IncidentSettings",
+    "IntakeSettings",
+    "Listen",
+    "LogSettings",
+    "MaintenanceWindow",
+    "Mode",
+    "NamedReport",
+    "NotifyTarget",
+    "PositiveDuration",
+    "PostgresTarget",
+    "ProtectedTargets",
+    "RedisTarget",
+    "ReportParam",
+    "Section",
+    "Settings",
+    "SeverityTarget",
+    "SnsRawDelivery",
+    "SnsSettings",
+    "StoreSettings",
+    "TargetSettings",
+    "WafSettings",
+    "WindowLimit",
+    "is_loopback",
+    "load_settings",
+    "parse_duration",
+    "token_digest",
 ]
 
 ENV_PREFIX = "REMEDIATOR_"
@@ -178,6 +212,24 @@ class GuardrailSettings(Section):
     default_cooldown: Duration = timedelta(minutes=10)
     protected: list[ProtectedTargets] = []
     hold_severities: list[Severity] = [Severity.P1]
+    time_zone: str = "UTC"  # of maintenance windows without an offset (an IANA name)
+    maintenance: list[MaintenanceWindow] = []
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        time_zone(value)
+        return value
+
+    @field_validator("maintenance")
+    @classmethod
+    def _unique_windows(cls, value: list[MaintenanceWindow]) -> list[MaintenanceWindow]:
+        check_names(value)
+        return value
+
+    @property
+    def zone(self) -> tzinfo:
+        return time_zone(self.time_zone)
 
 
 class NotifyTarget(Section):
