@@ -34,6 +34,7 @@ from remediator.model import (
     WafBlock,
     stable_id,
 )
+from remediator.stores.circuits import CircuitStore
 
 
 class RequestState(StrEnum):
@@ -405,7 +406,7 @@ class ConsoleSession:
     expires_at: datetime
 
 
-class Coordination(Protocol):
+class Coordination(CircuitStore, Protocol):
     """Shared short-lived state. Raise CoordinationUnavailable when it cannot be reached."""
 
     async def open(self) -> None: ...
