@@ -22,6 +22,7 @@ from remediator.engine.timers import TimerLoop
 from remediator.engine.verification import Verifier
 from remediator.engine.waf_blocks import BlockExpiry
 from remediator.errors import CoordinationUnavailable, StoreUnavailable
+from remediator.guardrails.circuit import CircuitCounter
 from remediator.incidents.lifecycle import measure
 from remediator.model import Alert, AlertStatus, AuditRecord, Incident, Outcome
 from remediator.observability import get_logger
@@ -63,8 +64,10 @@ class Engine:
         self.notifier = Notifier(deps)
         self.escalation = Escalation(deps, self.notifier)
         self.verifier = Verifier(deps, self.run_step, self.escalate)
-        self.approvals = ApprovalDesk(deps, Executor(deps), self.escalation, self.notifier, self.verifier.follow_up)
-        self.executor = Executor(deps, on_hold or self.approvals.on_hold)
+        circuits = CircuitCounter(deps.coordination, deps.settings.guardrails.circuit_breaker, self.escalate)
+        self.approvals = ApprovalDesk(deps, Executor(deps, circuits=circuits), self.escalation, self.notifier,
+                                      self.verifier.follow_up)
+        self.executor = Executor(deps, on_hold or self.approvals.on_hold, circuits)
         self.waf_blocks = BlockExpiry(deps, self.executor, self.escalate)
         # A timer's claim outlasts the longest action its handler may run, so it never fires twice.
         self.timers = TimerLoop(deps, lease=deps.settings.engine.action_timeout + timedelta(minutes=2))

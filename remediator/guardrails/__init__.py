@@ -1,7 +1,8 @@
 """Guardrails: every request passes them before any action runs (DESIGN.md §3).
 
 Order matters and is visible here: the cheap, absolute rules first (kill switch, maintenance
-windows, protected targets, flapping), then the approval hold, then the limits, which are admitted all at once.
+windows, open circuits, protected targets, flapping), then the approval hold, then the limits,
+which are admitted all at once.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from remediator.errors import CoordinationUnavailable
 from remediator.guardrails.allowlist import ProtectedTargetGuard
 from remediator.guardrails.approval import ApprovalGuard
 from remediator.guardrails.base import CheckRule, GuardInput, QuotaRule
+from remediator.guardrails.circuit import CircuitBreakerGuard
 from remediator.guardrails.flap import FlapGuard
 from remediator.guardrails.killswitch import KillSwitchGuard
 from remediator.guardrails.maintenance import MaintenanceWindowGuard
@@ -63,6 +65,7 @@ def default_guardrails(settings: GuardrailSettings, coordination: Coordination) 
     checks: list[CheckRule] = [
         KillSwitchGuard(coordination, forced=settings.kill_switch),
         MaintenanceWindowGuard(settings.maintenance, settings.zone),
+        CircuitBreakerGuard(coordination, settings.circuit_breaker),
         ProtectedTargetGuard(settings.protected),
         FlapGuard(settings.flap),
         ApprovalGuard(settings.hold_severities),

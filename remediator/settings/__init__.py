@@ -65,6 +65,7 @@ __all__ = [
     "ApprovalSettings",
     "AwsSettings",
     "BasicCredential",
+    "CircuitBreakerSettings",
     "CoordinationSettings",
     "Duration",
     "ElastiCacheSettings",
@@ -205,6 +206,13 @@ class ProtectedTargets(Section):
     reason: str = ""
 
 
+class CircuitBreakerSettings(Section):
+    """N failures in a row of an action type on a target open its circuit for `cool_off` (0: off)."""
+
+    failures: int = Field(3, ge=0, le=100)
+    cool_off: PositiveDuration = timedelta(minutes=30)
+
+
 class GuardrailSettings(Section):
     kill_switch: bool = False
     budget: WindowLimit = WindowLimit(max=30, window=timedelta(hours=1))
@@ -214,6 +222,7 @@ class GuardrailSettings(Section):
     hold_severities: list[Severity] = [Severity.P1]
     time_zone: str = "UTC"  # of maintenance windows without an offset (an IANA name)
     maintenance: list[MaintenanceWindow] = []
+    circuit_breaker: CircuitBreakerSettings = CircuitBreakerSettings()
 
     @field_validator("time_zone")
     @classmethod
