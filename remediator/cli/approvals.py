@@ -123,14 +123,18 @@ def cmd_approvals(args: argparse.Namespace) -> int:
         return EXIT_STATUS.get(exc.error, 1)
 
 
+def add_daemon_options(command: argparse.ArgumentParser, timeout_help: str) -> None:
+    """Where the daemon is and who is asking: the options of every command that calls its API."""
+    command.add_argument("--url", help=f"the daemon (default: $REMEDIATOR_URL, else {DEFAULT_URL})")
+    command.add_argument("--token", help="API token (better: $REMEDIATOR_TOKEN, kept out of `ps`)")
+    command.add_argument("--timeout", type=float, default=600.0, help=timeout_help)
+
+
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     """The `approvals` command; `parents` carry the output options."""
     approvals = sub.add_parser("approvals", parents=parents,
                                help="list, approve or reject held actions (through the daemon)")
-    approvals.add_argument("--url", help=f"the daemon (default: $REMEDIATOR_URL, else {DEFAULT_URL})")
-    approvals.add_argument("--token", help="API token (better: $REMEDIATOR_TOKEN, kept out of `ps`)")
-    approvals.add_argument("--timeout", type=float, default=600.0,
-                           help="seconds to wait; an approval waits for the action it runs (default 600)")
+    add_daemon_options(approvals, "seconds to wait; an approval waits for the action it runs (default 600)")
     action = approvals.add_subparsers(dest="action", required=True, metavar="{list,show,approve,reject}")
     listing = action.add_parser("list", parents=parents, help="approvals by status (default: pending)")
     listing.add_argument("--status", default="pending",
