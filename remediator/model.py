@@ -58,6 +58,7 @@ class DecisionReason(StrEnum):
 
     ALLOWED = "allowed"
     KILL_SWITCH = "kill_switch"
+    PAUSED = "paused"
     MAINTENANCE_WINDOW = "maintenance_window"
     CIRCUIT_OPEN = "circuit_open"
     PROTECTED_TARGET = "protected_target"

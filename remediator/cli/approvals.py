@@ -13,6 +13,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -123,11 +124,31 @@ def cmd_approvals(args: argparse.Namespace) -> int:
         return EXIT_STATUS.get(exc.error, 1)
 
 
+def daemon_command(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None,
+                   text: Callable[[Any], str]) -> int:
+    """One call to the daemon's API, its answer printed (`-o`); the exit status says how it went."""
+    try:
+        answer = api_from(args).call(method, path, body)
+    except ApiError as exc:
+        terminal.err(f"remediator: {exc}")
+        return EXIT_STATUS.get(exc.error, 1)
+    terminal.emit(args, answer, text)
+    return 0
+
+
 def add_daemon_options(command: argparse.ArgumentParser, timeout_help: str) -> None:
     """Where the daemon is and who is asking: the options of every command that calls its API."""
     command.add_argument("--url", help=f"the daemon (default: $REMEDIATOR_URL, else {DEFAULT_URL})")
     command.add_argument("--token", help="API token (better: $REMEDIATOR_TOKEN, kept out of `ps`)")
     command.add_argument("--timeout", type=float, default=600.0, help=timeout_help)
+
+
+def add_daemon_parser(sub: Any, name: str, about: str, parents: list[argparse.ArgumentParser],
+                      actions: str) -> tuple[argparse.ArgumentParser, Any]:
+    """A command that calls the daemon's API, and its subcommands' parser (`actions`: "list,close")."""
+    command: argparse.ArgumentParser = sub.add_parser(name, parents=parents, help=about)
+    add_daemon_options(command, "seconds to wait (default 600)")
+    return command, command.add_subparsers(dest="action", required=True, metavar=f"{{{actions}}}")
 
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:

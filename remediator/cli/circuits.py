@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from remediator.cli import terminal
-from remediator.cli.approvals import EXIT_STATUS, ApiError, add_daemon_options, api_from
+from remediator.cli.approvals import add_daemon_parser, daemon_command
 from remediator.plaintext import one_line
 
 
@@ -25,26 +24,16 @@ def listing(found: dict[str, Any]) -> str:
 
 
 def cmd_circuits(args: argparse.Namespace) -> int:
-    try:
-        api = api_from(args)
-        if args.action == "list":
-            terminal.emit(args, api.call("GET", "/api/v1/circuits"), listing)
-            return 0
-        answer = api.call("POST", "/api/v1/circuits/close",
-                          {"action": args.action_type, "target": args.target, "reason": args.reason})
-        terminal.emit(args, answer, lambda a: one_line(f"closed: {a['action']} on {a['target']} by {a['by']}"))
-        return 0
-    except ApiError as exc:
-        terminal.err(f"remediator: {exc}")
-        return EXIT_STATUS.get(exc.error, 1)
+    if args.action == "list":
+        return daemon_command(args, "GET", "/api/v1/circuits", None, listing)
+    return daemon_command(args, "POST", "/api/v1/circuits/close",
+                          {"action": args.action_type, "target": args.target, "reason": args.reason},
+                          lambda a: one_line(f"closed: {a['action']} on {a['target']} by {a['by']}"))
 
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
-    circuits = sub.add_parser("circuits", parents=parents,
-                              help="the circuit breaker: failures in a row per action type and target (through "
-                                   "the daemon)")
-    add_daemon_options(circuits, "seconds to wait (default 600)")
-    action = circuits.add_subparsers(dest="action", required=True, metavar="{list,close}")
+    circuits, action = add_daemon_parser(sub, "circuits", "the circuit breaker: failures in a row per action type "
+                                         "and target (through the daemon)", parents, "list,close")
     action.add_parser("list", parents=parents, help="every circuit with failures counted: closed, open, half_open")
     close = action.add_parser("close", parents=parents,
                               help="close a circuit: the action type is tried on the target again (admin)")

@@ -1,7 +1,7 @@
 """Guardrails: every request passes them before any action runs (DESIGN.md §3).
 
-Order matters and is visible here: the cheap, absolute rules first (kill switch, maintenance
-windows, open circuits, protected targets, flapping), then the approval hold, then the limits,
+Order matters and is visible here: the cheap, absolute rules first (kill switch, scoped
+pauses, maintenance windows, open circuits, protected targets, flapping), then the approval hold, then the limits,
 which are admitted all at once.
 """
 
@@ -17,6 +17,7 @@ from remediator.guardrails.circuit import CircuitBreakerGuard
 from remediator.guardrails.flap import FlapGuard
 from remediator.guardrails.killswitch import KillSwitchGuard
 from remediator.guardrails.maintenance import MaintenanceWindowGuard
+from remediator.guardrails.pause import PauseGuard
 from remediator.guardrails.quotas import BlastRadiusRule, BudgetRule, CooldownRule, RateLimitRule
 from remediator.model import Decision, DecisionReason, Verdict
 from remediator.settings import GuardrailSettings
@@ -64,6 +65,7 @@ def default_guardrails(settings: GuardrailSettings, coordination: Coordination) 
     """The rules every request passes, in order."""
     checks: list[CheckRule] = [
         KillSwitchGuard(coordination, forced=settings.kill_switch),
+        PauseGuard(coordination),
         MaintenanceWindowGuard(settings.maintenance, settings.zone),
         CircuitBreakerGuard(coordination, settings.circuit_breaker),
         ProtectedTargetGuard(settings.protected),

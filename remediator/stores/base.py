@@ -35,6 +35,7 @@ from remediator.model import (
     stable_id,
 )
 from remediator.stores.circuits import CircuitStore
+from remediator.stores.controls import ControlStore
 
 
 class RequestState(StrEnum):
@@ -406,7 +407,7 @@ class ConsoleSession:
     expires_at: datetime
 
 
-class Coordination(CircuitStore, Protocol):
+class Coordination(CircuitStore, ControlStore, Protocol):
     """Shared short-lived state. Raise CoordinationUnavailable when it cannot be reached."""
 
     async def open(self) -> None: ...

@@ -25,6 +25,7 @@ class InProcessCoordination:
         self._kill = KillSwitch(False)
         self._sessions: dict[str, ConsoleSession] = {}
         self._circuits: dict[str, Circuit] = {}
+        self._controls: dict[str, dict[str, bytes]] = {}
 
     async def open(self) -> None:
         return None
@@ -138,3 +139,12 @@ class InProcessCoordination:
 
     async def close_circuit(self, key: str) -> bool:
         return self._circuits.pop(key, None) is not None
+
+    async def put_control(self, kind: str, name: str, value: bytes) -> None:
+        self._controls.setdefault(kind, {})[name] = value
+
+    async def controls(self, kind: str) -> dict[str, bytes]:
+        return dict(self._controls.get(kind, {}))
+
+    async def remove_control(self, kind: str, name: str) -> bool:
+        return self._controls.get(kind, {}).pop(name, None) is not None

@@ -290,6 +290,18 @@ class RedisCoordination:
         return await self._call("close circuit", close)
 
 
+    async def put_control(self, kind: str, name: str, value: bytes) -> None:
+        await self._call("put control", lambda r: r.hset(self._key("ctl:", kind), name, value))
+
+    async def controls(self, kind: str) -> dict[str, bytes]:
+        found: dict[Any, Any] = await self._call("controls", lambda r: r.hgetall(self._key("ctl:", kind)))
+        return {(k.decode() if isinstance(k, bytes) else str(k)): (v if isinstance(v, bytes) else str(v).encode())
+                for k, v in found.items()}
+
+    async def remove_control(self, kind: str, name: str) -> bool:
+        removed = await self._call("remove control", lambda r: r.hdel(self._key("ctl:", kind), name))
+        return int(removed) > 0
+
 def _circuit(key: str, found: dict[Any, Any]) -> Circuit | None:
     data = {(k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
             for k, v in found.items()}

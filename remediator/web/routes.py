@@ -18,7 +18,17 @@ from aiohttp.typedefs import Handler
 from remediator.deps import Deps
 from remediator.engine.pipeline import Engine
 from remediator.settings import Settings
-from remediator.web import api, approvals_api, circuits_api, health, incidents_api, internal, sns, webhooks
+from remediator.web import (
+    api,
+    approvals_api,
+    circuits_api,
+    health,
+    incidents_api,
+    internal,
+    pauses_api,
+    sns,
+    webhooks,
+)
 from remediator.web.common import json_response
 from remediator.web.console import console_app
 from remediator.web.keys import DEPS, ENGINE, INTAKE, Intake
@@ -84,6 +94,9 @@ def add_api_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/api/v1/killswitch", api.set_killswitch)
     router.add_get("/api/v1/circuits", circuits_api.list_circuits)
     router.add_post("/api/v1/circuits/close", circuits_api.close_circuit)
+    router.add_get("/api/v1/pauses", pauses_api.list_pauses)
+    router.add_post("/api/v1/pauses", pauses_api.add_pause)
+    router.add_post("/api/v1/pauses/end", pauses_api.end_pause)
 
 
 def internal_app(settings: Settings, deps: Deps, engine: Engine) -> web.Application:

@@ -143,3 +143,16 @@ async def test_a_success_or_a_person_closes_a_circuit(coordination: Coordination
     assert await coordination.close_circuit("a:t") is True
     assert await coordination.close_circuit("a:t") is False  # nothing left to close
     assert await coordination.circuit("a:t") is None and await coordination.circuits() == []
+
+
+async def test_controls_are_named_documents_by_kind(coordination: Coordination) -> None:
+    assert await coordination.controls("pause") == {}
+    await coordination.put_control("pause", "policy:pg-*", b'{"by": "alice"}')
+    await coordination.put_control("pause", "target:erp-prod-db", b'{"by": "bob"}')
+    await coordination.put_control("pause", "policy:pg-*", b'{"by": "carol"}')  # replaced
+    assert await coordination.controls("pause") == {"policy:pg-*": b'{"by": "carol"}',
+                                                     "target:erp-prod-db": b'{"by": "bob"}'}
+    assert await coordination.controls("other") == {}
+    assert await coordination.remove_control("pause", "policy:pg-*") is True
+    assert await coordination.remove_control("pause", "policy:pg-*") is False
+    assert list(await coordination.controls("pause")) == ["target:erp-prod-db"]
