@@ -19,6 +19,7 @@ from remediator.actions.base import ActionRegistry, AnyAction
 from remediator.actions.registry import default_registry
 from remediator.cli import approvals as cli_approvals
 from remediator.cli import circuits as cli_circuits
+from remediator.cli import maintenance as cli_maintenance
 from remediator.cli import pauses as cli_pauses
 from remediator.cli import render, terminal
 from remediator.cli.iam import configured_policy, policy_json
@@ -301,6 +302,7 @@ def parser() -> argparse.ArgumentParser:
     cli_approvals.add_parser(sub, [OUTPUT, JSON_ALIAS])
     cli_circuits.add_parser(sub, [OUTPUT])
     cli_pauses.add_parser(sub, [OUTPUT])
+    cli_maintenance.add_parser(sub, [OUTPUT])
     _add_actions_parser(sub)
     token = sub.add_parser("token", help="API token helpers")
     token_sub = token.add_subparsers(dest="action", required=True, metavar="{hash}")

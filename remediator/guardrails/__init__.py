@@ -66,7 +66,7 @@ def default_guardrails(settings: GuardrailSettings, coordination: Coordination) 
     checks: list[CheckRule] = [
         KillSwitchGuard(coordination, forced=settings.kill_switch),
         PauseGuard(coordination),
-        MaintenanceWindowGuard(settings.maintenance, settings.zone),
+        MaintenanceWindowGuard(settings.maintenance, settings.zone, coordination),
         CircuitBreakerGuard(coordination, settings.circuit_breaker),
         ProtectedTargetGuard(settings.protected),
         FlapGuard(settings.flap),

@@ -25,6 +25,7 @@ from remediator.web import (
     health,
     incidents_api,
     internal,
+    maintenance_api,
     pauses_api,
     sns,
     webhooks,
@@ -97,6 +98,9 @@ def add_api_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/api/v1/pauses", pauses_api.list_pauses)
     router.add_post("/api/v1/pauses", pauses_api.add_pause)
     router.add_post("/api/v1/pauses/end", pauses_api.end_pause)
+    router.add_get("/api/v1/maintenance", maintenance_api.list_windows)
+    router.add_post("/api/v1/maintenance", maintenance_api.add_window)
+    router.add_post("/api/v1/maintenance/end", maintenance_api.end_window)
 
 
 def internal_app(settings: Settings, deps: Deps, engine: Engine) -> web.Application:
