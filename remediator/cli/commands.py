@@ -68,7 +68,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         result: dict[str, Any] = {"directory": str(directory), "valid": True, "policies": names, "problems": []}
     except PolicyError as exc:
         result = {"directory": str(directory), "valid": False, "policies": [], "problems": exc.problems}
-    terminal.emit(args, result, render.check_text)
+    if result["valid"] or args.output == "json":
+        terminal.emit(args, result, render.check_text)
+    else:
+        terminal.err(render.check_text(result))  # as promtool: the problems are diagnostics, on stderr
     return 0 if result["valid"] else 1
 
 
