@@ -58,6 +58,9 @@ class DecisionReason(StrEnum):
 
     ALLOWED = "allowed"
     KILL_SWITCH = "kill_switch"
+    PAUSED = "paused"
+    MAINTENANCE_WINDOW = "maintenance_window"
+    CIRCUIT_OPEN = "circuit_open"
     PROTECTED_TARGET = "protected_target"
     COOLDOWN = "cooldown"
     RATE_LIMITED = "rate_limited"

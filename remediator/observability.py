@@ -7,15 +7,25 @@ import logging
 import sys
 import threading
 import traceback
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any, TextIO, TypeVar
 
 import structlog
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.registry import Collector
 
 from remediator.model import ApprovalStatus, DecisionReason, FailureReason, Outcome, Severity, Verdict
 from remediator.plaintext import one_line
@@ -44,12 +54,48 @@ DECISION_PAIRS = [(Verdict.ALLOW, DecisionReason.ALLOWED), (Verdict.ALLOW, Decis
                                                           DecisionReason.APPROVAL_REQUIRED)]
 
 
+# prometheus_client leaves this function unannotated; its type is this.
+_no_created_series: Callable[[], None] = disable_created_metrics
+
+
+class StoreGauges(Collector):
+    """The gauges read from the store (open incidents, backlog, pending approvals), produced at
+    scrape time from the values `refresh` read for that scrape (a collector cannot await the store).
+    Until a first reading every label set is 0; when the store cannot answer the last values stay."""
+
+    def __init__(self) -> None:
+        self.open_incidents: dict[str, float] = {s.value: 0.0 for s in Severity}
+        self.backlog = 0.0
+        self.approvals_pending = 0.0
+
+    def update(self, open_incidents: dict[str, int], backlog: int, approvals_pending: int) -> None:
+        self.open_incidents = {s.value: float(open_incidents.get(s.value, 0)) for s in Severity}
+        self.backlog, self.approvals_pending = float(backlog), float(approvals_pending)
+
+    def collect(self) -> Iterable[Metric]:
+        incidents = GaugeMetricFamily("remediator_open_incidents", "Open incidents by severity",
+                                      labels=["severity"])
+        for severity, count in self.open_incidents.items():
+            incidents.add_metric([severity], count)
+        yield incidents
+        yield GaugeMetricFamily("remediator_backlog", "Recorded alerts not yet processed (at this scrape)",
+                                value=self.backlog)
+        yield GaugeMetricFamily("remediator_approvals_pending", "Approvals waiting for people (at this scrape)",
+                                value=self.approvals_pending)
+
+
 class Metrics:
-    """The daemon's metrics, on a registry of its own (several apps can live in one test process)."""
+    """The daemon's metrics, on a registry of its own (several apps can live in one test process),
+    with the process's own (`process_*`, `python_info`) and without `_created` series."""
 
     def __init__(self, action_types: Iterable[str] = ()) -> None:
+        _no_created_series()  # prometheus_client's switch is process-wide; every registry of ours wants it
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        self.store_gauges = StoreGauges()
+        r.register(self.store_gauges)
         self.alerts_received = Counter("remediator_alerts_received_total",
                                        "Alerts received, by source and what became of them", ["source", "result"],
                                        registry=r)
@@ -73,13 +119,10 @@ class Metrics:
         self.action_retries = Counter("remediator_action_retries_total", "Retries of retryable failures",
                                       ["action"], registry=r)
         self.queue_depth = Gauge("remediator_queue_depth", "Alerts waiting for an engine worker", registry=r)
-        self.backlog = Gauge("remediator_backlog", "Recorded alerts not yet processed (last count)", registry=r)
         self.alerts_processed = Counter("remediator_alerts_processed_total", "Alerts through the pipeline",
                                         registry=r)
         self.pipeline_errors = Counter("remediator_pipeline_errors_total", "Alerts whose processing failed",
                                        registry=r)
-        self.open_incidents = Gauge("remediator_open_incidents", "Open incidents by severity", ["severity"],
-                                    registry=r)
         self.incidents_opened = Counter("remediator_incidents_opened_total", "Incidents opened", ["severity"],
                                         registry=r)
         self.timers_fired = Counter("remediator_timers_fired_total", "Durable timers fired", ["kind"], registry=r)
@@ -104,8 +147,6 @@ class Metrics:
                                            ["severity"], registry=r)
         self.approvals_closed = Counter("remediator_approvals_closed_total", "Approvals closed, by how",
                                         ["status"], registry=r)
-        self.approvals_pending = Gauge("remediator_approvals_pending", "Approvals waiting for people (last count)",
-                                       registry=r)
         self.approval_latency = Histogram("remediator_approval_latency_seconds",
                                           "From a hold to people's decision (approved or rejected)", registry=r,
                                           buckets=(30, 60, 120, 300, 600, 900, 1800, 3600, 7200))
@@ -181,7 +222,6 @@ class Metrics:
         for action in action_types:
             self.add_action_type(action)
         for severity in Severity:
-            self.open_incidents.labels(severity.value)
             self.incidents_opened.labels(severity.value)
         for result in ("recovered", "not_recovered", "next_step", "escalated"):
             self.verifications.labels(result)

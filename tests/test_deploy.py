@@ -24,7 +24,7 @@ from tests.conftest import ROOT
 from tests.test_dockerfile import final_stage, instructions, the
 
 DEPLOY = ROOT / "deploy"
-METRIC = re.compile(r"\bremediator_[a-z0-9_]+\b")
+METRIC = re.compile(r"\b(?:remediator|process)_[a-z0-9_]+\b")
 
 
 class CloudFormationLoader(yaml.SafeLoader):
@@ -108,10 +108,49 @@ def test_dashboard_and_rules_name_only_metrics_the_daemon_has() -> None:
 
 
 def test_the_dashboard_shows_every_metric_family() -> None:
-    families = {f.name for f in Metrics(default_registry().names()).registry.collect()}
+    families = {f.name for f in Metrics(default_registry().names()).registry.collect()
+                if f.name.startswith("remediator_")}
     shown = referenced_metrics()["grafana-dashboard.json"]
     missing = [f for f in sorted(families) if not any(name.startswith(f) for name in shown)]
     assert not missing, f"not on the dashboard: {missing}"
+
+
+SELECTOR = re.compile(r"\b(?P<name>(?:remediator|process)_[a-z0-9_]+|up)\b(?:\{(?P<labels>[^}]*)\})?")
+BY_DEPLOYMENT = ('env=~"$env"', 'instance=~"$instance"')
+
+
+def test_every_dashboard_query_is_filtered_by_the_env_and_instance_selectors() -> None:
+    """Two deployments (or tasks) behind one Prometheus: a panel sums only the chosen ones."""
+    dashboard = load(DEPLOY / "grafana-dashboard.json")
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert "env" in variables["instance"]["query"]["query"], "the instance list follows the chosen env"
+    for name in ("env", "instance"):
+        assert variables[name]["type"] == "query"
+        assert f", {name})" in variables[name]["query"]["query"]
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    unfiltered = [(e, m.group()) for e in exprs for m in SELECTOR.finditer(e)
+                  if not all(s in (m["labels"] or "") for s in BY_DEPLOYMENT)]
+    assert exprs and not unfiltered, f"series read without the env/instance selectors: {unfiltered}"
+
+
+def test_prometheus_gives_the_daemons_series_the_env_label_the_dashboard_selects() -> None:
+    job = next(j for j in load(DEPLOY / "prometheus" / "prometheus.yml")["scrape_configs"]
+               if j["job_name"] == "remediator")
+    assert {"target_label": "env", "replacement": "prod"} in job["relabel_configs"]
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed (scripts/test installs it)")
+def test_promtool_parses_every_dashboard_query(tmp_path: Path) -> None:
+    """Each panel's query, with Grafana's variables filled in, is PromQL Prometheus accepts."""
+    dashboard = load(DEPLOY / "grafana-dashboard.json")
+    exprs = [t["expr"].replace("$env", "prod").replace("$instance", ".+")
+             for p in dashboard["panels"] for t in p.get("targets", [])]
+    rules = {"groups": [{"name": "dashboard", "rules": [{"record": f"dashboard:query{i}", "expr": e}
+                                                        for i, e in enumerate(exprs)]}]}
+    (tmp_path / "dashboard.yml").write_text(yaml.safe_dump(rules))
+    checked = subprocess.run(["promtool", "check", "rules", str(tmp_path / "dashboard.yml")],
+                             capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_the_task_health_check_matches_the_image_and_the_settings(container: dict[str, Any]) -> None:

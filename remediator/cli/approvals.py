@@ -13,6 +13,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -24,6 +25,8 @@ from remediator.plaintext import one_line
 
 DEFAULT_URL = "http://127.0.0.1:8081"  # the admin listener's default (admin_listen)
 VOTED = {"approve": "approved", "reject": "rejected"}
+# 1 for what the daemon refused (the request was bad), 2 usage, 3 the daemon cannot be reached.
+EXIT_STATUS = {"unreachable": 3, "bad_url": 2, "plan_hash_required": 2}
 
 
 class ApiError(Exception):
@@ -94,13 +97,6 @@ def describe(approval: dict[str, Any]) -> str:
     return "\n".join(one_line(line) for line in lines)
 
 
-def _print(data: Any, as_json: bool, text: str) -> None:
-    if as_json:
-        terminal.out_json(data)
-    else:
-        terminal.out(text)
-
-
 def _confirmed_hash(api: DaemonApi, approval_id: str, choice: str) -> str:
     """Without --plan-hash: show the current plan and ask; the hash sent is the one shown."""
     if not sys.stdin.isatty():
@@ -118,38 +114,65 @@ def cmd_approvals(args: argparse.Namespace) -> int:
         if args.action == "list":
             found = api.call("GET", f"/api/v1/approvals?status={quote(args.status)}&limit={args.limit}")
             approvals = found["approvals"]
-            _print(found, args.json, "\n".join(describe(a) for a in approvals) or f"no {args.status} approvals")
+            terminal.emit(args, found, lambda _: "\n".join(describe(a) for a in approvals)
+                          or f"no {args.status} approvals")
             return 0
         if args.action == "show":
             approval = api.call("GET", f"/api/v1/approvals/{quote(args.id)}")
-            _print(approval, args.json, describe(approval))
+            terminal.emit(args, approval, describe)
             return 0
         plan_hash = args.plan_hash or _confirmed_hash(api, args.id, args.action)
         answer = api.call("POST", f"/api/v1/approvals/{quote(args.id)}/{args.action}",
                           {"plan_hash": plan_hash, "reason": args.reason})
-        _print(answer, args.json, describe(answer))
+        terminal.emit(args, answer, describe)
         return 0
     except ApiError as exc:
         terminal.err(f"remediator: {exc}")
-        return 3 if exc.error == "unreachable" else 1
+        return EXIT_STATUS.get(exc.error, 1)
 
 
-def add_parser(sub: Any) -> None:
-    approvals = sub.add_parser("approvals", help="list, approve or reject held actions (through the daemon)")
-    approvals.add_argument("--url", help=f"the daemon (default: $REMEDIATOR_URL, else {DEFAULT_URL})")
-    approvals.add_argument("--token", help="API token (better: $REMEDIATOR_TOKEN, kept out of `ps`)")
-    approvals.add_argument("--timeout", type=float, default=600.0,
-                           help="seconds to wait; an approval waits for the action it runs (default 600)")
-    approvals.add_argument("--json", action="store_true", help="print the daemon's JSON answer")
-    action = approvals.add_subparsers(dest="action", required=True)
-    listing = action.add_parser("list", help="approvals by status (default: pending)")
+def daemon_command(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None,
+                   text: Callable[[Any], str]) -> int:
+    """One call to the daemon's API, its answer printed (`-o`); the exit status says how it went."""
+    try:
+        answer = api_from(args).call(method, path, body)
+    except ApiError as exc:
+        terminal.err(f"remediator: {exc}")
+        return EXIT_STATUS.get(exc.error, 1)
+    terminal.emit(args, answer, text)
+    return 0
+
+
+def add_daemon_options(command: argparse.ArgumentParser, timeout_help: str) -> None:
+    """Where the daemon is and who is asking: the options of every command that calls its API."""
+    command.add_argument("--url", help=f"the daemon (default: $REMEDIATOR_URL, else {DEFAULT_URL})")
+    command.add_argument("--token", help="API token (better: $REMEDIATOR_TOKEN, kept out of `ps`)")
+    command.add_argument("--timeout", type=float, default=600.0, help=timeout_help)
+
+
+def add_daemon_parser(sub: Any, name: str, about: str, parents: list[argparse.ArgumentParser],
+                      actions: str) -> tuple[argparse.ArgumentParser, Any]:
+    """A command that calls the daemon's API, and its subcommands' parser (`actions`: "list,close")."""
+    command: argparse.ArgumentParser = sub.add_parser(name, parents=parents, help=about)
+    add_daemon_options(command, "seconds to wait (default 600)")
+    return command, command.add_subparsers(dest="action", required=True, metavar=f"{{{actions}}}")
+
+
+def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """The `approvals` command; `parents` carry the output options."""
+    approvals = sub.add_parser("approvals", parents=parents,
+                               help="list, approve or reject held actions (through the daemon)")
+    add_daemon_options(approvals, "seconds to wait; an approval waits for the action it runs (default 600)")
+    action = approvals.add_subparsers(dest="action", required=True, metavar="{list,show,approve,reject}")
+    listing = action.add_parser("list", parents=parents, help="approvals by status (default: pending)")
     listing.add_argument("--status", default="pending",
                          choices=["pending", "approved", "rejected", "expired", "no_longer_needed", "all"])
     listing.add_argument("--limit", type=int, default=50)
-    show = action.add_parser("show", help="one approval: the plan, its hash, the votes")
+    show = action.add_parser("show", parents=parents, help="one approval: the plan, its hash, the votes")
     show.add_argument("id")
     for name in ("approve", "reject"):
-        decide = action.add_parser(name, help=f"{name} an approval (the daemon runs what is approved)")
+        decide = action.add_parser(name, parents=parents,
+                                   help=f"{name} an approval (the daemon runs what is approved)")
         decide.add_argument("id")
         decide.add_argument("--reason", required=True, help="why (recorded with your name)")
         decide.add_argument("--plan-hash", help="the plan hash you were shown (asked for interactively if omitted)")

@@ -57,11 +57,11 @@ def cmd_incident_api(args: argparse.Namespace) -> int:
             return 0
         if args.action == "declaration":
             view = api.call("GET", f"{base}/declaration")
-            terminal.out_json(view) if args.json else terminal.out(render_declaration(view))
+            terminal.emit(args, view, render_declaration)
             return 0
         command, body = _body(args)
         incident = api.call("POST", f"{base}/{command}", body)
-        if args.json:
+        if getattr(args, "output", "text") == "json":
             terminal.out_json(incident)
         else:
             terminal.out(f"{incident['id']}  {incident['severity']}  {incident['status']}  phase {incident['phase']}")
@@ -74,12 +74,12 @@ def cmd_incident_api(args: argparse.Namespace) -> int:
 def add_parsers(inc_sub: Any) -> None:
     """The API-backed actions, under `remediator incidents`."""
     def action(name: str, help_text: str) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = inc_sub.add_parser(name, help=help_text)
+        parser: argparse.ArgumentParser = inc_sub.add_parser(name, parents=[terminal.OUTPUT, terminal.JSON_ALIAS],
+                                                             help=help_text)
         parser.add_argument("id")
         parser.add_argument("--url", help=f"the daemon (default: $REMEDIATOR_URL, else {DEFAULT_URL})")
         parser.add_argument("--token", help="API token (better: $REMEDIATOR_TOKEN, kept out of `ps`)")
         parser.add_argument("--timeout", type=float, default=30.0)
-        parser.add_argument("--json", action="store_true", help="print the daemon's JSON answer")
         return parser
 
     phase = action("phase", "move the incident on to a later phase of the runbook's seven")

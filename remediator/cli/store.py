@@ -86,7 +86,7 @@ async def _stats(settings: Settings, args: argparse.Namespace) -> int:
         stats = await store.store_stats()
     finally:
         await store.close()
-    if args.json:
+    if getattr(args, "output", "text") == "json":
         terminal.out_json({**stats.as_dict(SystemClock().now()),
                            "size_budget_bytes": settings.retention.size_budget_bytes})
     else:
@@ -159,8 +159,8 @@ def compact(database: Path) -> int:
 def add_parser(sub: Any) -> None:
     store = sub.add_parser("store", help="the store's size and age, a purge pass, a backup (SQLite)")
     action = store.add_subparsers(dest="action", required=True)
-    stats = action.add_parser("stats", help="size, rows per table, the oldest row of each kind")
-    stats.add_argument("--json", action="store_true")
+    action.add_parser("stats", parents=[terminal.OUTPUT, terminal.JSON_ALIAS],
+                      help="size, rows per table, the oldest row of each kind")
     purge = action.add_parser("purge", help="delete (and archive) what retention lets go, now")
     purge.add_argument("--kind", action="append", choices=[k.value for k in Kind], help="only this kind (repeat)")
     backup_ = action.add_parser("backup", help="a consistent copy of the SQLite store, while the daemon runs")

@@ -8,8 +8,10 @@ gets the same strings back, a terminal shows them as text).
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -40,3 +42,23 @@ def json_text(data: Any) -> str:
 
 def out_json(data: Any) -> None:
     sys.stdout.write(json_text(data) + "\n")
+
+
+OUTPUTS = ("text", "json")
+# `-o/--output` after a command too (`remediator incidents list -o json`, as amtool takes it): the
+# command's copy has no default, so it changes the global one only when it is given.
+OUTPUT = argparse.ArgumentParser(add_help=False)
+OUTPUT.add_argument("--output", "-o", choices=OUTPUTS, default=argparse.SUPPRESS,
+                    help="text for people (default) or json for programs")
+# `--json`, the older spelling of `-o json` on the commands that had it: accepted, not advertised.
+JSON_ALIAS = argparse.ArgumentParser(add_help=False)
+JSON_ALIAS.add_argument("--json", dest="output", action="store_const", const="json", default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
+
+
+def emit(args: argparse.Namespace, data: Any, text: Callable[[Any], str]) -> None:
+    """A command's output: `data` as JSON with `-o json`, else `text(data)` for people."""
+    if getattr(args, "output", "text") == "json":
+        out_json(data)
+    else:
+        out(text(data))

@@ -251,6 +251,14 @@ def report_problem(params: Mapping[str, Any], settings: Settings) -> str | None:
     return configuration_problem(validated, settings.targets)
 
 
+def report_data(report: Report) -> dict[str, Any]:
+    """The report as `remediator test -o json` prints it."""
+    cases = [{"file": str(r.loaded.file), "name": r.loaded.case.name, "ok": r.ok, "payload_kind": r.kind,
+              "note": r.note, "mismatches": r.mismatches} for r in report.results]
+    return {"cases": cases, "uncovered": report.uncovered,
+            "passed": len(report.results) - len(report.failed), "failed": len(report.failed)}
+
+
 def render_report(report: Report) -> str:
     """The report for a terminal: one line per entry, whatever the payloads' values hold."""
     lines = []

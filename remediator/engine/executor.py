@@ -21,6 +21,7 @@ from remediator.actions.base import ActionContext, ActionParams, AnyAction, Time
 from remediator.deps import Deps
 from remediator.errors import ClaimLost, CoordinationUnavailable, StoreUnavailable
 from remediator.guardrails import GuardInput
+from remediator.guardrails.circuit import CircuitCounter
 from remediator.model import (
     ActionRequest,
     Alert,
@@ -76,7 +77,7 @@ class Pending:
 class Executor:
     """Runs planned requests through guardrails and actions, and records each exactly once."""
 
-    def __init__(self, deps: Deps, on_hold: HoldHandler | None = None) -> None:
+    def __init__(self, deps: Deps, on_hold: HoldHandler | None = None, circuits: CircuitCounter | None = None) -> None:
         self.deps = deps
         self.on_hold = on_hold
         # Requests being decided or run by this executor: recovery leaves them be.
@@ -84,6 +85,7 @@ class Executor:
         # Requests whose start the store may or may not have recorded (its answer was lost): this
         # process never ran them, so recovery may take them back, running or not.
         self.unstarted: set[str] = set()
+        self.circuits = circuits  # counts failures in a row per action type and target (circuit breaker)
         # Audit records the store could not take when their request ended, written as soon as it can.
         self.unrecorded: dict[str, tuple[AuditRecord, list[TimelineEvent]]] = {}
 
@@ -158,6 +160,8 @@ class Executor:
             await self._finish([i for i in claimed if i.record is not None])
             for item in claimed:
                 self._count(item)
+                if self.circuits is not None and item.record is not None:
+                    await self.circuits.count(item.record)
         return [item for item in claimed if not item.lost]
 
     async def respond_one(self, planned: PlannedStep, alert: Alert, flap_count: int = 0) -> AuditRecord | None:

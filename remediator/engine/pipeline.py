@@ -26,6 +26,7 @@ from remediator.engine.timers import TimerLoop
 from remediator.engine.verification import Verifier
 from remediator.engine.waf_blocks import BlockExpiry
 from remediator.errors import CoordinationUnavailable, StoreUnavailable
+from remediator.guardrails.circuit import CircuitCounter
 from remediator.guardrails.flap import counts_for_flapping, current_flap_count, record_state_change
 from remediator.incidents.lifecycle import measure
 from remediator.model import ActionRequest, Alert, AlertStatus, Approval, AuditRecord, Incident
@@ -70,9 +71,10 @@ class Engine:
         self.declaration = Declaration(deps, self.notifier)
         self.deadlines = Deadlines(deps, self.notifier, self.escalation)
         self.verifier = Verifier(deps, self.run_step, self.escalate)
+        circuits = CircuitCounter(deps.coordination, deps.settings.guardrails.circuit_breaker, self.escalate)
         # One executor for policy steps and approved runs: it owns the audit records a store outage
         # defers, and the backlog loop and stop() flush them, whichever path ran the action.
-        self.executor = Executor(deps, on_hold)
+        self.executor = Executor(deps, on_hold, circuits)
         self.approvals = ApprovalDesk(deps, self.executor, self.escalation, self.notifier, self.after_step,
                                       after_decided=self.after_approval)
         self.executor.on_hold = on_hold or self.approvals.on_hold

@@ -1,7 +1,8 @@
 """Guardrails: every request passes them before any action runs (DESIGN.md §3).
 
-Order matters and is visible here: the cheap, absolute rules first (kill switch, protected
-targets, flapping), then the approval hold, then the limits, which are admitted all at once.
+Order matters and is visible here: the cheap, absolute rules first (kill switch, scoped
+pauses, maintenance windows, open circuits, protected targets, flapping), then the approval hold, then the limits,
+which are admitted all at once.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from remediator.errors import CoordinationUnavailable
 from remediator.guardrails.allowlist import ProtectedTargetGuard
 from remediator.guardrails.approval import ApprovalGuard
 from remediator.guardrails.base import CheckRule, GuardInput, QuotaRule
+from remediator.guardrails.circuit import CircuitBreakerGuard
 from remediator.guardrails.flap import FlapGuard
 from remediator.guardrails.killswitch import KillSwitchGuard
+from remediator.guardrails.maintenance import MaintenanceWindowGuard
+from remediator.guardrails.pause import PauseGuard
 from remediator.guardrails.quotas import BlastRadiusRule, BudgetRule, CooldownRule, RateLimitRule
 from remediator.model import Decision, DecisionReason, Verdict
 from remediator.settings import GuardrailSettings
@@ -61,6 +65,9 @@ def default_guardrails(settings: GuardrailSettings, coordination: Coordination) 
     """The rules every request passes, in order."""
     checks: list[CheckRule] = [
         KillSwitchGuard(coordination, forced=settings.kill_switch),
+        PauseGuard(coordination),
+        MaintenanceWindowGuard(settings.maintenance, settings.zone, coordination),
+        CircuitBreakerGuard(coordination, settings.circuit_breaker),
         ProtectedTargetGuard(settings.protected),
         FlapGuard(settings.flap),
         ApprovalGuard(settings.hold_severities),

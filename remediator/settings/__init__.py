@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import timedelta, tzinfo
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -44,6 +44,7 @@ from remediator.settings.base import (
     is_loopback,
     parse_duration,
 )
+from remediator.settings.maintenance import MaintenanceWindow, check_names, time_zone
 from remediator.settings.people import (
     DEFAULT_TARGETS,
     ApiSettings,
@@ -60,15 +61,50 @@ from remediator.settings.targets import PostgresTarget, RedisTarget, TargetSetti
 
 # Every section stays importable from here, wherever it is defined.
 __all__ = [
-    "DEFAULT_TARGETS", "ApiSettings", "ApiToken", "ApprovalSettings", "ArchiveSettings", "AwsSettings",
+    "DEFAULT_TARGETS",
+    "ApiSettings",
+    "ApiToken",
+    "ApprovalSettings",
+    "ArchiveSettings",
+    "AwsSettings",
     "BasicCredential",
-    "CoordinationSettings", "Duration", "ElastiCacheSettings", "EngineSettings", "EscalationStep",
-    "EvidenceSettings", "FreshnessCheck", "GuardrailSettings", "IncidentSettings", "IntakeSettings", "Listen",
-    "LogSettings", "Mode", "NamedReport", "NotifyTarget", "PositiveDuration", "PostgresTarget", "ProtectedTargets",
-    "RedisTarget", "ReportParam", "RetentionSettings", "Section", "Settings", "SeverityTarget",
-    "SlackSettings", "SnsRawDelivery", "SnsSettings", "StoreSettings", "TargetSettings", "WafSettings",
-    "WindowLimit", "is_loopback", "load_settings",
-    "parse_duration", "token_digest",
+    "CircuitBreakerSettings",
+    "CoordinationSettings",
+    "Duration",
+    "ElastiCacheSettings",
+    "EngineSettings",
+    "EscalationStep",
+    "EvidenceSettings",
+    "FreshnessCheck",
+    "GuardrailSettings",
+    "IncidentSettings",
+    "IntakeSettings",
+    "Listen",
+    "LogSettings",
+    "MaintenanceWindow",
+    "Mode",
+    "NamedReport",
+    "NotifyTarget",
+    "PositiveDuration",
+    "PostgresTarget",
+    "ProtectedTargets",
+    "RedisTarget",
+    "ReportParam",
+    "RetentionSettings",
+    "Section",
+    "Settings",
+    "SeverityTarget",
+    "SlackSettings",
+    "SnsRawDelivery",
+    "SnsSettings",
+    "StoreSettings",
+    "TargetSettings",
+    "WafSettings",
+    "WindowLimit",
+    "is_loopback",
+    "load_settings",
+    "parse_duration",
+    "token_digest",
 ]
 
 ENV_PREFIX = "REMEDIATOR_"
@@ -179,6 +215,13 @@ class ProtectedTargets(Section):
     reason: str = ""
 
 
+class CircuitBreakerSettings(Section):
+    """N failures in a row of an action type on a target open its circuit for `cool_off` (0: off)."""
+
+    failures: int = Field(3, ge=0, le=100)
+    cool_off: PositiveDuration = timedelta(minutes=30)
+
+
 class GuardrailSettings(Section):
     kill_switch: bool = False
     budget: WindowLimit = WindowLimit(max=30, window=timedelta(hours=1))
@@ -186,6 +229,25 @@ class GuardrailSettings(Section):
     default_cooldown: Duration = timedelta(minutes=10)
     protected: list[ProtectedTargets] = []
     hold_severities: list[Severity] = [Severity.P1]
+    time_zone: str = "UTC"  # of maintenance windows without an offset (an IANA name)
+    maintenance: list[MaintenanceWindow] = []
+    circuit_breaker: CircuitBreakerSettings = CircuitBreakerSettings()
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        time_zone(value)
+        return value
+
+    @field_validator("maintenance")
+    @classmethod
+    def _unique_windows(cls, value: list[MaintenanceWindow]) -> list[MaintenanceWindow]:
+        check_names(value)
+        return value
+
+    @property
+    def zone(self) -> tzinfo:
+        return time_zone(self.time_zone)
 
 
 class NotifyTarget(Section):

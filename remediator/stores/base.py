@@ -34,6 +34,8 @@ from remediator.model import (
     WafBlock,
     stable_id,
 )
+from remediator.stores.circuits import CircuitStore
+from remediator.stores.controls import ControlStore
 from remediator.stores.retention import RetentionStore
 
 
@@ -410,7 +412,7 @@ class ConsoleSession:
     expires_at: datetime
 
 
-class Coordination(Protocol):
+class Coordination(CircuitStore, ControlStore, Protocol):
     """Shared short-lived state. Raise CoordinationUnavailable when it cannot be reached."""
 
     async def open(self) -> None: ...

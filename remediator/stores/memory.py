@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from remediator.stores.base import Admission, ConsoleSession, KillSwitch, Lease, Quota
+from remediator.stores.circuits import Circuit
 
 
 class InProcessCoordination:
@@ -23,6 +24,8 @@ class InProcessCoordination:
         self._tokens: dict[str, int] = {}
         self._kill = KillSwitch(False)
         self._sessions: dict[str, ConsoleSession] = {}
+        self._circuits: dict[str, Circuit] = {}
+        self._controls: dict[str, dict[str, bytes]] = {}
 
     async def open(self) -> None:
         return None
@@ -119,3 +122,30 @@ class InProcessCoordination:
 
     async def end_session(self, session_id: str) -> None:
         self._sessions.pop(session_id, None)
+
+    async def count_failure(self, key: str, now: datetime, threshold: int, reason: str) -> Circuit:
+        failures = (self._circuits[key].failures if key in self._circuits else 0) + 1
+        opened = now if failures >= threshold else None
+        circuit = self._circuits[key] = Circuit(key, failures, now, reason, opened)
+        return circuit
+
+    async def count_success(self, key: str) -> None:
+        self._circuits.pop(key, None)
+
+    async def circuit(self, key: str) -> Circuit | None:
+        return self._circuits.get(key)
+
+    async def circuits(self) -> list[Circuit]:
+        return sorted(self._circuits.values(), key=lambda c: c.key)
+
+    async def close_circuit(self, key: str) -> bool:
+        return self._circuits.pop(key, None) is not None
+
+    async def put_control(self, kind: str, name: str, value: bytes) -> None:
+        self._controls.setdefault(kind, {})[name] = value
+
+    async def controls(self, kind: str) -> dict[str, bytes]:
+        return dict(self._controls.get(kind, {}))
+
+    async def remove_control(self, kind: str, name: str) -> bool:
+        return self._controls.get(kind, {}).pop(name, None) is not None

@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 from remediator.errors import CoordinationUnavailable
 from remediator.settings import CoordinationSettings
 from remediator.stores.base import Admission, ConsoleSession, KillSwitch, Lease, Quota
+from remediator.stores.circuits import Circuit
 
 T = TypeVar("T")
 
@@ -102,6 +103,17 @@ return 0
 """
 
 
+# KEYS: the circuit's hash, the set of circuits. ARGV: now, threshold, reason, circuit key.
+# Returns the failures in a row; at or past the threshold the circuit (re)opens now.
+COUNT_FAILURE = """
+local n = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+redis.call('HSET', KEYS[1], 'last', ARGV[1], 'reason', ARGV[3])
+if n >= tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], 'opened', ARGV[1]) end
+redis.call('SADD', KEYS[2], ARGV[4])
+return n
+"""
+
+
 def _ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
 
@@ -127,7 +139,8 @@ class RedisCoordination:
             retry=Retry(NoBackoff(), 1),  # one retry on a fresh connection after a server restart
             health_check_interval=30,
         )
-        for name, body in (("admit", ADMIT), ("change", RECORD_CHANGE), ("acquire", ACQUIRE), ("release", RELEASE)):
+        for name, body in (("admit", ADMIT), ("change", RECORD_CHANGE), ("acquire", ACQUIRE), ("release", RELEASE),
+                           ("failure", COUNT_FAILURE)):
             self._scripts[name] = self._client.register_script(body)
 
     async def close(self) -> None:
@@ -241,3 +254,60 @@ class RedisCoordination:
 
     async def end_session(self, session_id: str) -> None:
         await self._call("end session", lambda r: r.delete(self._key("s:", session_id)))
+
+    async def count_failure(self, key: str, now: datetime, threshold: int, reason: str) -> Circuit:
+        keys, args = [self._key("cb:", key), self._key("circuits")], [_ms(now), threshold, reason, key]
+        failures = int(await self._call("count failure", lambda r: self._scripts["failure"](
+            keys=keys, args=args, client=r)))
+        return Circuit(key, failures, now, reason, now if failures >= threshold else None)
+
+    async def count_success(self, key: str) -> None:
+        await self.close_circuit(key)
+
+    async def circuit(self, key: str) -> Circuit | None:
+        found: dict[Any, Any] = await self._call("circuit", lambda r: r.hgetall(self._key("cb:", key)))
+        return _circuit(key, found)
+
+    async def circuits(self) -> list[Circuit]:
+        async def read(r: aioredis.Redis) -> list[Circuit]:
+            members: set[Any] = await r.smembers(self._key("circuits"))
+            names = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+            async with r.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.hgetall(self._key("cb:", name))
+                found = await pipe.execute()
+            return [c for name, data in zip(names, found, strict=True) if (c := _circuit(name, data)) is not None]
+
+        return await self._call("circuits", read)
+
+    async def close_circuit(self, key: str) -> bool:
+        async def close(r: aioredis.Redis) -> bool:
+            async with r.pipeline(transaction=True) as pipe:
+                pipe.delete(self._key("cb:", key))
+                pipe.srem(self._key("circuits"), key)
+                deleted, _ = await pipe.execute()
+            return int(deleted) > 0
+
+        return await self._call("close circuit", close)
+
+
+    async def put_control(self, kind: str, name: str, value: bytes) -> None:
+        await self._call("put control", lambda r: r.hset(self._key("ctl:", kind), name, value))
+
+    async def controls(self, kind: str) -> dict[str, bytes]:
+        found: dict[Any, Any] = await self._call("controls", lambda r: r.hgetall(self._key("ctl:", kind)))
+        return {(k.decode() if isinstance(k, bytes) else str(k)): (v if isinstance(v, bytes) else str(v).encode())
+                for k, v in found.items()}
+
+    async def remove_control(self, kind: str, name: str) -> bool:
+        removed = await self._call("remove control", lambda r: r.hdel(self._key("ctl:", kind), name))
+        return int(removed) > 0
+
+def _circuit(key: str, found: dict[Any, Any]) -> Circuit | None:
+    data = {(k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
+            for k, v in found.items()}
+    if "failures" not in data:
+        return None
+    opened = data.get("opened")
+    return Circuit(key, int(data["failures"]), datetime.fromtimestamp(int(data["last"]) / 1000, UTC),
+                   data.get("reason", ""), datetime.fromtimestamp(int(opened) / 1000, UTC) if opened else None)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from aiohttp.typedefs import Handler
+from prometheus_client.aiohttp import make_aiohttp_handler
 
+from remediator.deps import Deps
+from remediator.engine.pipeline import Engine
 from remediator.errors import CoordinationUnavailable, StoreUnavailable
 from remediator.model import ApprovalStatus
 from remediator.web.common import json_response
@@ -39,27 +42,32 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
 
 
-async def metrics(request: web.Request) -> web.Response:
-    deps, engine = request.app[DEPS], request.app[ENGINE]
-    m = deps.metrics
-    m.queue_depth.set(engine.queue.qsize())
-    m.audit_deferred.set(len(engine.executor.unrecorded))
-    m.store_size_budget.set(deps.settings.retention.size_budget_bytes)
-    try:
-        for severity, count in (await deps.store.open_incident_counts()).items():
-            m.open_incidents.labels(severity.value).set(count)
-        m.backlog.set(await deps.store.count_unprocessed())
-        m.approvals_pending.set(len(await deps.store.list_approvals(ApprovalStatus.PENDING, limit=100_000)))
-        await _store_gauges(request)
-    except StoreUnavailable:
-        pass  # the last known values stay; /readyz says what is wrong
-    return web.Response(body=generate_latest(m.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+def metrics_handler(deps: Deps, engine: Engine) -> Handler:
+    """`/metrics`: prometheus_client's own aiohttp handler (text or OpenMetrics by the Accept
+    header, gzip when the scraper accepts it, `name[]` filters), after the store-derived gauges are
+    read for this scrape."""
+    exposition = make_aiohttp_handler(deps.metrics.registry)
+
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        m = deps.metrics
+        m.queue_depth.set(engine.queue.qsize())
+        m.audit_deferred.set(len(engine.executor.unrecorded))
+        m.store_size_budget.set(deps.settings.retention.size_budget_bytes)
+        try:
+            counts = await deps.store.open_incident_counts()
+            m.store_gauges.update(
+                {severity.value: count for severity, count in counts.items()}, await deps.store.count_unprocessed(),
+                len(await deps.store.list_approvals(ApprovalStatus.PENDING, limit=100_000)))
+            await _store_gauges(deps)
+        except StoreUnavailable:
+            pass  # the last values read stay; /readyz says what is wrong
+        return await exposition(request)
+
+    return metrics
 
 
-
-async def _store_gauges(request: web.Request) -> None:
+async def _store_gauges(deps: Deps) -> None:
     """Size, rows per table, the oldest row of each kind, the oldest unfinished request."""
-    deps = request.app[DEPS]
     m, stats, now = deps.metrics, await deps.store.store_stats(), deps.clock.now()
     m.store_size.set(stats.size_bytes)
     for table, count in stats.rows.items():

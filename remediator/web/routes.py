@@ -18,7 +18,18 @@ from aiohttp.typedefs import Handler
 from remediator.deps import Deps
 from remediator.engine.pipeline import Engine
 from remediator.settings import Settings
-from remediator.web import api, approvals_api, health, incidents_api, internal, sns, webhooks
+from remediator.web import (
+    api,
+    approvals_api,
+    circuits_api,
+    health,
+    incidents_api,
+    internal,
+    maintenance_api,
+    pauses_api,
+    sns,
+    webhooks,
+)
 from remediator.web.common import json_response
 from remediator.web.console import console_app
 from remediator.web.keys import DEPS, ENGINE, INTAKE, Intake
@@ -64,7 +75,7 @@ def admin_app(deps: Deps, engine: Engine) -> web.Application:
     app.add_subapp(CONSOLE, console_app(deps, engine))
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
-    app.router.add_get("/metrics", health.metrics)
+    app.router.add_get("/metrics", health.metrics_handler(deps, engine))
     return app
 
 
@@ -85,6 +96,14 @@ def add_api_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/api/v1/audit", api.list_audit)
     router.add_get("/api/v1/killswitch", api.get_killswitch)
     router.add_post("/api/v1/killswitch", api.set_killswitch)
+    router.add_get("/api/v1/circuits", circuits_api.list_circuits)
+    router.add_post("/api/v1/circuits/close", circuits_api.close_circuit)
+    router.add_get("/api/v1/pauses", pauses_api.list_pauses)
+    router.add_post("/api/v1/pauses", pauses_api.add_pause)
+    router.add_post("/api/v1/pauses/end", pauses_api.end_pause)
+    router.add_get("/api/v1/maintenance", maintenance_api.list_windows)
+    router.add_post("/api/v1/maintenance", maintenance_api.add_window)
+    router.add_post("/api/v1/maintenance/end", maintenance_api.end_window)
 
 
 def internal_app(settings: Settings, deps: Deps, engine: Engine) -> web.Application:

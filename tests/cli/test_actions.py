@@ -110,7 +110,7 @@ def test_iam_reports_invalid_policies_instead_of_a_policy(
     (policies_dir / "broken.yaml").write_text("name: x\nseverity: P2\nmatch: {alertname: X}\n"
                                               "actions: [{type: kubectl.delete}]\n")
     code, out, err = run(capsys, "actions", "--iam")
-    assert code == 2 and out == ""
+    assert code == 1 and out == ""
     assert "broken.yaml" in err and "unknown action 'kubectl.delete'" in err
 
 
@@ -164,5 +164,5 @@ def test_write_readme_replaces_only_the_marked_section(tmp_path: Path, capsys: p
 
     readme.write_text("# no markers\n")
     code, _, err = run(capsys, "actions", "--markdown", "--write-readme", str(readme))
-    assert code == 2 and "markers" in err
+    assert code == 1 and "markers" in err
     assert run(capsys, "actions", "--write-readme", str(readme))[0] == 2

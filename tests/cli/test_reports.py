@@ -72,12 +72,12 @@ def test_postmortem_writes_a_draft_and_never_overwrites_an_edited_one(
     config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     target = tmp_path / "pm.md"
-    assert main(["--config", str(config), "postmortem", "INC-2026-00001", "-o", str(target)]) == 0
+    assert main(["--config", str(config), "postmortem", "INC-2026-00001", "-f", str(target)]) == 0
     text = target.read_text()
     assert text.startswith("# 인시던트 사후분석 보고서") and "INC-2026-00001 (ApiDown on erp-api)" in text
     assert "- **총 소요시간**: 50분" in text and "pool exhausted" in text
     target.write_text("edited by people")
-    assert main(["--config", str(config), "postmortem", "INC-2026-00001", "-o", str(target)]) == 1
+    assert main(["--config", str(config), "postmortem", "INC-2026-00001", "-f", str(target)]) == 1
     assert target.read_text() == "edited by people"  # not replaced without --force
     assert "exists" in capsys.readouterr().err
-    assert main(["--config", str(config), "postmortem", "INC-2026-09999", "-o", "-"]) == 1
+    assert main(["--config", str(config), "postmortem", "INC-2026-09999", "-f", "-"]) == 1

@@ -98,7 +98,7 @@ def test_the_command_prints_the_note_and_refuses_a_confirmation(
     out = capsys.readouterr().out
     assert "sns payload" in out and SNS_UNVERIFIED in out
     confirmation = corpus_file("sns-real-signed-v1-subscription-confirmation.json")
-    assert main(["--config", str(config), "simulate", str(confirmation)]) == 2
+    assert main(["--config", str(config), "simulate", str(confirmation)]) == 1
     assert "carries no alert" in capsys.readouterr().err
 
 

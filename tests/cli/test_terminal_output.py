@@ -109,7 +109,7 @@ def strings_in(document: Any) -> list[str]:
 # Each command, and the part of the hostile values it shows (what a terminal needs no Slack escaping for).
 TEXT_COMMANDS: dict[str, tuple[Callable[[Path, str], list[str]], str]] = {
     "incidents list": (lambda config, url: ["--config", str(config), "incidents", "list"], "Hostile<!channel>"),
-    "postmortem": (lambda config, url: ["--config", str(config), "postmortem", "INC-2026-00001", "-o", "-"],
+    "postmortem": (lambda config, url: ["--config", str(config), "postmortem", "INC-2026-00001", "-f", "-"],
                    "Hostile&lt;!channel&gt;open forged line"),  # Markdown: escaped as HTML
     "simulate": (lambda config, url: ["--config", str(config), "simulate", str(config.parent / "payload.json")],
                  "Hostile<!channel>"),
@@ -120,9 +120,10 @@ TEXT_COMMANDS: dict[str, tuple[Callable[[Path, str], list[str]], str]] = {
 }
 # Each command, and a value (as the sender wrote it) its JSON must hold exactly.
 JSON_COMMANDS: dict[str, tuple[Callable[[Path, str], list[str]], str]] = {
-    "incidents show": (lambda config, url: ["--config", str(config), "incidents", "show", "INC-2026-00001"],
+    "incidents show": (lambda config, url: ["--config", str(config), "-o", "json", "incidents", "show",
+                                                   "INC-2026-00001"],
                        f"{NAME} on {INSTANCE}"),
-    "audit": (lambda config, url: ["--config", str(config), "audit"], INSTANCE),
+    "audit": (lambda config, url: ["--config", str(config), "audit", "-o", "json"], INSTANCE),
     "approvals list --json": (lambda config, url: ["approvals", "--url", url, "--token", BOB, "--json", "list",
                                                    "--status", "all"], VOTE_REASON),
 }

@@ -172,7 +172,7 @@ def test_a_report_the_settings_lack_fails(policy_dir: Path, tmp_path: Path, caps
     assert "1 cases: 0 passed, 1 failed" in out and out.count("requests[") == 0  # the plan itself is as expected
 
 
-def test_fixture_files_with_problems_are_all_reported_and_exit_2(
+def test_fixture_files_with_problems_are_all_reported_and_exit_1(
     policy_dir: Path, config: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     fixtures = policy_dir / "fixtures"
@@ -181,16 +181,16 @@ def test_fixture_files_with_problems_are_all_reported_and_exit_2(
                                      .replace("firing.json", "missing.json"))
     (fixtures / "c.yaml").write_text("cases:\n  - name: x\n    payload: firing.json\n    alerts: []\n    colour: red\n")
     code, _, err = run(config, policy_dir, capsys)
-    assert code == 2
+    assert code == 1
     assert "a.yaml: cases[0].alerts[0].requests[0].verdict: Input should be 'allow', 'deny' or 'hold'" in err
     assert "b.yaml: cases[0] (other).payload: no file" in err
     assert "c.yaml: cases[0].colour: Extra inputs are not permitted" in err
 
 
-def test_a_directory_without_fixtures_exits_2(policy_dir: Path, config: Path,
+def test_a_directory_without_fixtures_exits_1(policy_dir: Path, config: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(config, policy_dir, capsys)
-    assert code == 2 and "no fixture cases" in err
+    assert code == 1 and "no fixture cases" in err
 
 
 def test_a_payload_that_carries_no_alert_fails_the_case(

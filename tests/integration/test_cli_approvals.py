@@ -131,7 +131,7 @@ async def test_the_cli_approves_and_the_daemon_acts(daemon: Running, sink: Webho
                               url=daemon.admin_url)
     assert code == 1 and "stale_plan" in err and sink.to("ward") == []
     code, _, err = await _cli(tmp_path, "approve", approval_id, "--reason", "x", url=daemon.admin_url)
-    assert code == 1 and "give --plan-hash" in err  # not interactive: the hash must be named
+    assert code == 2 and "give --plan-hash" in err  # usage: off a terminal the hash must be named
     code, _, err = await _cli(tmp_path, "approve", approval_id, "--plan-hash", plan_hash, "--reason", "ok",
                               token="not-a-token", url=daemon.admin_url)
     assert code == 1 and "unauthorized" in err and sink.to("ward") == []

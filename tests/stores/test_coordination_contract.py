@@ -128,3 +128,42 @@ async def test_a_console_session_is_seen_until_it_expires_or_ends(coordination: 
     # Ended: a cookie replayed afterwards finds nothing.
     assert await coordination.find_session("sid-digest-1", T0 + MINUTE) is None
     await coordination.end_session("sid-digest-1")  # ending twice is not an error
+
+
+async def test_a_circuit_counts_failures_in_a_row_and_opens_at_the_threshold(coordination: Coordination) -> None:
+    key = "postgres.terminate_idle:erp-prod-db"
+    first = await coordination.count_failure(key, T0, 3, "timeout")
+    assert (first.failures, first.opened_at) == (1, None)
+    await coordination.count_failure(key, T0 + MINUTE, 3, "timeout")
+    third = await coordination.count_failure(key, T0 + 2 * MINUTE, 3, "access_denied")
+    assert (third.failures, third.opened_at, third.reason) == (3, T0 + 2 * MINUTE, "access_denied")
+    stored = await coordination.circuit(key)
+    assert stored == third
+    assert [c.key for c in await coordination.circuits()] == [key]
+    other = await coordination.count_failure("ecs.force_redeploy:erp-api", T0, 3, "timeout")
+    assert other.failures == 1  # per action type and target
+
+
+async def test_a_success_or_a_person_closes_a_circuit(coordination: Coordination) -> None:
+    for minute in range(3):
+        await coordination.count_failure("a:t", T0 + minute * MINUTE, 2, "timeout")
+    await coordination.count_success("a:t")
+    assert await coordination.circuit("a:t") is None
+    assert (await coordination.count_failure("a:t", T0 + 5 * MINUTE, 2, "timeout")).failures == 1
+    await coordination.count_failure("a:t", T0 + 6 * MINUTE, 2, "timeout")
+    assert await coordination.close_circuit("a:t") is True
+    assert await coordination.close_circuit("a:t") is False  # nothing left to close
+    assert await coordination.circuit("a:t") is None and await coordination.circuits() == []
+
+
+async def test_controls_are_named_documents_by_kind(coordination: Coordination) -> None:
+    assert await coordination.controls("pause") == {}
+    await coordination.put_control("pause", "policy:pg-*", b'{"by": "alice"}')
+    await coordination.put_control("pause", "target:erp-prod-db", b'{"by": "bob"}')
+    await coordination.put_control("pause", "policy:pg-*", b'{"by": "carol"}')  # replaced
+    assert await coordination.controls("pause") == {"policy:pg-*": b'{"by": "carol"}',
+                                                     "target:erp-prod-db": b'{"by": "bob"}'}
+    assert await coordination.controls("other") == {}
+    assert await coordination.remove_control("pause", "policy:pg-*") is True
+    assert await coordination.remove_control("pause", "policy:pg-*") is False
+    assert list(await coordination.controls("pause")) == ["target:erp-prod-db"]
