@@ -14,7 +14,7 @@ from remediator.actions.base import ActionContext, ActionParams, PlannedCall, Re
 from remediator.actions.postgres.common import TARGET_ERRORS, TARGET_NAME, Seconds, failure
 from remediator.actions.postgres.report_rows import Freshness, ReportMisfit, cell, freshness, rows_view
 from remediator.actions.targets import target_connections
-from remediator.model import Execution, FailureReason
+from remediator.model import Execution, FailureReason, Outcome
 from remediator.settings.base import IDENTIFIER_RE
 from remediator.settings.reports import MAX_TEXT, REPORT_NAME, BindValue, NamedReport, bind_value
 from remediator.settings.targets import TargetSettings
@@ -141,6 +141,15 @@ class PostgresReport(ReadOnlyAction[ReportParams]):
         except ReportMisfit as exc:
             return Execution.failed(FailureReason.VALIDATION, f"report {resolved.name!r}: {exc}")
         return await self._record(resolved, params.target, ctx, (rows, truncated), fresh)
+
+    async def verify(self, params: ReportParams, ctx: ActionContext) -> bool | None:
+        """A freshness check that passed leaves nothing to recover (a policy's next step is for a
+        gap); one that failed never recovers. A report without a check has no condition of its own."""
+        if configuration_problem(params, ctx.deps.settings.targets) is not None:
+            return None
+        if resolve(params, ctx.deps.settings.targets).report.freshness is None:
+            return None
+        return ctx.execution is not None and ctx.execution.outcome is Outcome.SUCCEEDED
 
     async def _read(self, resolved: ResolvedReport, target: str,
                     ctx: ActionContext) -> tuple[list[asyncpg.Record], bool]:
