@@ -149,3 +149,24 @@ async def test_5_1_primary_down_instance_reboots_with_failover_then_a_data_gap_e
     [noted] = await s.timeline("report")
     assert noted.data["report"] == "patient-data-freshness" and noted.data["row_count"] == 1
     assert s.told("dba")[-1] == "Data gap after the failover of erp-prod-db"
+
+
+async def test_5_1_disk_full_tells_the_dba_at_once_and_grows_the_storage_after_approval(
+        scenario: ScenarioFactory, moto: MotoClient) -> None:
+    rds = await moto("rds")
+    await rds.create_db_instance(DBInstanceIdentifier="erp-prod-db", DBInstanceClass="db.m6g.large",
+                                 Engine="postgres", AllocatedStorage=500, MasterUsername="erp",
+                                 MasterUserPassword="not-a-secret-1")
+    s: Scenario = await scenario("storage.yaml")
+
+    await s.sns("sns-rds-storage-full-erp.json")
+
+    assert sorted(await s.outcomes()) == [("notify.webhook", "allow", "succeeded"),
+                                          ("rds.grow_storage", "hold", "not_run")]
+    assert s.told("dba") == ["P1 storage full on erp-prod-db"]
+    assert (await rds.describe_db_instances(DBInstanceIdentifier="erp-prod-db"))["DBInstances"][0][
+        "AllocatedStorage"] == 500  # nothing grows before a person approves
+    [answer] = await s.approve_all()
+    assert answer["outcome"] == "succeeded", answer
+    assert (await rds.describe_db_instances(DBInstanceIdentifier="erp-prod-db"))["DBInstances"][0][
+        "AllocatedStorage"] == 600
