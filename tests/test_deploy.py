@@ -16,7 +16,7 @@ from remediator.actions.registry import default_registry
 from remediator.cli.iam import configured_policy
 from remediator.observability import Metrics
 from remediator.policy.loader import load_policies
-from remediator.policy.model import Policy
+from remediator.policy.model import Policy, RegexName
 from remediator.settings import Settings, load_settings, parse_duration
 from remediator.sources.sns.confirm import CONFIRM_PERMISSIONS
 from remediator.sources.sns.envelope import parse_topic_arn
@@ -260,7 +260,12 @@ def test_every_alertmanager_alert_a_policy_matches_is_a_rule(policies: list[Poli
     erp = load(DEPLOY / "prometheus" / "rules" / "erp.yml")
     alerts = {r["alert"]: r for g in erp["groups"] for r in g["rules"]}
     for policy in (p for p in policies if "alertmanager" in p.match.sources):
-        assert isinstance(policy.match.alertname, str) and policy.match.alertname in alerts, policy.name
+        name = policy.match.alertname
+        if isinstance(name, RegexName):  # every alternative of the pattern is a rule
+            alternatives = name.regex.split("|")
+            assert all(a in alerts for a in alternatives) and all(name.matches(a) for a in alternatives), policy.name
+        else:
+            assert isinstance(name, str) and name in alerts, policy.name
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed (Debian: prometheus)")

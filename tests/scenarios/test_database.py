@@ -3,6 +3,7 @@ the integrity check on a real PostgreSQL database."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -170,3 +171,40 @@ async def test_5_1_disk_full_tells_the_dba_at_once_and_grows_the_storage_after_a
     assert answer["outcome"] == "succeeded", answer
     assert (await rds.describe_db_instances(DBInstanceIdentifier="erp-prod-db"))["DBInstances"][0][
         "AllocatedStorage"] == 600
+
+
+async def test_5_2_slow_queries_diagnostics_then_the_apps_queries_cancelled_then_the_dba(
+        scenario: ScenarioFactory, database: Database) -> None:  # noqa: F811
+    targets = erp_primary(database)
+    # The DBA's role, protected in settings as a deployment lists its DBA and migration roles.
+    targets["postgres"]["erp-primary"]["protected_users"] = [database.keeper]
+    # PostgreSQL measures a query's age in real time: the test waits 2 seconds, not 2 minutes.
+    s: Scenario = await scenario("database.yaml", edits={"running_for: 2m": "running_for: 2s"}, targets=targets)
+    app = await asyncpg.connect(database.dsn(database.app))
+    dba = await asyncpg.connect(database.dsn(database.keeper))
+    report = asyncio.create_task(app.execute("SELECT pg_sleep(60) WHERE 'ward 7' <> ''"))
+    maintenance = asyncio.create_task(dba.execute("SELECT pg_sleep(60)"))
+    try:
+        await asyncio.sleep(2.5)
+        await s.alertmanager("am-pg-long-running-queries.json", datname=database.name)
+
+        # Step 1, diagnostics only: the slow query is on the timeline and still running.
+        assert await s.outcomes() == [("postgres.diagnostics", "allow", "succeeded")]
+        assert any("pg_sleep" in str(e.data) for e in await s.timeline("diagnostics"))
+        assert not report.done()
+
+        await s.tick(timedelta(minutes=2))  # still firing: step 2 cancels the application's query
+        [cancel] = [r for r in await s.audit() if r.action == "postgres.cancel_long_queries"]
+        assert cancel.outcome.value == "succeeded", cancel.detail
+        assert cancel.detail["by_user"] == {database.app: 1}
+        with pytest.raises(asyncpg.QueryCanceledError):
+            await report
+        assert not maintenance.done()  # the DBA's session is never signalled
+        assert s.told("dba") == []
+
+        await s.tick(timedelta(minutes=2))  # still firing: step 3 escalates to the DBAs
+        assert s.told("dba") == [f"PostgresLongRunningQueries on erp-prod-db ({database.name})"]
+    finally:
+        app.terminate()
+        dba.terminate()
+        await asyncio.gather(report, maintenance, return_exceptions=True)
