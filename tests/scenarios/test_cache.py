@@ -3,17 +3,20 @@ CloudWatch on moto, the diagnostics on a real Redis."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
+from remediator.clock import FakeClock
 from tests.scenarios.conftest import Scenario, ScenarioFactory
 from tests.support.context import MotoClient
+from tests.support.moto import backend
 
 pytestmark = pytest.mark.integration
 
 GROUP = "erp-prod-sessions"
 MEMORY_ALARM = "erp-prod-redis-memory-high"
+RESTORED = "erp-prod-sessions-restored"
 
 
 async def sessions_group(moto: MotoClient) -> None:
@@ -70,3 +73,53 @@ async def test_6_1_redis_memory_diagnostics_then_held_scale_up_then_the_infra_le
     await s.tick(timedelta(minutes=5))
     assert await s.timeline("verified") == []
     assert s.told("infra_lead") == ["erp-prod-redis-memory-high: sessions Redis memory still high"]
+
+
+async def automatic_snapshot(moto: MotoClient, name: str, taken: datetime) -> None:
+    """An automatic snapshot taken at `taken` (moto makes every snapshot manual and timeless)."""
+    await (await moto("elasticache")).create_snapshot(ReplicationGroupId=GROUP, SnapshotName=name)
+    made = backend("elasticache").snapshots[name]
+    made.snapshot_source, made.snapshot_status = "automated", "available"
+    made.node_snapshots = [{"cache_cluster_id": f"{GROUP}-001", "node_group_id": "0001", "cache_size": "6 MB",
+                            "snapshot_create_time": taken}]
+
+
+async def test_6_2_redis_data_loss_is_p1_restore_held_infra_lead_told_then_the_new_endpoint(
+        scenario: ScenarioFactory, moto: MotoClient, clock: FakeClock) -> None:
+    await sessions_group(moto)
+    await automatic_snapshot(moto, "automatic.erp-prod-sessions-2026-12-04", clock.now() - timedelta(hours=3))
+    s: Scenario = await scenario("cache.yaml")
+
+    await s.alertmanager("am-redis-keys-dropped.json")
+
+    [incident] = await s.daemon.deps.store.list_incidents()
+    assert incident.severity.value == "P1"
+    [told] = s.sink.to("infra_lead")
+    assert told["title"] == "P1 Redis data loss on erp-prod-sessions"
+    assert "REDIS_HOST" in told["text"] and "erp-prod-sessions-restored" in told["text"]
+    assert await restored(moto) is None  # nothing is created before a person approves
+    [answer] = await s.approve_all()
+    assert answer["outcome"] == "succeeded", answer
+    group = await restored(moto)
+    assert group is not None
+
+    # moto makes the group available at once: play a restore still running at the first check,
+    # so verification checks again, then sees it available and records the endpoint.
+    backend("elasticache").replication_groups[RESTORED].status = "creating"
+    await s.tick(timedelta(minutes=10))
+    assert await s.timeline("restored") == [] and await s.timeline("verified") == []
+    backend("elasticache").replication_groups[RESTORED].status = "available"
+    await s.tick(timedelta(minutes=10))
+    [note] = await s.timeline("restored")
+    assert note.data["replication_group_id"] == RESTORED and note.data["endpoint"]
+    assert "REDIS_HOST" in note.message
+    assert len(await s.timeline("verified")) == 1
+
+
+async def restored(moto: MotoClient) -> dict[str, object] | None:
+    client = await moto("elasticache")
+    try:
+        answer = await client.describe_replication_groups(ReplicationGroupId=RESTORED)
+    except client.exceptions.ReplicationGroupNotFoundFault:
+        return None
+    return dict(answer["ReplicationGroups"][0])
