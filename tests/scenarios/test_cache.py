@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from remediator.clock import FakeClock
+from tests.actions.test_elasticache_restore import group
 from tests.scenarios.conftest import Scenario, ScenarioFactory
 from tests.support.context import MotoClient
 from tests.support.moto import backend
@@ -97,11 +98,10 @@ async def test_6_2_redis_data_loss_is_p1_restore_held_infra_lead_told_then_the_n
     [told] = s.sink.to("infra_lead")
     assert told["title"] == "P1 Redis data loss on erp-prod-sessions"
     assert "REDIS_HOST" in told["text"] and "erp-prod-sessions-restored" in told["text"]
-    assert await restored(moto) is None  # nothing is created before a person approves
+    assert await group(moto, RESTORED) is None  # nothing is created before a person approves
     [answer] = await s.approve_all()
     assert answer["outcome"] == "succeeded", answer
-    group = await restored(moto)
-    assert group is not None
+    assert await group(moto, RESTORED) is not None
 
     # moto makes the group available at once: play a restore still running at the first check,
     # so verification checks again, then sees it available and records the endpoint.
@@ -115,11 +115,3 @@ async def test_6_2_redis_data_loss_is_p1_restore_held_infra_lead_told_then_the_n
     assert "REDIS_HOST" in note.message
     assert len(await s.timeline("verified")) == 1
 
-
-async def restored(moto: MotoClient) -> dict[str, object] | None:
-    client = await moto("elasticache")
-    try:
-        answer = await client.describe_replication_groups(ReplicationGroupId=RESTORED)
-    except client.exceptions.ReplicationGroupNotFoundFault:
-        return None
-    return dict(answer["ReplicationGroups"][0])
