@@ -31,13 +31,13 @@ async def node_type(moto: MotoClient) -> str:
     return str(answer["ReplicationGroups"][0]["CacheNodeType"])
 
 
-async def alarm_in_state(moto: MotoClient, name: str, state: str) -> None:
-    """The alarm of deploy/sns/alarms.yaml, in the given state (CloudWatch keeps it in ALARM while
-    the memory stays high)."""
+async def alarm_in_state(moto: MotoClient, name: str, state: str, *, namespace: str = "AWS/ElastiCache",
+                         metric: str = "DatabaseMemoryUsagePercentage") -> None:
+    """An alarm of deploy/sns/alarms.yaml, in the given state (CloudWatch keeps it in ALARM while
+    the condition lasts)."""
     cloudwatch = await moto("cloudwatch")
     await cloudwatch.put_metric_alarm(
-        AlarmName=name, Namespace="AWS/ElastiCache", MetricName="DatabaseMemoryUsagePercentage",
-        Dimensions=[{"Name": "CacheClusterId", "Value": f"{GROUP}-001"}], Statistic="Average", Period=300,
+        AlarmName=name, Namespace=namespace, MetricName=metric, Statistic="Average", Period=300,
         EvaluationPeriods=3, Threshold=85.0, ComparisonOperator="GreaterThanThreshold")
     await cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="test")
 
