@@ -90,3 +90,14 @@ async def test_7_2_api_down_is_p1_the_redeploy_runs_after_approval_and_is_verifi
     assert [e.message for e in await s.timeline("verified")] == ["recovered after api-down-redeploy step 1"]
     assert await s.pending() == []
     assert (await service(ecs))["taskDefinition"].endswith("erp-api:2")
+
+
+async def test_7_1_cpu_overload_scales_the_api_out_by_two_tasks(scenario: ScenarioFactory, moto: MotoClient) -> None:
+    ecs = await erp_api_on_revision_2(moto)
+    assert (await service(ecs))["desiredCount"] == 2
+    s: Scenario = await scenario("application.yaml")
+
+    await s.alertmanager("am-api-high-latency.json")
+
+    assert await s.outcomes() == [("ecs.scale_service", "allow", "succeeded")]
+    assert (await service(ecs))["desiredCount"] == 4  # the runbook's manual scale-out, 2 tasks at a time

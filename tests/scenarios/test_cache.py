@@ -8,9 +8,11 @@ from datetime import datetime, timedelta
 import pytest
 
 from remediator.clock import FakeClock
+from tests.actions.test_elasticache import TEST_FAILOVER_XML, promote_first_replica
 from tests.actions.test_elasticache_restore import group
 from tests.scenarios.conftest import Scenario, ScenarioFactory
 from tests.support.context import MotoClient
+from tests.support.faultproxy import FaultProxy, Rule
 from tests.support.moto import backend
 
 pytestmark = pytest.mark.integration
@@ -115,3 +117,26 @@ async def test_6_2_redis_data_loss_is_p1_restore_held_infra_lead_told_then_the_n
     assert "REDIS_HOST" in note.message
     assert len(await s.timeline("verified")) == 1
 
+
+
+async def test_6_1_redis_connection_failure_is_p1_the_failover_held_the_infra_lead_told(
+        scenario: ScenarioFactory, moto: MotoClient, proxy: FaultProxy) -> None:
+    await sessions_group(moto)
+    # moto has no TestFailover: the proxy answers it as ElastiCache does, and the test plays the swap.
+    failover = proxy.add(Rule("TestFailover", mode="canned", status=200,
+                              body=TEST_FAILOVER_XML.replace(b"erp-sessions", GROUP.encode()),
+                              headers={"Content-Type": "text/xml"}))
+    s: Scenario = await scenario("cache.yaml")
+
+    await s.alertmanager("am-redis-primary-down.json")
+
+    assert s.told("infra_lead") == ["P1 RedisPrimaryDown: erp-prod-sessions"]
+    [pending] = await s.pending()
+    assert pending["plan"]["action"] == "elasticache.failover" and failover.fired == 0
+    [answer] = await s.approve_all()
+    assert answer["outcome"] == "succeeded", answer
+    assert failover.fired == 1
+
+    promote_first_replica(GROUP)  # play ElastiCache finishing it
+    await s.tick(timedelta(minutes=10))  # verification sees another primary: recovered
+    assert [e.message for e in await s.timeline("verified")] == ["recovered after redis-primary-down-failover step 1"]

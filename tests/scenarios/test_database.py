@@ -208,3 +208,37 @@ async def test_5_2_slow_queries_diagnostics_then_the_apps_queries_cancelled_then
         app.terminate()
         dba.terminate()
         await asyncio.gather(report, maintenance, return_exceptions=True)
+
+
+async def test_5_1_pool_exhaustion_terminates_idle_sessions_and_tells_the_dba(
+        scenario: ScenarioFactory, database: Database) -> None:  # noqa: F811
+    # The policy's database is erp and it waits for 10 idle minutes: here the test's database, and
+    # one idle second (PostgreSQL measures idleness in real time).
+    s: Scenario = await scenario("database.yaml", edits={"database: erp,": f"database: {database.name},",
+                                                         "idle_for: 10m": "idle_for: 1s"},
+                                 targets=erp_primary(database))
+    idle = [await asyncpg.connect(database.dsn(database.app)) for _ in range(3)]
+    reports = await asyncpg.connect(database.dsn(database.app, application="erp-nightly-reports"))
+    try:
+        await asyncio.sleep(1.5)
+        await s.alertmanager("am-pg-too-many-connections.json")
+
+        [terminate] = [r for r in await s.audit() if r.action == "postgres.terminate_idle_connections"]
+        assert terminate.outcome.value == "succeeded", terminate.detail
+        assert terminate.detail["terminated"] == 3  # the nightly reports' session is never touched
+        assert [await _alive(conn) for conn in idle] == [False, False, False]
+        assert await _alive(reports)
+        assert s.told("dba") == ["PostgresTooManyConnections on erp-prod-db:9187"]
+        assert await s.timeline("diagnostics")
+        # The replica's alert matched nothing: only the primary's sessions are terminated.
+        assert [r.policy for r in await s.audit()].count("pg-too-many-connections") == 1
+    finally:
+        for conn in [*idle, reports]:
+            conn.terminate()
+
+
+async def _alive(conn: asyncpg.Connection) -> bool:
+    try:
+        return bool(await conn.fetchval("SELECT 1") == 1)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        return False

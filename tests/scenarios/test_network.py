@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from tests.actions.test_nat_routes import make_network, targets
+from tests.actions.test_route53 import make_zone, record_values
 from tests.scenarios.conftest import Scenario, ScenarioFactory
 from tests.support.context import MotoClient
 from tests.support.moto import backend
@@ -48,3 +49,22 @@ async def test_9_1_nat_failure_moves_the_private_routes_to_the_standby_after_app
     await s.tick(timedelta(minutes=5))
     assert [e.message for e in await s.timeline("verified")] == [
         "recovered after nat-gateway-failing-replace-route step 1"]
+
+
+async def test_9_2_dns_health_check_failing_points_the_name_at_the_standby_after_approval(
+        scenario: ScenarioFactory, moto: MotoClient) -> None:
+    zone = await make_zone(moto, {"Name": "api.erp.example-hospital.org.", "Type": "CNAME", "TTL": 300,
+                                  "ResourceRecords": [{"Value": "erp-prod-alb.eu-west-1.elb.amazonaws.com"}]})
+    # moto chooses hosted zone ids: the policy's zone id becomes the one moto made.
+    s: Scenario = await scenario("network.yaml", edits={"Z0123456789ABCDEFGHIJ": zone})
+
+    await s.sns("cw-api-health-check.json")
+
+    assert s.told("infra_lead") == [
+        "P1 erp-prod-api-health-check: api.erp.example-hospital.org failing its health check"]
+    name = "api.erp.example-hospital.org."
+    assert await record_values(moto, zone, name, "CNAME") == (["erp-prod-alb.eu-west-1.elb.amazonaws.com"], 300)
+    [answer] = await s.approve_all()
+    assert answer["outcome"] == "succeeded", answer
+    values, ttl = await record_values(moto, zone, name, "CNAME")
+    assert [v.rstrip(".") for v in values] == ["api-standby.erp.example-hospital.org"] and ttl == 60
