@@ -98,8 +98,8 @@ class PostgresReport(ReadOnlyAction[ReportParams]):
     `max_rows` rows are read (the rest is reported as truncated). With a `freshness` check in the
     report, the newest value of each named timestamp column is compared with a reference time
     (`gap_since`, default: when it runs): a gap above `max_gap` fails the run (check_failed), so the
-    policy's next step can escalate. Rows land on the timeline and in no notification: a report must
-    not select patient data.
+    policy's next step can escalate; a check that passed verifies as recovered. Rows land on the
+    timeline and in no notification: a report must not select patient data.
 
     ```yaml
     type: postgres.report
