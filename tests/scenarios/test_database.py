@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from remediator.settings import load_settings
-from tests.actions.test_postgres_actions import Database, database  # noqa: F401  (the fixture)
+from tests.actions.test_postgres_actions import Database, database, long_queries  # noqa: F401  (the fixture)
 from tests.conftest import ROOT
 from tests.scenarios.conftest import Scenario, ScenarioFactory
 from tests.support.context import MotoClient
@@ -175,16 +175,13 @@ async def test_5_1_disk_full_tells_the_dba_at_once_and_grows_the_storage_after_a
 
 async def test_5_2_slow_queries_diagnostics_then_the_apps_queries_cancelled_then_the_dba(
         scenario: ScenarioFactory, database: Database) -> None:  # noqa: F811
-    targets = erp_primary(database)
-    # The DBA's role, protected in settings as a deployment lists its DBA and migration roles.
-    targets["postgres"]["erp-primary"]["protected_users"] = [database.keeper]
-    # PostgreSQL measures a query's age in real time: the test waits 2 seconds, not 2 minutes.
-    s: Scenario = await scenario("database.yaml", edits={"running_for: 2m": "running_for: 2s"}, targets=targets)
-    app = await asyncpg.connect(database.dsn(database.app))
-    dba = await asyncpg.connect(database.dsn(database.keeper))
-    report = asyncio.create_task(app.execute("SELECT pg_sleep(60) WHERE 'ward 7' <> ''"))
-    maintenance = asyncio.create_task(dba.execute("SELECT pg_sleep(60)"))
-    try:
+    targets = erp_primary(database)  # the DBA's role (keeper) is neither listed nor protected here
+    # PostgreSQL measures a query's age in real time: the test waits 2 seconds, not 2 minutes; the
+    # application's role is the test database's.
+    s: Scenario = await scenario("database.yaml", edits={"running_for: 2m": "running_for: 2s",
+                                                         "only_users: [erp_app]": f"only_users: [{database.app}]"},
+                                 targets=targets)
+    async with long_queries(database, 60) as (report, maintenance):
         await asyncio.sleep(2.5)
         await s.alertmanager("am-pg-long-running-queries.json", datname=database.name)
 
@@ -204,10 +201,6 @@ async def test_5_2_slow_queries_diagnostics_then_the_apps_queries_cancelled_then
 
         await s.tick(timedelta(minutes=2))  # still firing: step 3 escalates to the DBAs
         assert s.told("dba") == [f"PostgresLongRunningQueries on erp-prod-db ({database.name})"]
-    finally:
-        app.terminate()
-        dba.terminate()
-        await asyncio.gather(report, maintenance, return_exceptions=True)
 
 
 async def test_5_1_pool_exhaustion_terminates_idle_sessions_and_tells_the_dba(

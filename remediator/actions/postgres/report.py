@@ -11,7 +11,7 @@ import asyncpg
 from pydantic import AwareDatetime, Field
 
 from remediator.actions.base import ActionContext, ActionParams, PlannedCall, ReadOnlyAction
-from remediator.actions.postgres.common import TARGET_ERRORS, TARGET_NAME, Seconds, failure
+from remediator.actions.postgres.common import TARGET_ERRORS, TARGET_NAME, Seconds, failure, first_row
 from remediator.actions.postgres.report_rows import Freshness, ReportMisfit, cell, freshness, rows_view
 from remediator.actions.targets import target_connections
 from remediator.model import Execution, FailureReason, Outcome
@@ -119,6 +119,10 @@ class PostgresReport(ReadOnlyAction[ReportParams]):
 
     def refusal(self, params: ReportParams, ctx: ActionContext) -> str | None:
         return configuration_problem(params, ctx.deps.settings.targets)
+
+    async def precheck(self, params: ReportParams, ctx: ActionContext) -> str | None:
+        """The target answers (so a dry run records what enforce would: an unreachable database)."""
+        return (await first_row(ctx, params.target, "SELECT 1"))[1]
 
     async def plan_calls(self, params: ReportParams, ctx: ActionContext) -> Sequence[PlannedCall]:
         try:
