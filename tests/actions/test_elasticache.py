@@ -54,9 +54,9 @@ def canned_failover(proxy: FaultProxy) -> Rule:
                           headers={"Content-Type": "text/xml"}))
 
 
-def promote_first_replica() -> None:
+def promote_first_replica(group_id: str = GROUP) -> None:
     """Play ElastiCache finishing the failover (moto never swaps roles)."""
-    group = backend("elasticache").replication_groups[GROUP]
+    group = backend("elasticache").replication_groups[group_id]
     members: list[dict[str, Any]] = group.node_groups[0]["node_group_members"]
     for member in members:
         member["current_role"] = "replica"

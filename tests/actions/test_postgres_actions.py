@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -143,6 +144,35 @@ async def test_long_queries_are_cancelled_except_for_protected_users(
     protected_query.cancel()
     slow.terminate()
     protected.terminate()
+
+
+@asynccontextmanager
+async def long_queries(db: Database, seconds: int) -> AsyncIterator[tuple[asyncio.Task[str], asyncio.Task[str]]]:
+    """The application's and the DBA's (keeper's) queries, both running `seconds`, both started now;
+    their sessions are ended afterwards."""
+    app = await asyncpg.connect(db.dsn(db.app))
+    dba = await asyncpg.connect(db.dsn(db.keeper))
+    app_query = asyncio.create_task(app.execute(f"SELECT pg_sleep({seconds}) WHERE 'ward 7' <> ''"))
+    dba_query = asyncio.create_task(dba.execute(f"SELECT pg_sleep({seconds})"))
+    try:
+        yield app_query, dba_query
+    finally:
+        app.terminate()
+        dba.terminate()
+        await asyncio.gather(app_query, dba_query, return_exceptions=True)
+
+
+async def test_only_the_named_roles_queries_are_cancelled(database: Database, action_context: ContextFactory) -> None:
+    # The DBA's query runs as long as the application's, and nobody listed it in except_users:
+    # only_users alone keeps it from being cancelled.
+    async with long_queries(database, 20) as (app_query, dba_query):
+        await asyncio.sleep(1.2)
+        params = CancelLongParams(target="erp", database=database.name, running_for="1s", only_users=(database.app,))
+        execution = await CancelLongQueries().run(params, action_context(database.targets()))
+        assert execution.detail["cancelled"] == 1 and execution.detail["by_user"] == {database.app: 1}
+        with pytest.raises(asyncpg.QueryCanceledError):
+            await app_query
+        assert not dba_query.done()
 
 
 async def test_a_role_without_the_needed_privileges_fails_the_precheck(

@@ -4,6 +4,7 @@ what a report must never do (write, run on, read without bound, run a report nob
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -104,6 +105,17 @@ async def test_a_gap_above_the_bound_fails_the_run_so_the_policy_can_escalate(
     assert "stale: more than 0h15m00s" in execution.detail["error"]
     [(_, message, data)] = notes(ctx)  # recorded on the timeline all the same
     assert data["freshness"]["stale"] == ["newest_vital"] and "stale" in message
+
+
+async def test_a_passed_check_verifies_as_recovered_a_failed_one_never_and_a_plain_report_has_no_say(
+        erp: Database, action_context: ContextFactory) -> None:
+    ctx = action_context(targets(erp, freshness=FRESHNESS, audit=AUDIT))
+    fresh = ReportParams(target="erp", report="freshness", gap_since="2026-01-12T03:00:00Z", max_gap="2h")
+    stale = ReportParams(target="erp", report="freshness", gap_since="2026-01-12T03:00:00Z")
+    plain = ReportParams(target="erp", report="audit")
+    for params, recovered in ((fresh, True), (stale, False), (plain, None)):
+        execution = await REPORT.run(params, ctx)
+        assert await REPORT.verify(params, replace(ctx, execution=execution)) is recovered, params
 
 
 async def test_an_empty_table_has_no_newest_row_and_is_stale(erp: Database, action_context: ContextFactory) -> None:

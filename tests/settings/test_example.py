@@ -40,6 +40,8 @@ EXAMPLE_VALUES: dict[str, Any] = {
         "oncall": {"url": "https://chat.example-hospital.org/hooks/erp-oncall", **NOTIFY},
         "dba": {"url": "https://chat.example-hospital.org/hooks/erp-dba", **NOTIFY},
         "security": {"url": "https://chat.example-hospital.org/hooks/erp-security", **NOTIFY},
+        "infra_lead": {"url": "https://chat.example-hospital.org/hooks/erp-infra-lead", **NOTIFY},
+        "dev_lead": {"url": "https://chat.example-hospital.org/hooks/erp-dev-lead", **NOTIFY},
     },
     "guardrails.protected": [{"action": "waf.*", "reason": "hospital network",
                               "targets": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "198.51.100.0/28"]}],
@@ -48,6 +50,7 @@ EXAMPLE_VALUES: dict[str, Any] = {
     "aws.evidence.bucket": "erp-prod-forensics",
     "aws.elasticache.node_types": ["cache.r6g.large", "cache.r6g.xlarge", "cache.r6g.2xlarge"],
     "targets.postgres": {"erp-primary": ERP_PRIMARY},
+    "targets.redis": {"sessions": {"url_env": "SESSIONS_REDIS_URL", "url": None, "timeout": "PT2S"}},
 }
 
 

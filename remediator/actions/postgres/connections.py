@@ -20,6 +20,7 @@ from remediator.actions.base import Action, ActionContext, PlannedCall
 from remediator.actions.postgres.common import (
     ELIGIBLE,
     TARGET_ERRORS,
+    PgName,
     Seconds,
     SessionParams,
     failure,
@@ -46,6 +47,7 @@ LONG_QUERIES = f"""
     {ELIGIBLE}
       AND a.state = 'active' AND a.query_start < now() - make_interval(secs => $4)
       AND a.query NOT ILIKE 'autovacuum:%'
+      AND (cardinality($6::text[]) = 0 OR a.usename = ANY($6::text[]))
     ORDER BY a.query_start LIMIT $5
 """
 
@@ -125,12 +127,15 @@ class CancelLongParams(SessionParams):
     running_for: Seconds = Field(timedelta(minutes=5), ge=timedelta(seconds=1))
     terminate: bool = False  # end the whole session (pg_terminate_backend) instead of the query
     max_queries: int = Field(20, ge=1, le=500)
+    only_users: tuple[PgName, ...] = Field(
+        (), max_length=50, description="signal only these roles' queries (the application's); empty: any eligible")
 
 
 class CancelLongQueries(Action[CancelLongParams]):
     """Cancel queries active longer than `running_for` in one database (or terminate their sessions).
 
-    Autovacuum and other background workers are never touched.
+    Autovacuum and other background workers are never touched; with `only_users`, nobody but those
+    roles is (the runbook cancels the application's queries, never a DBA's or a migration's).
 
     ```yaml
     type: postgres.cancel_long_queries
@@ -139,6 +144,7 @@ class CancelLongQueries(Action[CancelLongParams]):
       database: erp
       running_for: 5m
       max_queries: 10
+      only_users: [erp_app]
       except_users: [erp_reporting]
     ```
     """
@@ -159,7 +165,8 @@ class CancelLongQueries(Action[CancelLongParams]):
 
     def _args(self, params: CancelLongParams, ctx: ActionContext) -> list[Any]:
         users, applications = protected(params, ctx)
-        return [params.database, users, applications, params.running_for.total_seconds(), params.max_queries]
+        return [params.database, users, applications, params.running_for.total_seconds(), params.max_queries,
+                list(params.only_users)]
 
     async def plan_calls(self, params: CancelLongParams, ctx: ActionContext) -> Sequence[PlannedCall]:
         operation = "pg_terminate_backend" if params.terminate else "pg_cancel_backend"
@@ -176,7 +183,7 @@ class CancelLongQueries(Action[CancelLongParams]):
         try:
             pool = await target_connections(ctx.deps).postgres(params.target)
             found = await pool.fetch(
-                f"SELECT s.*, CASE WHEN $6 THEN pg_terminate_backend(s.pid) ELSE pg_cancel_backend(s.pid) END "
+                f"SELECT s.*, CASE WHEN $7 THEN pg_terminate_backend(s.pid) ELSE pg_cancel_backend(s.pid) END "
                 f"AS signalled FROM ({LONG_QUERIES}) s", *self._args(params, ctx), params.terminate)
         except TARGET_ERRORS as exc:
             return failure(exc, params.target)

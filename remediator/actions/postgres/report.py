@@ -11,10 +11,10 @@ import asyncpg
 from pydantic import AwareDatetime, Field
 
 from remediator.actions.base import ActionContext, ActionParams, PlannedCall, ReadOnlyAction
-from remediator.actions.postgres.common import TARGET_ERRORS, TARGET_NAME, Seconds, failure
+from remediator.actions.postgres.common import TARGET_ERRORS, TARGET_NAME, Seconds, failure, first_row
 from remediator.actions.postgres.report_rows import Freshness, ReportMisfit, cell, freshness, rows_view
 from remediator.actions.targets import target_connections
-from remediator.model import Execution, FailureReason
+from remediator.model import Execution, FailureReason, Outcome
 from remediator.settings.base import IDENTIFIER_RE
 from remediator.settings.reports import MAX_TEXT, REPORT_NAME, BindValue, NamedReport, bind_value
 from remediator.settings.targets import TargetSettings
@@ -98,8 +98,8 @@ class PostgresReport(ReadOnlyAction[ReportParams]):
     `max_rows` rows are read (the rest is reported as truncated). With a `freshness` check in the
     report, the newest value of each named timestamp column is compared with a reference time
     (`gap_since`, default: when it runs): a gap above `max_gap` fails the run (check_failed), so the
-    policy's next step can escalate. Rows land on the timeline and in no notification: a report must
-    not select patient data.
+    policy's next step can escalate; a check that passed verifies as recovered. Rows land on the
+    timeline and in no notification: a report must not select patient data.
 
     ```yaml
     type: postgres.report
@@ -119,6 +119,10 @@ class PostgresReport(ReadOnlyAction[ReportParams]):
 
     def refusal(self, params: ReportParams, ctx: ActionContext) -> str | None:
         return configuration_problem(params, ctx.deps.settings.targets)
+
+    async def precheck(self, params: ReportParams, ctx: ActionContext) -> str | None:
+        """The target answers (so a dry run records what enforce would: an unreachable database)."""
+        return (await first_row(ctx, params.target, "SELECT 1"))[1]
 
     async def plan_calls(self, params: ReportParams, ctx: ActionContext) -> Sequence[PlannedCall]:
         try:
@@ -141,6 +145,15 @@ class PostgresReport(ReadOnlyAction[ReportParams]):
         except ReportMisfit as exc:
             return Execution.failed(FailureReason.VALIDATION, f"report {resolved.name!r}: {exc}")
         return await self._record(resolved, params.target, ctx, (rows, truncated), fresh)
+
+    async def verify(self, params: ReportParams, ctx: ActionContext) -> bool | None:
+        """A freshness check that passed leaves nothing to recover (a policy's next step is for a
+        gap); one that failed never recovers. A report without a check has no condition of its own."""
+        if configuration_problem(params, ctx.deps.settings.targets) is not None:
+            return None
+        if resolve(params, ctx.deps.settings.targets).report.freshness is None:
+            return None
+        return ctx.execution is not None and ctx.execution.outcome is Outcome.SUCCEEDED
 
     async def _read(self, resolved: ResolvedReport, target: str,
                     ctx: ActionContext) -> tuple[list[asyncpg.Record], bool]:
