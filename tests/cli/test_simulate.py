@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from remediator.cli import commands as cli
 from remediator.cli.commands import main
 from remediator.cli.simulate import LIVE_STATE_NOT_READ, SNS_UNVERIFIED, PayloadError, render_plan, simulate
 from remediator.settings import Settings
@@ -15,13 +14,6 @@ from tests.conftest import ROOT, corpus_file
 
 FIRING = ROOT / "tests" / "data" / "alertmanager-firing.json"
 
-
-@pytest.fixture(autouse=True)
-def _logging_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The commands configure structlog for a terminal, with loggers cached on first use: run
-    # in-process, they would bind every module's logger to this test's captured stdout, which
-    # later tests would then write to after it is closed.
-    monkeypatch.setattr(cli, "configure_logging", lambda *args, **kwargs: None)
 
 POLICIES = """
 policies:

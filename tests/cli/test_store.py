@@ -12,16 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from remediator.cli import store as cli_store
 from remediator.cli.commands import main
 from remediator.stores.sqlite.store import SqliteStore
 from tests.support import builders
-
-
-@pytest.fixture(autouse=True)
-def quiet_logs(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The command configures this process's logging for a terminal; the tests after it capture logs.
-    monkeypatch.setattr(cli_store, "configure_logging", lambda *args, **kwargs: None)
 
 
 def _config(tmp_path: Path, db: Path, extra: str = "") -> str:

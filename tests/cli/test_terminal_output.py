@@ -21,7 +21,6 @@ from typing import Any
 import orjson
 import pytest
 
-from remediator.cli import commands as cli
 from remediator.cli.commands import main
 from remediator.settings import token_digest
 from tests.conftest import ROOT
@@ -57,12 +56,6 @@ cases:
       - matched: []
         requests: []
 """
-
-
-@pytest.fixture(autouse=True)
-def _logging_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    # In-process commands would otherwise bind structlog to this test's captured stdout.
-    monkeypatch.setattr(cli, "configure_logging", lambda *args, **kwargs: None)
 
 
 @pytest.fixture

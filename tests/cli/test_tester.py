@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from remediator.actions.registry import default_registry
-from remediator.cli import commands as cli
 from remediator.cli.commands import main
 from remediator.cli.tester import load_fixtures, run_fixtures
 from remediator.policy.loader import load_policies
@@ -19,13 +18,6 @@ POLICIES = ROOT / "policies"
 EXAMPLE_SETTINGS = ROOT / "docs" / "settings.example.yaml"
 FIRING = ROOT / "tests" / "data" / "alertmanager-firing.json"  # two PostgresTooManyConnections alerts
 
-
-@pytest.fixture(autouse=True)
-def _logging_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The commands configure structlog for a terminal, with loggers cached on first use: run
-    # in-process, they would bind every module's logger to this test's captured stdout, which
-    # later tests would then write to after it is closed.
-    monkeypatch.setattr(cli, "configure_logging", lambda *args, **kwargs: None)
 
 POLICY = """
 name: pg-connections

@@ -99,6 +99,6 @@ def test_remediator_check_refuses_a_misordered_policy_naming_it_and_its_step(tmp
     (tmp_path / "p.yaml").write_text(HEAD.format(name="first-waits") + notify(when="succeeded") + BLOCK)
     result = subprocess.run([sys.executable, "-m", "remediator", "check", str(tmp_path)],
                             capture_output=True, text=True, cwd=ROOT, check=False)
-    assert result.returncode == 2, result.stdout
+    assert result.returncode == 1, result.stdout
     assert "policies[0] (first-waits): actions[0] (notify.webhook).when: the first step has no previous step" \
         in result.stderr

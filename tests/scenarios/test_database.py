@@ -136,8 +136,9 @@ async def test_5_1_primary_down_instance_reboots_with_failover_then_a_data_gap_e
     assert await s.timeline("verified") == []
     for _ in range(4):
         await s.tick(timedelta(minutes=2))
+    # The P1 row of the runbook's matrix reads 팀장 → 본부장: the team lead hands it to the head of department.
     assert [e.message for e in await s.timeline("escalated")] == [
-        "escalated to team_lead, head_of_department: not recovered after pg-primary-down-failover step 1; "
+        "escalated to head_of_department: not recovered after pg-primary-down-failover step 1; "
         "no step of pg-primary-down-failover is left"]
     backend("rds").databases["erp-prod-db"].status = "available"
 
