@@ -7,6 +7,7 @@ show it as text. The browser test (`test_console_pages_browser.py`) checks the l
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import timedelta
 from typing import Any
@@ -111,11 +112,21 @@ async def test_the_list_shows_open_incidents_first_with_their_targets_and_waitin
     assert "DRY-RUN" not in page and "ENFORCE" in page  # the daemon's mode, on every page
 
 
+async def _declared(d: Daemon) -> dict[str, Any]:
+    """The P1's record once its declaration (a timer, due at once) is on the timeline: its events stop growing."""
+    for _ in range(200):
+        incident = await _incident(d)
+        if any(e["kind"] == "declared" for e in incident["timeline"]):
+            return incident
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never declared: {incident['timeline']}")
+
+
 async def test_the_incident_page_draws_one_mark_per_event_and_lists_them(make_daemon: DaemonFactory) -> None:
     d = await make_daemon(POLICIES)
     await d.deliver(HOSTILE)
     d.clock.advance(timedelta(minutes=3))
-    incident = await _incident(d)
+    incident = await _declared(d)
     note = await d.client.post(f"/api/v1/incidents/{incident['id']}/notes", headers=d.auth("alice"),
                                json={"text": f"ward 4 on paper charts {SCRIPT}"})
     assert note.status == 200
