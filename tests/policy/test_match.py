@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from remediator.model import Alert, Severity
+from remediator.policy import match as match_module
 from remediator.policy.match import PolicyIndex, incident_severity
 from remediator.policy.model import Policy
 from tests.support import builders
@@ -85,3 +86,51 @@ def test_incident_severity_is_the_highest_of_the_policies_and_the_sources_own() 
     assert incident_severity(notify_only.match(guardduty_high), guardduty_high) is Severity.P1
     assert incident_severity(notify_only.match(ALERT), ALERT) is Severity.P2
     assert incident_severity([], ALERT) is Severity.P4
+
+
+def _brute_force(policies: list[Policy], alert: Alert) -> list[str]:
+    """Every policy checked against every condition, no index: what the index must agree with."""
+    one_by_one = [PolicyIndex([p]) for p in policies]
+    return [p.name for p, alone in zip(policies, one_by_one, strict=True) if alone.match(alert)]
+
+
+def test_the_index_finds_exactly_what_checking_every_policy_finds() -> None:
+    shapes: list[dict[str, Any]] = []
+    for i in range(12):
+        shapes += [
+            {"source": "alertmanager", "alertname": f"Name{i % 3}", "labels": {"env": "prod"}},
+            {"alertname": {"regex": f"Name[{i % 3}-9]"}, "labels": {"service": {"in": ["erp-api", "erp-web"]}}},
+            {"source": "cloudwatch", "labels": {"namespace": "AWS/RDS", "db": f"db-{i % 4}"}},
+            {"labels": {"env": "prod", "service": f"erp-{'api' if i % 2 else 'web'}"}, "status": "any"},
+            {"source": ["alertmanager", "cloudwatch"], "labels": {"service": {"regex": f"erp-.{{{i % 4}}}"}}},
+            {"labels": {"region": {"in": ["eu", f"r{i}"]}, "db": {"absent": True}}},
+            {"labels": {"maintenance": {"absent": True}}, "status": "resolved"},
+            {"alertname": {"glob": f"*{i % 5}"}, "source": "cloudwatch"},
+        ]
+    policies = [policy(f"p{n}", match) for n, match in enumerate(shapes)]
+    index = PolicyIndex(policies)
+    alerts = [builders.alert(f"Name{i % 7}", source=source, status=status,
+                             labels={"env": env, "service": service, "region": region, "namespace": "AWS/RDS",
+                                     **({"db": f"db-{i % 5}"} if i % 3 else {})})
+              for i in range(20) for source in ("alertmanager", "cloudwatch") for status in ("firing", "resolved")
+              for env, service, region in (("prod", "erp-api", "eu"), ("dev", "erp-web", "r3"), ("prod", "x", "us"))]
+    assert sum(bool(index.match(a)) for a in alerts) > len(alerts) // 2  # the shapes do match, often
+    for _ in range(2):  # the second time from the memo
+        for alert in alerts:
+            assert [m.policy.name for m in index.match(alert)] == _brute_force(policies, alert), alert
+
+
+def test_invented_names_and_values_never_grow_the_memo_past_its_bound() -> None:
+    index = PolicyIndex([policy("named", {"alertname": {"regex": "Api.*"}}),
+                         policy("by-value", {"labels": {"service": {"regex": "erp-.*"}}})])
+    for i in range(match_module.MEMO * 2 + 7):
+        alert = builders.alert(f"Api{i}", labels={"service": f"erp-{i}"})
+        assert [m.policy.name for m in index.match(alert)] == ["named", "by-value"]
+        assert index.match(builders.alert(f"Db{i}", labels={"service": f"crm-{i}"})) == []
+    assert len(index._memo) <= match_module.MEMO
+
+
+def test_a_policy_is_found_by_its_name_in_one_lookup() -> None:
+    policies = [policy(f"p{i}", {"alertname": f"N{i}"}) for i in range(1000)]
+    index = PolicyIndex(policies)
+    assert index.by_name("p999") is policies[999] and index.by_name("nope") is None
