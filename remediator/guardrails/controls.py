@@ -145,11 +145,15 @@ class Controls:
         found = [(w, "settings", "") for w in self.settings.maintenance]
         return found + [(s.window, "api", s.by) for s in await scheduled_windows(self.coordination)]
 
+    def open_until(self, window: MaintenanceWindow) -> datetime | None:
+        """When the window ends (in `guardrails.time_zone`) if it is open now; None when it is closed."""
+        until = window.open_until(self.clock.now(), self.settings.zone)
+        return until.astimezone(self.settings.zone) if until else None
+
     def window_view(self, window: MaintenanceWindow, source: str, by: str = "") -> dict[str, Any]:
-        zone = self.settings.zone
-        until = window.open_until(self.clock.now(), zone)
+        until = self.open_until(window)
         return {**window.model_dump(mode="json", exclude_none=True), "source": source, "by": by,
-                "open_until": until.astimezone(zone).isoformat() if until else None}
+                "open_until": until.isoformat() if until else None}
 
     async def add_window(self, who: str, fields: object) -> MaintenanceWindow:
         """A window as `guardrails.maintenance` takes one; its name must be new."""
