@@ -15,6 +15,7 @@ from datetime import datetime
 
 from aiohttp import web
 
+from remediator.clock import describe_duration
 from remediator.errors import BadRequest
 from remediator.guardrails.controls import Controls, may_change
 from remediator.observability import get_logger
@@ -58,7 +59,8 @@ async def show(request: web.Request, flash: ui.Markup = ui.NOTHING, status: int 
                        kill_switch=await controls.kill_switch(), pauses=await controls.pauses(), windows=windows,
                        circuits=[controls.circuit_view(c) for c in await controls.circuits()],
                        breaker=controls.settings.circuit_breaker, time_zone=controls.settings.time_zone,
-                       csrf=session.csrf, when=When(request.config_dict[DEPS].settings.incidents.zone))
+                       csrf=session.csrf, describe=describe_duration,
+                       when=When(request.config_dict[DEPS].settings.incidents.zone))
 
 
 def _fields(form: Mapping[str, object], *names: str) -> dict[str, str]:

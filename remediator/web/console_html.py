@@ -91,7 +91,7 @@ form.login{background:#fff;border:1px solid #d4dae1;border-radius:6px;padding:1r
 form.login input{width:100%;padding:.4rem;margin:.3rem 0 .8rem;box-sizing:border-box}
 @media (max-width:40rem){table.stack thead{display:none}table.stack tr{display:block;border-bottom:2px solid #d4dae1}
 table.stack td{display:block;border:0}table.stack td::before{content:attr(data-label) ": ";color:#5a6473}
-table.params{min-width:0}dl{grid-template-columns:1fr}dt{font-weight:600}}
+table.params{min-width:0}dl{grid-template-columns:1fr}dt{font-weight:600}table.stack td.act::before{content:none}}
 form.control{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end;margin:.6rem 0}
 form.control label{flex:1 1 12rem;min-width:0}form.control input,form.control select{width:100%;padding:.4rem;
 box-sizing:border-box}form.inline{display:inline}.state{font-size:1.1rem;font-weight:700}.state.on{color:#c62828}
