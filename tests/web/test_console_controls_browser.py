@@ -21,7 +21,7 @@ import pytest
 from tests.support.browser import chromium
 from tests.support.process import DaemonProcess
 from tests.web.conftest import API_TOKENS, TOKENS
-from tests.web.test_console_pages_browser import PHONE, TOO_WIDE
+from tests.web.test_console_pages_browser import PHONE, _fits
 
 __all__ = ["chromium"]
 
@@ -66,15 +66,6 @@ async def _api(daemon: DaemonProcess, method: str, path: str, body: dict[str, An
         return await answer.json()
 
 
-async def _fits(page: Any, name: str, shots: Path) -> None:
-    layout = await page.evaluate(TOO_WIDE)
-    assert layout["width"] == PHONE["width"] and layout["scroll"] <= layout["width"], (name, layout)
-    assert layout["wide"] == [], (name, layout["wide"])
-    shot = shots / f"controls-{name}.png"
-    await page.screenshot(path=str(shot), full_page=True)
-    assert shot.stat().st_size > 1000
-
-
 async def test_an_admin_pauses_a_policy_sees_it_listed_and_ends_it_on_a_phone(
     daemon: DaemonProcess, chromium: Any, tmp_path: Path,
 ) -> None:
@@ -90,7 +81,7 @@ async def test_an_admin_pauses_a_policy_sees_it_listed_and_ends_it_on_a_phone(
     assert "Nothing is paused." in await page.locator("#pauses").inner_text()
     assert WINDOW["name"] in await page.locator("#maintenance").inner_text()
     assert "Asia/Seoul" in await page.locator("#maintenance").inner_text()
-    await _fits(page, "before", tmp_path)
+    await _fits(page, "/console/controls/before", tmp_path)
 
     form = page.locator("#pause-form")
     await form.locator("select[name=scope]").select_option("policy")
@@ -105,12 +96,12 @@ async def test_an_admin_pauses_a_policy_sees_it_listed_and_ends_it_on_a_phone(
         assert text in row, (text, row)
     [listed] = (await _api(daemon, "GET", "/api/v1/pauses"))["pauses"]
     assert (listed["scope"], listed["match"], listed["by"]) == ("policy", "api-restart", "root")
-    await _fits(page, "paused", tmp_path)
+    await _fits(page, "/console/controls/paused", tmp_path)
 
     await page.locator("tr.pause button[type=submit]").click()
     await page.wait_for_selector("text=Nothing is paused.")
     assert page.url == f"{daemon.admin_url}/console/controls?done=pause_ended"
     assert await page.locator("tr.pause").count() == 0
     assert (await _api(daemon, "GET", "/api/v1/pauses"))["pauses"] == []
-    await _fits(page, "ended", tmp_path)
+    await _fits(page, "/console/controls/ended", tmp_path)
     await root.close()
