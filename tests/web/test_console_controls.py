@@ -310,3 +310,16 @@ async def test_a_pause_until_a_time_ends_then(make_daemon: DaemonFactory) -> Non
     d.clock.advance(timedelta(minutes=90))
     assert "Nothing is paused." in await page(d)
     assert await decided(d) is DecisionReason.ALLOWED
+
+
+async def test_the_api_refuses_what_the_page_refuses(make_daemon: DaemonFactory, logs: Logs) -> None:
+    d = await make_daemon(POLICIES)
+    before = await controls_state(d)
+    for path, body in [("/api/v1/killswitch", {"enabled": True}), ("/api/v1/killswitch", {"enabled": True,
+                                                                                          "reason": " "}),
+                       ("/api/v1/pauses", {"scope": "policy", "match": "api-*", "reason": ""}),
+                       ("/api/v1/circuits/close", {"action": "test.restart", "target": TARGET, "reason": ""})]:
+        answer = await d.client.post(path, json=body, headers=d.auth("root"))
+        assert answer.status == 400 and "reason" in (await answer.json())["detail"], (path, body)
+        assert await controls_state(d) == before, (path, body)
+    assert audited(logs) == []
