@@ -17,8 +17,8 @@ from remediator.engine.pipeline import Engine
 from remediator.incidents.approvals import Refusal, is_requester
 from remediator.model import Approval, ApprovalStatus, Choice, Vote
 from remediator.observability import get_logger
+from remediator.web import console_controls, console_pages
 from remediator.web import console_html as ui
-from remediator.web import console_pages
 from remediator.web.console_auth import (
     SESSION,
     THROTTLE,
@@ -150,4 +150,5 @@ def console_app(deps: Deps, engine: Engine) -> web.Application:
     app.router.add_get("/incidents/{id}/postmortem", console_pages.postmortem)
     app.router.add_get("/incidents/{id}/declaration", show_incident)
     app.router.add_get("/stats", console_pages.stats)
+    console_controls.add_routes(app)
     return app

@@ -21,6 +21,7 @@ from remediator.web.sessions import PATH, Session
 APPROVALS_PAGE = f"{PATH}/approvals"
 INCIDENTS_PAGE = f"{PATH}/incidents"
 STATS_PAGE = f"{PATH}/stats"
+CONTROLS_PAGE = f"{PATH}/controls"
 SIGN_IN_PAGE = f"{PATH}/login"
 SIGN_OUT = f"{PATH}/logout"
 
@@ -90,7 +91,10 @@ form.login{background:#fff;border:1px solid #d4dae1;border-radius:6px;padding:1r
 form.login input{width:100%;padding:.4rem;margin:.3rem 0 .8rem;box-sizing:border-box}
 @media (max-width:40rem){table.stack thead{display:none}table.stack tr{display:block;border-bottom:2px solid #d4dae1}
 table.stack td{display:block;border:0}table.stack td::before{content:attr(data-label) ": ";color:#5a6473}
-table.params{min-width:0}dl{grid-template-columns:1fr}dt{font-weight:600}}
+table.params{min-width:0}dl{grid-template-columns:1fr}dt{font-weight:600}table.stack td.act::before{content:none}}
+form.control{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end;margin:.6rem 0}
+form.control label{flex:1 1 12rem;min-width:0}form.control input,form.control select{width:100%;padding:.4rem;
+box-sizing:border-box}form.inline{display:inline}.state{font-size:1.1rem;font-weight:700}.state.on{color:#c62828}
 """
 STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
 CSP = (f"default-src 'none'; style-src '{STYLE_HASH}'; form-action 'self'; frame-ancestors 'none'; "
@@ -122,7 +126,8 @@ class Pending:
 NOTHING = Markup("")
 
 
-NAV = """<nav><a href="{incidents}">Incidents</a><a href="{approvals}">Approvals</a><a href="{stats}">Stats</a></nav>"""
+NAV = """<nav><a href="{incidents}">Incidents</a><a href="{approvals}">Approvals</a><a href="{stats}">Stats</a>
+<a href="{controls}">Controls</a></nav>"""
 MODES = {
     "dry-run": "DRY-RUN: this daemon decides and records, but touches nothing. An approved plan is recorded "
                "as dry-run, not run.",
@@ -140,7 +145,8 @@ def page(body: Markup, session: Session | None, flash: Markup = NOTHING, *, titl
          mode: str | None = None) -> str:
     who = render(WHO, name=session.name, roles=", ".join(session.roles), csrf=session.csrf,
                  sign_out=SIGN_OUT) if session else ""
-    nav = render(NAV, incidents=INCIDENTS_PAGE, approvals=APPROVALS_PAGE, stats=STATS_PAGE) if session else NOTHING
+    nav = render(NAV, incidents=INCIDENTS_PAGE, approvals=APPROVALS_PAGE, stats=STATS_PAGE,
+                 controls=CONTROLS_PAGE) if session else NOTHING
     banner = mode_banner(mode) if session and mode else NOTHING
     return render(LAYOUT, style=Markup(STYLE), title=title, nav=nav, who=who, mode=banner, flash=flash, body=body)
 

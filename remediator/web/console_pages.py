@@ -34,7 +34,7 @@ SEVERITIES = [s.value for s in Severity]
 LISTED = 200
 
 
-def _render(request: web.Request, name: str, title: str, status: int = 200,
+def render_page(request: web.Request, name: str, title: str, status: int = 200,
             flash: ui.Markup = ui.NOTHING, **values: object) -> web.Response:
     zone = request.config_dict[DEPS].settings.incidents.zone
     body = TEMPLATES.get_template(name).render(prefix=PATH, zone=zone.key, **values)
@@ -96,7 +96,7 @@ async def incidents(request: web.Request) -> web.Response:
     found.sort(key=lambda i: (i.status is not IncidentStatus.OPEN, i.severity.rank, -i.opened_at.timestamp()))
     del found[LISTED:]
     rows = [_row(incident, _targets(request, incident, now), now, when, waiting[incident.id]) for incident in found]
-    return _render(request, "incidents.html", "Incidents", rows=rows, open_count=len(opened))
+    return render_page(request, "incidents.html", "Incidents", rows=rows, open_count=len(opened))
 
 
 def _row(incident: Incident, targets: Targets, now: datetime, when: When, waiting: list[Approval]) -> Row:
@@ -137,10 +137,10 @@ async def incident(request: web.Request) -> web.Response:
     deps, now = request.config_dict[DEPS], now_of(request)
     record = await incident_record(deps.store, request.match_info["id"])
     if record is None:
-        return _render(request, "missing.html", "Incidents", 404, what=request.match_info["id"])
+        return render_page(request, "missing.html", "Incidents", 404, what=request.match_info["id"])
     zone, events, current = deps.settings.incidents.zone, list(record.timeline), record.incident
     targets, when = _targets(request, current, now), When(zone)
-    return _render(request, "incident.html", current.id, incident=current, targets=targets,
+    return render_page(request, "incident.html", current.id, incident=current, targets=targets,
                    chart=timeline(current, events, targets, zone, now), events=events, lane_of=lane_of,
                    approvals=record.approvals, checklist=declaration(current, events, when), when=when,
                    age=_age(current, now), recovered=recovered_at(current))
@@ -151,7 +151,7 @@ async def postmortem(request: web.Request) -> web.Response:
     deps = request.config_dict[DEPS]
     text = await postmortem_report(deps.store, deps.settings, request.match_info["id"], now_of(request))
     if text is None:
-        return _render(request, "missing.html", "Incidents", 404, what=request.match_info["id"])
+        return render_page(request, "missing.html", "Incidents", 404, what=request.match_info["id"])
     response = web.Response(text=text, content_type="text/plain", charset="utf-8")
     secure(response)
     return response
@@ -178,7 +178,7 @@ async def stats(request: web.Request) -> web.Response:
     months = stacked_bars(report["incidents"]["by_month"], SEVERITIES)
     mttr = stacked_bars({s: {s: _minutes(r["mean_seconds"])} for s, r in report["recovery"]["by_severity"].items()},
                         SEVERITIES, " min")
-    return _render(request, "stats.html", "Statistics", status, flash, report=report, severities=SEVERITIES,
+    return render_page(request, "stats.html", "Statistics", status, flash, report=report, severities=SEVERITIES,
                    months=months, mttr=mttr, since=f"{since:%Y-%m-%d}",
                    until=f"{until - timedelta(microseconds=1):%Y-%m-%d}", duration=_duration)
 

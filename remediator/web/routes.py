@@ -21,12 +21,10 @@ from remediator.settings import Settings
 from remediator.web import (
     api,
     approvals_api,
-    circuits_api,
+    controls_api,
     health,
     incidents_api,
     internal,
-    maintenance_api,
-    pauses_api,
     sns,
     webhooks,
 )
@@ -94,16 +92,16 @@ def add_api_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/api/v1/approvals/{id}/approve", approvals_api.approve)
     router.add_post("/api/v1/approvals/{id}/reject", approvals_api.reject)
     router.add_get("/api/v1/audit", api.list_audit)
-    router.add_get("/api/v1/killswitch", api.get_killswitch)
-    router.add_post("/api/v1/killswitch", api.set_killswitch)
-    router.add_get("/api/v1/circuits", circuits_api.list_circuits)
-    router.add_post("/api/v1/circuits/close", circuits_api.close_circuit)
-    router.add_get("/api/v1/pauses", pauses_api.list_pauses)
-    router.add_post("/api/v1/pauses", pauses_api.add_pause)
-    router.add_post("/api/v1/pauses/end", pauses_api.end_pause)
-    router.add_get("/api/v1/maintenance", maintenance_api.list_windows)
-    router.add_post("/api/v1/maintenance", maintenance_api.add_window)
-    router.add_post("/api/v1/maintenance/end", maintenance_api.end_window)
+    router.add_get("/api/v1/killswitch", controls_api.get_killswitch)
+    router.add_post("/api/v1/killswitch", controls_api.set_killswitch)
+    router.add_get("/api/v1/circuits", controls_api.list_circuits)
+    router.add_post("/api/v1/circuits/close", controls_api.close_circuit)
+    router.add_get("/api/v1/pauses", controls_api.list_pauses)
+    router.add_post("/api/v1/pauses", controls_api.add_pause)
+    router.add_post("/api/v1/pauses/end", controls_api.end_pause)
+    router.add_get("/api/v1/maintenance", controls_api.list_windows)
+    router.add_post("/api/v1/maintenance", controls_api.add_window)
+    router.add_post("/api/v1/maintenance/end", controls_api.end_window)
 
 
 def internal_app(settings: Settings, deps: Deps, engine: Engine) -> web.Application:

@@ -174,7 +174,7 @@ async def test_the_api_refuses_compressed_bodies_and_changes_nothing(start_daemo
     root = "root-bodies-token"
     daemon: Daemon = await start_daemon(api={"tokens": [{"name": "root", "sha256": token_digest(root),
                                                           "roles": ["admin"]}]})
-    response = await daemon.admin.post("/api/v1/killswitch", data=gzip.compress(b'{"enabled": true}'),
+    response = await daemon.admin.post("/api/v1/killswitch", data=gzip.compress(b'{"enabled": true, "reason": "x"}'),
                                        headers={"Authorization": f"Bearer {root}", "Content-Encoding": "gzip"})
     assert (response.status, (await response.json())["error"]) == (415, "unsupported_encoding")
     state = await daemon.admin.get("/api/v1/killswitch", headers={"Authorization": f"Bearer {root}"})
