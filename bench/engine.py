@@ -71,11 +71,12 @@ def make_alerts(count: int) -> list[Alert]:
 
 
 async def run_engine(alerts: list[Alert], chunk: int, workdir: Path, *, keep_wal: bool = False,
-                     engine_settings: dict[str, int] | None = None, policies_dir: Path = ROOT / "policies") -> Run:
+                     engine_settings: dict[str, int] | None = None, policies_dir: Path = ROOT / "policies",
+                     log_level: str = "warning") -> Run:
     settings_file = workdir / "settings.yaml"
     settings_file.write_text(json.dumps({
         "policies_dir": str(policies_dir), "store": {"url": f"sqlite:///{workdir / 'engine.db'}"},
-        "log": {"level": "warning"}, "engine": engine_settings or {},
+        "log": {"level": log_level}, "engine": engine_settings or {},
     }))
     deps = build_deps(load_settings(settings_file, {}))
     await deps.store.open()

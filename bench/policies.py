@@ -163,7 +163,8 @@ def main() -> None:
                 match_rates[count] = max(match_rates[count], rate)
                 workdir = Path(tmp) / f"engine-{count}-{attempt}"
                 workdir.mkdir()
-                run = asyncio.run(engine_bench.run_engine(decided_alerts, 16, workdir, policies_dir=directories[count]))
+                run = asyncio.run(engine_bench.run_engine(decided_alerts, 16, workdir, policies_dir=directories[count],
+                                                          log_level="error"))
                 decide_rates[count] = max(decide_rates[count], run.alerts / run.seconds)
     results = [(count, match_rates[count], found[count], decide_rates[count]) for count in args.counts]
     base_match, base_decide = results[0][1], results[0][3]
