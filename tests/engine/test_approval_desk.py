@@ -24,7 +24,7 @@ from remediator.model import (
     Verdict,
     Vote,
 )
-from remediator.stores.base import KillSwitch
+from remediator.stores.coordination import KillSwitch
 from tests.conftest import T0
 from tests.support import builders
 from tests.support.engine import Harness, HarnessFactory
