@@ -141,12 +141,10 @@ class IncidentStore(Protocol):
     async def get_alert(self, alert_id: str) -> Alert | None: ...
 
     # -- incidents ------------------------------------------------------------------------------
-    async def correlate(self, alert: Alert, severity: Severity, now: datetime) -> Correlation:
-        """Open, update or resolve the incident of `alert.group_key`; idempotent per alert."""
-
     async def correlate_many(self, observations: Sequence[Observation], now: datetime) -> list[Correlation]:
-        """`correlate` for several alerts in order, in one transaction. An alert that matched
-        policies also adds a `matched` event and moves its (open) incident to triage."""
+        """Open, update or resolve the incident of each alert's `group_key`, in order, in one
+        transaction; idempotent per alert. An alert that matched policies also adds a `matched`
+        event and moves its (open) incident to triage."""
 
     async def add_events(self, events: Sequence[TimelineEvent]) -> None: ...
 
@@ -186,16 +184,14 @@ class IncidentStore(Protocol):
 class RequestStore(Protocol):
     """Action requests with their claims and executions, and the audit trail (one record each)."""
 
-    async def claim_request(self, request: ActionRequest, now: datetime) -> bool:
-        """Take ownership of a request by inserting its unique key; False when a replica has it already.
+    async def claim_requests(self, requests: Sequence[ActionRequest], now: datetime) -> list[bool]:
+        """Take ownership of each request by inserting its unique key, in one transaction; one answer
+        per request, False when a replica has it already.
 
         A claim that is still CLAIMED (nothing ran under it) may be taken again by the same holder,
         and by anyone once reconcile released it because its holder died (never act twice, never
         leave a request without an owner).
         """
-
-    async def claim_requests(self, requests: Sequence[ActionRequest], now: datetime) -> list[bool]:
-        """`claim_request` for several requests in one transaction; one answer per request."""
 
     async def start_execution(self, request_id: str, now: datetime) -> None:
         """Mark a claimed request as running: from here a crash leaves it UNKNOWN.
@@ -204,15 +200,13 @@ class RequestStore(Protocol):
         a process that was presumed dead must not act.
         """
 
-    async def finish_request(self, record: AuditRecord, events: Sequence[TimelineEvent] = ()) -> None:
-        """Write the request's one audit record and its timeline events, and mark it done.
+    async def finish_requests(self, records: Sequence[AuditRecord], events: Sequence[TimelineEvent] = ()) -> None:
+        """Write each request's one audit record and the timeline events, and mark them done, in one
+        transaction.
 
-        Only the holder of an open (claimed or running) claim writes the record; a request already
+        Only the holder of an open (claimed or running) claim writes a record; a request already
         finished or reconciled as UNKNOWN keeps its record, and the events are added regardless.
         """
-
-    async def finish_requests(self, records: Sequence[AuditRecord], events: Sequence[TimelineEvent] = ()) -> None:
-        """`finish_request` for several requests in one transaction."""
 
     async def record_decisions(self, decided: Sequence[Decided], now: datetime) -> list[bool]:
         """Requests decided without acting (denied, held): each one's claim and its one audit record
