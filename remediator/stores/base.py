@@ -120,6 +120,7 @@ class StoredRequest:
 class IncidentStore(Protocol):
     """Alerts (with their dedup keys and processing claims), incidents and their timelines."""
 
+    # -- alerts ---------------------------------------------------------------------------------
     async def record_alerts(self, alerts: Sequence[Alert], lease_until: datetime) -> list[bool]:
         """Store each alert unless one of its dedup keys is known; True per alert that was new.
 
@@ -176,9 +177,6 @@ class IncidentStore(Protocol):
 
     async def list_incidents_opened(self, since: datetime, until: datetime) -> list[Incident]:
         """Every incident with `since <= opened_at < until`, oldest first (for statistics)."""
-
-    async def audit_for_incidents(self, incident_ids: Collection[str]) -> list[AuditRecord]:
-        """Every audit record of these incidents, in the order they were written."""
 
 
 class RequestStore(Protocol):
@@ -237,6 +235,9 @@ class RequestStore(Protocol):
     async def get_audit(self, request_id: str) -> AuditRecord | None: ...
 
     async def list_audit(self, incident_id: str | None = None, limit: int = 100) -> list[AuditRecord]: ...
+
+    async def audit_for_incidents(self, incident_ids: Collection[str]) -> list[AuditRecord]:
+        """Every audit record of these incidents, in the order they were written."""
 
 
 class ApprovalStore(Protocol):
