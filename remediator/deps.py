@@ -10,7 +10,8 @@ from remediator.guardrails import Guardrails
 from remediator.observability import Metrics
 from remediator.policy.match import PolicyIndex
 from remediator.settings import Mode, Settings
-from remediator.stores.base import Coordination, Store
+from remediator.stores.base import Store
+from remediator.stores.coordination import Coordination
 
 
 @dataclass(slots=True)

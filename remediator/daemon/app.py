@@ -27,7 +27,8 @@ from remediator.policy.loader import load_policies
 from remediator.policy.match import PolicyIndex
 from remediator.settings import Settings
 from remediator.stores.archive import S3Archive
-from remediator.stores.base import Coordination, Store
+from remediator.stores.base import Store
+from remediator.stores.coordination import Coordination
 from remediator.stores.memory import InProcessCoordination
 from remediator.stores.postgres.store import PostgresStore
 from remediator.stores.purge import Purger, PurgeSchedule

@@ -36,7 +36,8 @@ from remediator.model import (
 )
 from remediator.observability import get_logger
 from remediator.policy.plan import PlannedStep
-from remediator.stores.base import Decided, Lease
+from remediator.stores.base import Decided
+from remediator.stores.coordination import Lease
 
 log = get_logger("remediator.execution")
 

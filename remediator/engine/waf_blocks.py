@@ -32,7 +32,8 @@ from remediator.model import ActionRequest, Alert, AlertStatus, Risk, Severity, 
 from remediator.observability import get_logger
 from remediator.policy.model import ActionStep, StepGuardrails
 from remediator.policy.plan import PlannedStep, plan_hash
-from remediator.stores.base import WAF_EXPIRY_TIMER, Store, Timer, waf_expiry_timer
+from remediator.stores.base import WAF_EXPIRY_TIMER, Timer, waf_expiry_timer
+from remediator.stores.waf_ledger import WafBlockStore
 
 log = get_logger("remediator.waf_blocks")
 
@@ -48,7 +49,7 @@ Escalate = Callable[[str, str], Awaitable[None]]
 class StoreBlockLedger:
     """The `BlockLedger` of `waf.block_ip`, kept in the store (and so shared by every replica)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: WafBlockStore) -> None:
         self.store = store
 
     async def record(self, block: WafBlock) -> WafBlock:

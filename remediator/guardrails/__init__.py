@@ -21,7 +21,7 @@ from remediator.guardrails.pause import PauseGuard
 from remediator.guardrails.quotas import BlastRadiusRule, BudgetRule, CooldownRule, RateLimitRule
 from remediator.model import Decision, DecisionReason, Verdict
 from remediator.settings import GuardrailSettings
-from remediator.stores.base import Coordination
+from remediator.stores.coordination import Coordination
 
 __all__ = ["GuardInput", "Guardrails", "default_guardrails"]
 

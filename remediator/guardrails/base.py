@@ -15,7 +15,7 @@ from typing import Protocol
 from remediator.actions.base import AnyAction
 from remediator.model import ActionRequest, Alert, Decision
 from remediator.policy.model import StepGuardrails
-from remediator.stores.base import Quota
+from remediator.stores.coordination import Quota
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,8 @@ from remediator.guardrails.base import GuardInput, lifts_own_restriction
 from remediator.model import AuditRecord, Decision, DecisionReason, FailureReason, Outcome
 from remediator.observability import get_logger
 from remediator.settings import CircuitBreakerSettings
-from remediator.stores.base import Coordination
 from remediator.stores.circuits import Circuit
+from remediator.stores.coordination import Coordination
 
 log = get_logger("remediator.circuit")
 

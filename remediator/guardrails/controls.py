@@ -25,8 +25,8 @@ from remediator.guardrails.pause import KIND as PAUSE_KIND
 from remediator.guardrails.pause import Pause, active_pauses, pause_name
 from remediator.observability import get_logger
 from remediator.settings import GuardrailSettings, MaintenanceWindow, parse_duration
-from remediator.stores.base import Coordination, KillSwitch
 from remediator.stores.circuits import Circuit
+from remediator.stores.coordination import Coordination, KillSwitch
 
 audit = get_logger("remediator.controls")
 

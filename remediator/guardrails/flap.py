@@ -14,7 +14,7 @@ from remediator.guardrails.base import GuardInput
 from remediator.model import Alert, AlertStatus, Decision, DecisionReason
 from remediator.policy.match import PolicyIndex
 from remediator.settings import WindowLimit
-from remediator.stores.base import Coordination
+from remediator.stores.coordination import Coordination
 
 
 def counts_for_flapping(alert: Alert, policies: PolicyIndex, matched: bool) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from remediator.guardrails.base import GuardInput, lifts_own_restriction
 from remediator.model import Decision, DecisionReason
-from remediator.stores.base import Coordination
+from remediator.stores.coordination import Coordination
 
 
 class KillSwitchGuard:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from remediator.guardrails.base import GuardInput, lifts_own_restriction
 from remediator.model import Decision, DecisionReason
 from remediator.settings import MaintenanceWindow
-from remediator.stores.base import Coordination
+from remediator.stores.coordination import Coordination
 
 KIND = "maintenance"
 

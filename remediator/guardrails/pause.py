@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from remediator.guardrails.base import GuardInput, lifts_own_restriction
 from remediator.model import ActionRequest, Decision, DecisionReason
-from remediator.stores.base import Coordination
+from remediator.stores.coordination import Coordination
 
 KIND = "pause"
 Scope = Literal["policy", "action", "target"]

@@ -7,7 +7,7 @@ from datetime import timedelta
 from remediator.guardrails.base import GuardInput
 from remediator.model import DecisionReason
 from remediator.settings import WindowLimit
-from remediator.stores.base import Quota
+from remediator.stores.coordination import Quota
 
 
 class CooldownRule:

@@ -1,10 +1,11 @@
-"""The store and coordination protocols every backend implements (DESIGN.md §4).
+"""The store contract every backend implements (DESIGN.md §4), split by concern.
 
-`Store` keeps the durable record: alerts (with their dedup keys), incidents and their timeline,
-action requests with their claims, the audit trail, approvals with their votes, timers, and the
-ledger of WAF blocks remediator placed.
-`Coordination` keeps the shared, short-lived state: rate-limit windows, cooldowns, the kill switch,
-flap counters, target leases and console sessions.
+`Store` keeps the durable record and is the composition of its parts: `IncidentStore` (alerts with
+their dedup keys, incidents and their timeline), `RequestStore` (action requests with their claims,
+the audit trail), `ApprovalStore` (approvals with their votes), `TimerStore` (timers), the WAF
+ledger `WafBlockStore` (an extension `waf.block_ip` owns, in `stores.waf_ledger`) and
+`RetentionStore` (`stores.retention`). A caller depends on the part it uses.
+The shared, short-lived state is `stores.coordination.Coordination`.
 One contract test suite runs against every implementation.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -24,7 +25,6 @@ from remediator.model import (
     Approval,
     ApprovalStatus,
     AuditRecord,
-    DecisionReason,
     Incident,
     IncidentStatus,
     Phase,
@@ -34,9 +34,8 @@ from remediator.model import (
     WafBlock,
     stable_id,
 )
-from remediator.stores.circuits import CircuitStore
-from remediator.stores.controls import ControlStore
 from remediator.stores.retention import RetentionStore
+from remediator.stores.waf_ledger import WafBlockStore
 
 
 class RequestState(StrEnum):
@@ -118,17 +117,8 @@ class StoredRequest:
     claimed_at: datetime
 
 
-class Store(RetentionStore, Protocol):
-    """The durable record. Every write is committed before its coroutine returns."""
-
-    holder: str  # this process's identity in claims
-
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    async def ping(self) -> None:
-        """Raise StoreUnavailable unless a write would succeed now."""
+class IncidentStore(Protocol):
+    """Alerts (with their dedup keys and processing claims), incidents and their timelines."""
 
     # -- alerts ---------------------------------------------------------------------------------
     async def record_alerts(self, alerts: Sequence[Alert], lease_until: datetime) -> list[bool]:
@@ -152,12 +142,10 @@ class Store(RetentionStore, Protocol):
     async def get_alert(self, alert_id: str) -> Alert | None: ...
 
     # -- incidents ------------------------------------------------------------------------------
-    async def correlate(self, alert: Alert, severity: Severity, now: datetime) -> Correlation:
-        """Open, update or resolve the incident of `alert.group_key`; idempotent per alert."""
-
     async def correlate_many(self, observations: Sequence[Observation], now: datetime) -> list[Correlation]:
-        """`correlate` for several alerts in order, in one transaction. An alert that matched
-        policies also adds a `matched` event and moves its (open) incident to triage."""
+        """Open, update or resolve the incident of each alert's `group_key`, in order, in one
+        transaction; idempotent per alert. An alert that matched policies also adds a `matched`
+        event and moves its (open) incident to triage."""
 
     async def add_events(self, events: Sequence[TimelineEvent]) -> None: ...
 
@@ -190,20 +178,18 @@ class Store(RetentionStore, Protocol):
     async def list_incidents_opened(self, since: datetime, until: datetime) -> list[Incident]:
         """Every incident with `since <= opened_at < until`, oldest first (for statistics)."""
 
-    async def audit_for_incidents(self, incident_ids: Collection[str]) -> list[AuditRecord]:
-        """Every audit record of these incidents, in the order they were written."""
 
-    # -- requests, executions, audit --------------------------------------------------------------
-    async def claim_request(self, request: ActionRequest, now: datetime) -> bool:
-        """Take ownership of a request by inserting its unique key; False when a replica has it already.
+class RequestStore(Protocol):
+    """Action requests with their claims and executions, and the audit trail (one record each)."""
+
+    async def claim_requests(self, requests: Sequence[ActionRequest], now: datetime) -> list[bool]:
+        """Take ownership of each request by inserting its unique key, in one transaction; one answer
+        per request, False when a replica has it already.
 
         A claim that is still CLAIMED (nothing ran under it) may be taken again by the same holder,
         and by anyone once reconcile released it because its holder died (never act twice, never
         leave a request without an owner).
         """
-
-    async def claim_requests(self, requests: Sequence[ActionRequest], now: datetime) -> list[bool]:
-        """`claim_request` for several requests in one transaction; one answer per request."""
 
     async def start_execution(self, request_id: str, now: datetime) -> None:
         """Mark a claimed request as running: from here a crash leaves it UNKNOWN.
@@ -212,15 +198,13 @@ class Store(RetentionStore, Protocol):
         a process that was presumed dead must not act.
         """
 
-    async def finish_request(self, record: AuditRecord, events: Sequence[TimelineEvent] = ()) -> None:
-        """Write the request's one audit record and its timeline events, and mark it done.
+    async def finish_requests(self, records: Sequence[AuditRecord], events: Sequence[TimelineEvent] = ()) -> None:
+        """Write each request's one audit record and the timeline events, and mark them done, in one
+        transaction.
 
-        Only the holder of an open (claimed or running) claim writes the record; a request already
+        Only the holder of an open (claimed or running) claim writes a record; a request already
         finished or reconciled as UNKNOWN keeps its record, and the events are added regardless.
         """
-
-    async def finish_requests(self, records: Sequence[AuditRecord], events: Sequence[TimelineEvent] = ()) -> None:
-        """`finish_request` for several requests in one transaction."""
 
     async def record_decisions(self, decided: Sequence[Decided], now: datetime) -> list[bool]:
         """Requests decided without acting (denied, held): each one's claim and its one audit record
@@ -252,7 +236,13 @@ class Store(RetentionStore, Protocol):
 
     async def list_audit(self, incident_id: str | None = None, limit: int = 100) -> list[AuditRecord]: ...
 
-    # -- approvals ------------------------------------------------------------------------------
+    async def audit_for_incidents(self, incident_ids: Collection[str]) -> list[AuditRecord]:
+        """Every audit record of these incidents, in the order they were written."""
+
+
+class ApprovalStore(Protocol):
+    """Approvals of held requests, with the votes people cast."""
+
     async def create_approval(
         self, approval: Approval, events: Sequence[TimelineEvent] = (), timers: Sequence[Timer] = ()
     ) -> bool:
@@ -311,7 +301,10 @@ class Store(RetentionStore, Protocol):
         nothing changes. Returns the approval as stored afterwards; None when it does not exist.
         """
 
-    # -- timers ---------------------------------------------------------------------------------
+
+class TimerStore(Protocol):
+    """Durable, once-only wake-ups shared by every replica."""
+
     async def schedule_timer(self, timer: Timer) -> bool:
         """Store a timer unless one with its id exists; True when it was new."""
 
@@ -323,131 +316,19 @@ class Store(RetentionStore, Protocol):
     async def cancel_timers(self, prefix: str) -> int:
         """Cancel pending timers whose id starts with `prefix`; how many were cancelled."""
 
-    # -- WAF blocks: the ledger of waf.block_ip (remediator/waf_blocks.py adapts it) -------------
-    async def record_waf_block(self, block: WafBlock) -> WafBlock:
-        """Keep `block` in the ledger together with its expiry timer, in one transaction.
 
-        One entry per (ip_set_arn, address). No entry yet: `block` is stored as given and counts
-        as one addition for `count_waf_blocks_added`. An entry exists: it is kept and never
-        shortened; when `block.expires_at` is later, the entry takes that expiry and the
-        request_id and incident_id of `block` (blocked_at stays the first one); otherwise it is
-        left as it is. Then, in the same transaction, `waf_expiry_timer(stored)` is made the one
-        pending expiry of the entry: inserted, or revived as pending and unclaimed (due at the
-        stored expiry) when a row with its id exists in another state, and every other pending
-        timer whose id starts with `waf_expiry_prefix(...)` is cancelled. A block therefore never
-        exists without a timer that ends it, and re-blocks replace the timer, never add one.
+class Store(IncidentStore, RequestStore, ApprovalStore, TimerStore, WafBlockStore, RetentionStore, Protocol):
+    """The durable record: every part above, the WAF ledger and retention, in one backend.
 
-        Returns the entry as stored. Concurrent calls for one entry, on any replicas, are
-        serialised on its row (PostgreSQL: INSERT ... ON CONFLICT DO UPDATE ... RETURNING), so two
-        racing blocks give one addition and the later of the two expiries.
-        """
+    Every write is committed before its coroutine returns. A caller that uses one part asks for
+    that part's protocol; the daemon holds the whole.
+    """
 
-    async def get_waf_block(self, ip_set_arn: str, address: str) -> WafBlock | None:
-        """The ledger entry for this address in this IP set, as committed now."""
-
-    async def due_waf_blocks(self, now: datetime, limit: int = 100) -> list[WafBlock]:
-        """Entries with `expires_at <= now`, soonest expiry first (then ip_set_arn, address)."""
-
-    async def forget_waf_block(self, ip_set_arn: str, address: str) -> None:
-        """Drop the entry (the address is out of the set) and cancel its pending expiry timers,
-        in one transaction; nothing happens when there is none. Its addition stays counted."""
-
-    async def count_waf_blocks_added(self, ip_set_arn: str, since: datetime) -> int:
-        """How many entries were added to this IP set at or after `since` (by `blocked_at`),
-        forgotten ones included: the hourly cap of `waf.block_ip`. Additions more than a day old
-        may be pruned (the cap looks back one hour)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Quota:
-    """One limit a request must fit: at most `limit` admissions (or distinct `member`s) per window."""
-
-    key: str
-    limit: int
-    window: timedelta
-    reason: DecisionReason
-    member: str | None = None  # counted once however often it is admitted (blast radius)
-
-    def describe(self) -> str:
-        unit = "distinct targets" if self.member is not None else "actions"
-        return f"at most {self.limit} {unit} per {_human(self.window)} for {self.key}"
-
-
-def _human(window: timedelta) -> str:
-    seconds = int(window.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-@dataclass(frozen=True, slots=True)
-class Admission:
-    admitted: bool
-    denied_by: Quota | None = None
-    retry_after: float = 0.0  # seconds until the denying quota would admit again
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    key: str
-    holder: str
-    token: int  # fencing token: strictly increasing per key
-    expires_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class KillSwitch:
-    enabled: bool
-    by: str = ""
-    reason: str = ""
-    at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ConsoleSession:
-    """A console sign-in, kept where every replica sees it: whose token (its digest), until when."""
-
-    token_sha256: str
-    expires_at: datetime
-
-
-class Coordination(CircuitStore, ControlStore, Protocol):
-    """Shared short-lived state. Raise CoordinationUnavailable when it cannot be reached."""
+    holder: str  # this process's identity in claims
 
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
 
-    async def ping(self) -> None: ...
-
-    async def admit(self, quotas: Sequence[Quota], now: datetime, request_id: str = "") -> Admission:
-        """All or nothing: admit (and count) every quota, or none and say which one denied.
-
-        Idempotent per `request_id`: a quota already counting this request admits it again
-        without counting it twice. Two replicas deciding the same request (the same occurrence
-        delivered to both) therefore reach the same verdict, and whichever claims it first runs it.
-        """
-
-    async def kill_switch(self) -> KillSwitch: ...
-
-    async def set_kill_switch(self, state: KillSwitch) -> None: ...
-
-    async def record_change(self, key: str, window: timedelta, now: datetime, member: str = "") -> int:
-        """Count one change of `key` (once per `member`, if given); how many happened within `window`."""
-
-    async def recent_changes(self, key: str, window: timedelta, now: datetime) -> list[datetime]:
-        """When the changes `record_change` counted for `key` within `window` happened, oldest first."""
-
-    async def acquire_lease(self, key: str, holder: str, ttl: timedelta, now: datetime) -> Lease | None: ...
-
-    async def release_lease(self, lease: Lease) -> bool: ...
-
-    async def held_leases(self, now: datetime) -> list[Lease]: ...
-
-    async def start_session(self, session_id: str, session: ConsoleSession, now: datetime) -> None: ...
-
-    async def find_session(self, session_id: str, now: datetime) -> ConsoleSession | None:
-        """The session started under `session_id` (a digest, never a cookie), unless it expired or ended."""
-
-    async def end_session(self, session_id: str) -> None: ...
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless a write would succeed now."""

@@ -9,8 +9,8 @@ from collections import deque
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from remediator.stores.base import Admission, ConsoleSession, KillSwitch, Lease, Quota
 from remediator.stores.circuits import Circuit
+from remediator.stores.coordination import Admission, ConsoleSession, KillSwitch, Lease, Quota
 
 
 class InProcessCoordination:

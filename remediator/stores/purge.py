@@ -20,7 +20,7 @@ from remediator.errors import CoordinationUnavailable, StoreUnavailable
 from remediator.observability import Metrics, get_logger
 from remediator.settings import RetentionSettings
 from remediator.stores.archive import Archive, DayObject
-from remediator.stores.base import Coordination
+from remediator.stores.coordination import Coordination
 from remediator.stores.retention import Kind, KindReport, RetentionStore
 
 log = get_logger("remediator.retention")

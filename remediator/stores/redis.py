@@ -32,8 +32,8 @@ from redis.exceptions import RedisError
 
 from remediator.errors import CoordinationUnavailable
 from remediator.settings import CoordinationSettings
-from remediator.stores.base import Admission, ConsoleSession, KillSwitch, Lease, Quota
 from remediator.stores.circuits import Circuit
+from remediator.stores.coordination import Admission, ConsoleSession, KillSwitch, Lease, Quota
 
 T = TypeVar("T")
 

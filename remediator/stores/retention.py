@@ -12,8 +12,8 @@ Kinds (docs/DESIGN.md, "Retention"):
 Whatever its age, a row is kept while anything open refers to it: an alert of an open incident, of
 an unfinished (claimed or running) request or of a pending approval, an alert not yet processed;
 an incident with a pending approval or an unfinished request; a request a pending approval or a
-WAF block in place refers to. Each backend states these rules in SQL once (`KindQueries`) and checks
-them again in the statement that deletes, so a row that became needed meanwhile stays.
+WAF block in place refers to. These rules are SQL both backends share (`QUERIES`), checked again in
+the statement that deletes, so a row that became needed meanwhile stays.
 """
 
 from __future__ import annotations
@@ -53,6 +53,27 @@ class KindQueries:
     at: str
     key: str
     deletable: str  # true for a row nothing open refers to (the table's own columns unqualified)
+
+
+# Both backends' rules, in plain SQL that SQLite and PostgreSQL read the same way.
+UNFINISHED = "state IN ('claimed', 'running')"
+QUERIES = {
+    Kind.ALERTS: KindQueries("alerts", "received_at", "id", (
+        "processed_at IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM incidents i WHERE i.id = alerts.incident_id AND i.status = 'open')"
+        f" AND NOT EXISTS (SELECT 1 FROM requests r WHERE r.alert_id = alerts.id AND r.{UNFINISHED})"
+        " AND NOT EXISTS (SELECT 1 FROM approvals p WHERE p.alert_id = alerts.id AND p.status = 'pending')")),
+    Kind.INCIDENTS: KindQueries("incidents", "updated_at", "id", (
+        "status <> 'open'"
+        " AND NOT EXISTS (SELECT 1 FROM approvals p WHERE p.incident_id = incidents.id AND p.status = 'pending')"
+        f" AND NOT EXISTS (SELECT 1 FROM requests r WHERE r.incident_id = incidents.id AND r.{UNFINISHED})")),
+    Kind.AUDIT: KindQueries("requests", "finished_at", "id", (
+        "state IN ('done', 'unknown')"
+        " AND NOT EXISTS (SELECT 1 FROM approvals p WHERE p.status = 'pending'"
+        " AND requests.id IN (p.request_id, p.run_request_id))"
+        " AND NOT EXISTS (SELECT 1 FROM waf_blocks w WHERE w.request_id = requests.id)")),
+    Kind.TIMERS: KindQueries("timers", "due_at", "id", "state <> 'pending'"),
+}
 
 
 @dataclass(frozen=True, slots=True)

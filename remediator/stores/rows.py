@@ -167,6 +167,20 @@ def stored_request_from_row(r: Sequence[Any]) -> StoredRequest:
     return StoredRequest(request, RequestState(r[13]), r[14], _required(r[15]))
 
 
+def unknown_audit(item: StoredRequest, now: datetime) -> AuditRecord:
+    """The audit record of a request whose process died while it ran."""
+    request = item.request
+    return AuditRecord(
+        request_id=request.id, at=now, incident_id=request.incident_id, alert_id=request.alert_id,
+        policy=request.policy, action=request.action, target=request.target, params=request.params,
+        plan_hash=request.plan_hash, mode="enforce", verdict=Verdict.ALLOW, decision_reason=DecisionReason.ALLOWED,
+        decision_detail="allowed before the process stopped", outcome=Outcome.UNKNOWN,
+        failure_reason=FailureReason.CRASHED,
+        detail={"error": f"{item.holder} stopped while the action was running; check the target by hand"},
+        origin=request.origin,
+    )
+
+
 # -- audit --------------------------------------------------------------------------------------
 AUDIT_COLUMNS = ("request_id, at, incident_id, alert_id, policy, action, target, params, plan_hash, mode, "
                  "verdict, decision_reason, decision_detail, outcome, failure_reason, detail, duration_ms, origin")

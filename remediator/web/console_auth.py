@@ -23,7 +23,7 @@ from aiohttp.typedefs import Handler
 from remediator.errors import CoordinationUnavailable, StoreUnavailable
 from remediator.observability import get_logger
 from remediator.settings import WindowLimit
-from remediator.stores.base import Coordination
+from remediator.stores.coordination import Coordination
 from remediator.web import console_html as ui
 from remediator.web.keys import DEPS, SESSIONS
 from remediator.web.sessions import LOGIN_COOKIE, PATH, Session

@@ -21,7 +21,7 @@ from datetime import datetime
 from aiohttp import web
 
 from remediator.settings import ApiToken, Settings, token_digest
-from remediator.stores.base import ConsoleSession, Coordination
+from remediator.stores.coordination import ConsoleSession, Coordination
 
 SESSION_COOKIE = "remediator_session"
 LOGIN_COOKIE = "remediator_login"

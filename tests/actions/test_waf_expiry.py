@@ -15,7 +15,7 @@ from remediator.actions.aws.waf_ledger import InMemoryBlockLedger, WafBlock, unb
 from remediator.actions.base import ActionDeps
 from remediator.clock import FakeClock
 from remediator.model import AuditRecord, DecisionReason, FailureReason, Outcome, Verdict
-from remediator.stores.base import KillSwitch
+from remediator.stores.coordination import KillSwitch
 from tests.actions.conftest import post_alert
 from tests.actions.test_waf import addresses, make_ip_set
 from tests.support.context import CtxFactory, MotoClient

@@ -15,6 +15,7 @@ from remediator.model import Severity
 from remediator.stores.sqlite.store import SqliteStore
 from tests.conftest import T0
 from tests.support import builders
+from tests.support.store_calls import correlate
 
 
 @pytest.fixture
@@ -28,12 +29,12 @@ def config(tmp_path: Path) -> Path:
         firing = builders.alert("ApiDown", fingerprint="fp", group="g", labels={"service": "erp-api"})
         resolved = builders.alert("ApiDown", fingerprint="fp", group="g", status="resolved")
         await store.record_alerts([firing], T0)
-        opened = await store.correlate(firing, Severity.P1, T0)
+        opened = await correlate(store, firing, Severity.P1, T0)
         assert opened.incident is not None
         await store.apply_incident_command(opened.incident.id, Acknowledge("alice"), T0 + timedelta(minutes=5))
         await store.apply_incident_command(opened.incident.id, SetRootCause("alice", "pool exhausted"), T0)
         await store.record_alerts([resolved], T0)
-        await store.correlate(resolved, Severity.P1, T0 + timedelta(minutes=50))
+        await correlate(store, resolved, Severity.P1, T0 + timedelta(minutes=50))
         await store.close()
 
     asyncio.run(seed())

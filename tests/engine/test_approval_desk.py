@@ -24,10 +24,11 @@ from remediator.model import (
     Verdict,
     Vote,
 )
-from remediator.stores.base import KillSwitch
+from remediator.stores.coordination import KillSwitch
 from tests.conftest import T0
 from tests.support import builders
 from tests.support.engine import Harness, HarnessFactory
+from tests.support.store_calls import correlate
 
 POLICIES = """
 policies:
@@ -160,7 +161,7 @@ async def test_a_resolution_the_engine_has_not_processed_yet_is_checked_at_appro
     await h.engine.approvals.vote(approval.id, _vote(approval, "alice"))
     # The resolution is recorded and correlated, but its follow-up has not run (a busy worker).
     await h.deps.store.record_alerts([RESOLVED], h.clock.now())
-    await h.deps.store.correlate(RESOLVED, approval.severity, h.clock.now())
+    await correlate(h.deps.store, RESOLVED, approval.severity, h.clock.now())
 
     answer = await h.engine.approvals.vote(approval.id, _vote(approval, "bob"))
 

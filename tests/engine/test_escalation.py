@@ -11,6 +11,7 @@ from remediator.stores.base import RequestState
 from tests.conftest import T0
 from tests.support import builders
 from tests.support.engine import Harness, HarnessFactory
+from tests.support.store_calls import claim_request
 
 POLICIES = """
 policies:
@@ -123,7 +124,7 @@ async def test_an_execution_left_unknown_by_a_crash_escalates_at_start(make_harn
     await h.deliver(DOWN)
     [incident] = await h.deps.store.list_incidents()
     request = builders.request("req-crashed", incident_id=incident.id, action="test.restart", target="svc:erp-api")
-    await h.deps.store.claim_request(request, T0)
+    await claim_request(h.deps.store, request, T0)
     await h.deps.store.start_execution(request.id, T0)  # ... and the process died here
     await h.deps.store.close()
 

@@ -14,6 +14,7 @@ from tests.conftest import corpus_file
 from tests.support import builders
 from tests.support.daemon import Daemon, DaemonFactory
 from tests.support.receiver import Receiver, running_receiver
+from tests.support.store_calls import claim_request
 
 BEARER = {"Authorization": "Bearer am-secret"}
 FIRING = corpus_file("am-v0.25-firing-2-alerts.json").read_bytes()
@@ -215,7 +216,7 @@ async def test_an_action_left_running_by_a_crash_is_marked_unknown_and_escalated
     dead = SqliteStore(daemon.db, holder="dead-replica")
     await dead.open()
     request = builders.request("req-crashed")
-    await dead.claim_request(request, daemon.deps.clock.now())
+    await claim_request(dead, request, daemon.deps.clock.now())
     await dead.start_execution(request.id, daemon.deps.clock.now())
     await dead.close()
     await daemon.engine.start()
@@ -225,4 +226,4 @@ async def test_an_action_left_running_by_a_crash_is_marked_unknown_and_escalated
     assert record is not None and record.outcome is Outcome.UNKNOWN
     events = await store.timeline(request.incident_id)
     assert events[-1].kind == "escalated" and "will not be re-run" in events[-1].message
-    assert not await store.claim_request(request, daemon.deps.clock.now())
+    assert not await claim_request(store, request, daemon.deps.clock.now())

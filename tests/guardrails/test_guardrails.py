@@ -15,7 +15,7 @@ from remediator.guardrails import GuardInput, Guardrails, default_guardrails
 from remediator.model import DecisionReason, Risk, Severity, Verdict
 from remediator.policy.model import StepGuardrails
 from remediator.settings import GuardrailSettings
-from remediator.stores.base import Admission, KillSwitch, Quota
+from remediator.stores.coordination import Admission, KillSwitch, Quota
 from remediator.stores.memory import InProcessCoordination
 from tests.support import builders
 

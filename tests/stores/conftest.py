@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from remediator.settings import CoordinationSettings, StoreSettings
-from remediator.stores.base import Coordination, Store
+from remediator.stores.base import Store
+from remediator.stores.coordination import Coordination
 from remediator.stores.memory import InProcessCoordination
 from remediator.stores.postgres.store import PostgresStore
 from remediator.stores.redis import RedisCoordination

@@ -24,6 +24,7 @@ from tests.conftest import T0
 from tests.support import builders
 from tests.support.builders import alert
 from tests.support.moto import TEST_ENV, moto_server, reset_moto
+from tests.support.store_calls import claim_request, correlate, finish_request
 
 NOW = T0 + timedelta(days=60)
 BUCKET = "erp-remediator-archive"
@@ -124,17 +125,17 @@ async def test_an_incident_is_archived_with_its_timeline_and_approvals_and_a_req
     firing = alert(group="g", fingerprint="fp-g")
     resolved = alert(group="g", fingerprint="fp-g", status="resolved")
     await store.record_alerts([firing], T0)
-    opened = await store.correlate(firing, Severity.P2, T0)
+    opened = await correlate(store, firing, Severity.P2, T0)
     assert opened.incident is not None
     incident_id = opened.incident.id
     held = builders.approval(alert_id=firing.id, incident_id=incident_id)
     await store.create_approval(held, [TimelineEvent(incident_id, T0, "approval_requested", "held")])
     await store.close_approval(held.id, [ApprovalStatus.PENDING], ApprovalStatus.EXPIRED, T0, "nobody answered")
     await store.record_alerts([resolved], T0)
-    await store.correlate(resolved, Severity.P2, T0 + timedelta(minutes=5))
+    await correlate(store, resolved, Severity.P2, T0 + timedelta(minutes=5))
     request = builders.request("req-archived", incident_id=incident_id, alert_id=firing.id)
-    await store.claim_request(request, T0)
-    await store.finish_request(builders.audit(request, at=T0))
+    await claim_request(store, request, T0)
+    await finish_request(store, builders.audit(request, at=T0))
     timeline = await store.timeline(incident_id)
     settings = RetentionSettings(pause=timedelta(0), incidents=timedelta(days=30), audit=timedelta(days=30),
                                  archive=ArchiveSettings(bucket=BUCKET, kms_key_id=key, kinds=["incidents", "audit"]))

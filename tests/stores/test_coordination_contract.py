@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from remediator.model import DecisionReason
-from remediator.stores.base import ConsoleSession, Coordination, KillSwitch, Quota
+from remediator.stores.coordination import ConsoleSession, Coordination, KillSwitch, Quota
 from tests.conftest import T0
 
 MINUTE = timedelta(minutes=1)

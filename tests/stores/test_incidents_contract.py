@@ -21,12 +21,13 @@ from tests.conftest import T0
 from tests.stores.conftest import StoreFactory
 from tests.support import builders
 from tests.support.builders import alert
+from tests.support.store_calls import claim_request, correlate, finish_request
 
 
 async def _open(store: Store, group: str = "group-api", at: timedelta = timedelta(0)) -> Incident:
     firing = alert(group=group, fingerprint=f"fp-{group}", starts_at=T0 + at)
     await store.record_alerts([firing], T0 + at)
-    correlation = await store.correlate(firing, Severity.P1, T0 + at)
+    correlation = await correlate(store, firing, Severity.P1, T0 + at)
     assert correlation.incident is not None and correlation.opened
     return correlation.incident
 
@@ -59,7 +60,7 @@ async def test_notes_and_root_cause_do_not_touch_what_alerts_changed(store: Stor
     incident = await _open(store)
     second = alert("DbConnections", fingerprint="fp-db", group="group-api", starts_at=T0 + timedelta(minutes=1))
     await store.record_alerts([second], T0)
-    await store.correlate(second, Severity.P1, T0 + timedelta(minutes=1))
+    await correlate(store, second, Severity.P1, T0 + timedelta(minutes=1))
     await store.apply_incident_command(incident.id, AddNote("alice", "pgbouncer at 100%"), T0 + timedelta(minutes=2))
     await store.apply_incident_command(incident.id, SetRootCause("alice", "a report query held locks"),
                                        T0 + timedelta(minutes=3))
@@ -95,7 +96,7 @@ async def test_a_resolved_incident_closes_without_force(store: Store) -> None:
     incident = await _open(store)
     resolved = alert(fingerprint="fp-group-api", group="group-api", status="resolved", starts_at=T0)
     await store.record_alerts([resolved], T0)
-    await store.correlate(resolved, Severity.P1, T0 + timedelta(minutes=20))
+    await correlate(store, resolved, Severity.P1, T0 + timedelta(minutes=20))
     effect = await store.apply_incident_command(incident.id, Close("alice", "done"), T0 + timedelta(hours=1))
     assert effect is not None and not effect.refusal
     closed = await store.get_incident(incident.id)
@@ -108,7 +109,7 @@ async def test_commands_on_unknown_incidents_are_none(store: Store) -> None:
 
 async def test_a_replayed_alert_says_so(store: Store) -> None:
     incident = await _open(store)
-    again = await store.correlate(alert(group="group-api", fingerprint="fp-group-api"), Severity.P1, T0)
+    again = await correlate(store, alert(group="group-api", fingerprint="fp-group-api"), Severity.P1, T0)
     assert again.replayed and not again.opened and again.incident is not None and again.incident.id == incident.id
 
 
@@ -140,8 +141,8 @@ def _audit(request_id: str, incident_id: str) -> AuditRecord:
 async def test_audit_for_several_incidents_in_written_order(store: Store) -> None:
     for request_id, incident_id in (("r1", "INC-1"), ("r2", "INC-2"), ("r3", "INC-1"), ("r4", "INC-3")):
         # Only the holder of a claim records its outcome (Store.finish_request).
-        assert await store.claim_request(builders.request(request_id, incident_id=incident_id), T0)
-        await store.finish_request(_audit(request_id, incident_id))
+        assert await claim_request(store, builders.request(request_id, incident_id=incident_id), T0)
+        await finish_request(store, _audit(request_id, incident_id))
     found = await store.audit_for_incidents(["INC-1", "INC-2"])
     assert [r.request_id for r in found] == ["r1", "r2", "r3"]
     assert await store.audit_for_incidents([]) == []

@@ -18,6 +18,7 @@ from remediator.stores.schema import migrations
 from tests.conftest import T0
 from tests.support import builders
 from tests.support.harness import eventually
+from tests.support.store_calls import claim_request, correlate, finish_request
 
 LEASE = T0 + timedelta(minutes=2)
 Replica = Callable[[str], Awaitable[PostgresStore]]
@@ -68,7 +69,7 @@ async def test_two_replicas_correlating_one_group_at_once_open_one_incident(repl
     alerts = [builders.alert(fingerprint=f"fp-{i}", group="shared") for i in range(20)]
     await a.record_alerts(alerts, LEASE)
     results = await asyncio.gather(*(
-        (a if i % 2 else b).correlate(alert, Severity.P2, T0) for i, alert in enumerate(alerts)))
+        correlate(a if i % 2 else b, alert, Severity.P2, T0) for i, alert in enumerate(alerts)))
     assert sum(r.opened for r in results) == 1
     incidents = await a.list_incidents()
     assert len(incidents) == 1
@@ -80,9 +81,9 @@ async def test_a_replica_presumed_dead_may_not_start_until_its_liveness_is_back(
 ) -> None:
     cut_off, other = await replica("replica-cut-off"), await replica("replica-other")
     running, waiting = builders.request("req-running"), builders.request("req-waiting")
-    assert await cut_off.claim_request(running, T0)
+    assert await claim_request(cut_off, running, T0)
     await cut_off.start_execution(running.id, T0)
-    assert await cut_off.claim_request(waiting, T0)
+    assert await claim_request(cut_off, waiting, T0)
     # The replica's liveness session dies (a partition, a server-side kill): it is presumed dead.
     admin = await asyncpg.connect(pg_dsn)
     try:
@@ -98,16 +99,16 @@ async def test_a_replica_presumed_dead_may_not_start_until_its_liveness_is_back(
     assert [o.request.id for o in orphans] == [running.id]
     with pytest.raises(ClaimLost):  # its unstarted claim was released: it must not run it
         await cut_off.start_execution(waiting.id, T0)
-    assert await other.claim_request(waiting, T0)
+    assert await claim_request(other, waiting, T0)
     # Its late result goes on the timeline; the UNKNOWN record stays the one audit record.
-    await cut_off.finish_request(builders.audit(running, outcome=Outcome.SUCCEEDED))
+    await finish_request(cut_off, builders.audit(running, outcome=Outcome.SUCCEEDED))
     record = await other.get_audit(running.id)
     stored = await other.get_request(running.id)
     assert record is not None and record.outcome is Outcome.UNKNOWN
     assert stored is not None and stored.state is RequestState.UNKNOWN
     # The session comes back by itself, and the replica may act again.
     fresh = builders.request("req-fresh")
-    assert await cut_off.claim_request(fresh, T0)
+    assert await claim_request(cut_off, fresh, T0)
 
     async def started() -> bool:
         try:

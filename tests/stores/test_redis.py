@@ -13,7 +13,7 @@ import pytest
 from remediator.errors import CoordinationUnavailable
 from remediator.model import DecisionReason
 from remediator.settings import CoordinationSettings
-from remediator.stores.base import Quota
+from remediator.stores.coordination import Quota
 from remediator.stores.redis import RedisCoordination
 from tests.conftest import T0
 from tests.support.harness import with_address

@@ -17,6 +17,7 @@ from remediator.stores.retention import Kind
 from tests.conftest import T0
 from tests.support import builders
 from tests.support.builders import alert
+from tests.support.store_calls import claim_request, correlate, finish_request
 
 NOW = T0 + timedelta(days=500)
 KEEP = RetentionSettings(alerts=timedelta(days=30), incidents=timedelta(days=400), audit=timedelta(days=400),
@@ -27,12 +28,12 @@ async def _incident(store: Store, group: str, at: timedelta, *, resolve: bool) -
     firing = alert(group=group, fingerprint=f"fp-{group}", starts_at=T0 + at)
     recorded = [firing]
     await store.record_alerts([firing], T0 + at)
-    correlation = await store.correlate(firing, Severity.P2, T0 + at)
+    correlation = await correlate(store, firing, Severity.P2, T0 + at)
     assert correlation.incident is not None
     if resolve:
         resolved = alert(group=group, fingerprint=f"fp-{group}", starts_at=T0 + at, status="resolved")
         await store.record_alerts([resolved], T0 + at)
-        await store.correlate(resolved, Severity.P2, T0 + at + timedelta(minutes=20))
+        await correlate(store, resolved, Severity.P2, T0 + at + timedelta(minutes=20))
         recorded.append(resolved)
     await store.mark_processed([a.id for a in recorded], T0 + at + timedelta(minutes=21))
     return correlation.incident, recorded
@@ -51,7 +52,7 @@ async def test_expired_alerts_go_with_their_keys_and_what_open_work_needs_stays(
     running = alert(fingerprint="fp-running")
     await store.record_alerts([running], T0)
     await store.mark_processed([running.id], T0)
-    assert await store.claim_request(builders.request("req-open", alert_id=running.id), T0)  # never finished
+    assert await claim_request(store, builders.request("req-open", alert_id=running.id), T0)  # never finished
     held = alert(fingerprint="fp-held")
     await store.record_alerts([held], T0)
     await store.mark_processed([held.id], T0)
@@ -98,10 +99,10 @@ async def test_a_kept_incident_keeps_its_whole_timeline_when_its_alerts_go(store
 
 async def test_finished_requests_go_unfinished_ones_stay_and_audit_can_be_kept_longest(store: Store) -> None:
     done = builders.request("req-done", alert_id="a-1")
-    await store.claim_request(done, T0)
-    await store.finish_request(builders.audit(done, at=T0))
+    await claim_request(store, done, T0)
+    await finish_request(store, builders.audit(done, at=T0))
     unfinished = builders.request("req-claimed", alert_id="a-2")
-    await store.claim_request(unfinished, T0)
+    await claim_request(store, unfinished, T0)
 
     default = RetentionSettings(pause=timedelta(0))  # audit: 7 years by default
     assert (await _purge(store, default))[Kind.AUDIT] == 0

@@ -13,6 +13,7 @@ from remediator.stores.base import Decided, Observation, RequestState, Store, Ti
 from tests.conftest import T0
 from tests.stores.conftest import StoreFactory
 from tests.support import builders
+from tests.support.store_calls import claim_request, correlate, finish_request
 
 LEASE = T0 + timedelta(minutes=2)
 
@@ -113,23 +114,23 @@ async def test_firing_alert_opens_an_incident_and_its_resolution_resolves_it(sto
     firing = builders.alert(fingerprint="fp-1")
     other = builders.alert(fingerprint="fp-2", labels={"instance": "db-2:9187"})
     await store.record_alerts([firing, other], LEASE)
-    opened = await store.correlate(firing, Severity.P2, T0)
+    opened = await correlate(store, firing, Severity.P2, T0)
     assert opened.opened and opened.incident is not None
     incident = opened.incident
     assert (incident.status, incident.severity, incident.phase) == (IncidentStatus.OPEN, Severity.P2, Phase.DETECT)
-    joined = await store.correlate(other, Severity.P2, T0 + timedelta(seconds=5))
+    joined = await correlate(store, other, Severity.P2, T0 + timedelta(seconds=5))
     assert joined.incident is not None and joined.incident.id == incident.id and not joined.opened
     assert joined.incident.alert_count == 2 and joined.incident.firing_count == 2
     again = builders.alert(fingerprint="fp-1", starts_at=T0 + timedelta(seconds=30))  # re-fired: still one
     await store.record_alerts([again], LEASE)
-    refired = await store.correlate(again, Severity.P2, T0 + timedelta(seconds=30))
+    refired = await correlate(store, again, Severity.P2, T0 + timedelta(seconds=30))
     assert refired.incident is not None and refired.incident.firing_count == 2
 
     end = T0 + timedelta(minutes=5)
     for fp in ("fp-1", "fp-2"):
         resolved = builders.alert(fingerprint=fp, status="resolved")
         await store.record_alerts([resolved], LEASE)
-        result = await store.correlate(resolved, Severity.P2, end)
+        result = await correlate(store, resolved, Severity.P2, end)
     assert result.resolved and result.incident is not None
     stored = await store.get_incident(incident.id)
     assert stored is not None and stored.status is IncidentStatus.RESOLVED and stored.resolved_at == end
@@ -175,8 +176,8 @@ async def test_an_alert_that_fires_in_one_batch_and_resolves_in_the_next_leaves_
 async def test_correlating_the_same_alert_twice_changes_nothing_more(store: Store) -> None:
     item = builders.alert()
     await store.record_alerts([item], LEASE)
-    first = await store.correlate(item, Severity.P3, T0)
-    again = await store.correlate(item, Severity.P3, T0 + timedelta(seconds=1))
+    first = await correlate(store, item, Severity.P3, T0)
+    again = await correlate(store, item, Severity.P3, T0 + timedelta(seconds=1))
     assert again.incident == first.incident and not again.opened
     assert first.incident is not None
     assert len(await store.timeline(first.incident.id)) == 1
@@ -185,9 +186,9 @@ async def test_correlating_the_same_alert_twice_changes_nothing_more(store: Stor
 async def test_a_later_alert_raises_the_severity_never_lowers_it(store: Store) -> None:
     a, b, c = (builders.alert(fingerprint=f"fp-{i}") for i in range(3))
     await store.record_alerts([a, b, c], LEASE)
-    first = await store.correlate(a, Severity.P3, T0)
-    raised = await store.correlate(b, Severity.P1, T0)
-    kept = await store.correlate(c, Severity.P4, T0)
+    first = await correlate(store, a, Severity.P3, T0)
+    raised = await correlate(store, b, Severity.P1, T0)
+    kept = await correlate(store, c, Severity.P4, T0)
     assert first.incident and raised.incident and kept.incident
     assert raised.severity_raised and raised.incident.severity is Severity.P1
     assert kept.incident.severity is Severity.P1 and not kept.severity_raised
@@ -205,8 +206,8 @@ async def test_a_firing_that_arrives_after_its_resolution_is_stale(store: Store)
     resolved = builders.alert(status="resolved")
     firing = builders.alert(status="firing")
     await store.record_alerts([resolved, firing], LEASE)
-    assert (await store.correlate(resolved, Severity.P2, T0)).incident is None
-    late = await store.correlate(firing, Severity.P2, T0)
+    assert (await correlate(store, resolved, Severity.P2, T0)).incident is None
+    late = await correlate(store, firing, Severity.P2, T0)
     assert late.stale and late.incident is None
     assert await store.list_incidents() == []
 
@@ -214,12 +215,12 @@ async def test_a_firing_that_arrives_after_its_resolution_is_stale(store: Store)
 async def test_a_non_actionable_alert_opens_nothing_but_is_noted_on_an_open_incident(store: Store) -> None:
     note = builders.alert(fingerprint="ecs-task", actionable=False, status="resolved")
     await store.record_alerts([note], LEASE)
-    assert (await store.correlate(note, Severity.P4, T0)).incident is None
+    assert (await correlate(store, note, Severity.P4, T0)).incident is None
     firing = builders.alert(fingerprint="fp-1")
     later = builders.alert(fingerprint="ecs-task-2", actionable=False)
     await store.record_alerts([firing, later], LEASE)
-    opened = await store.correlate(firing, Severity.P2, T0)
-    noted = await store.correlate(later, Severity.P4, T0)
+    opened = await correlate(store, firing, Severity.P2, T0)
+    noted = await correlate(store, later, Severity.P4, T0)
     assert opened.incident and noted.incident and noted.incident.id == opened.incident.id
     assert [e.kind for e in await store.timeline(opened.incident.id)] == ["detected", "observed"]
 
@@ -227,7 +228,7 @@ async def test_a_non_actionable_alert_opens_nothing_but_is_noted_on_an_open_inci
 async def test_phases_only_move_forward_and_skipped_phases_stay_unstamped(store: Store) -> None:
     item = builders.alert()
     await store.record_alerts([item], LEASE)
-    incident = (await store.correlate(item, Severity.P2, T0)).incident
+    incident = (await correlate(store, item, Severity.P2, T0)).incident
     assert incident is not None
     later = T0 + timedelta(minutes=3)
     moved = await store.update_phase(incident.id, Phase.CONTAIN, later,
@@ -244,7 +245,7 @@ async def test_open_incident_counts_by_severity(store: Store) -> None:
     for i, severity in enumerate((Severity.P1, Severity.P2, Severity.P2)):
         item = builders.alert(fingerprint=f"fp-{i}", group=f"g-{i}")
         await store.record_alerts([item], LEASE)
-        await store.correlate(item, severity, T0)
+        await correlate(store, item, severity, T0)
     counts = await store.open_incident_counts()
     assert counts == {Severity.P1: 1, Severity.P2: 2, Severity.P3: 0, Severity.P4: 0}
 
@@ -252,21 +253,21 @@ async def test_open_incident_counts_by_severity(store: Store) -> None:
 async def test_a_request_is_claimed_once_across_replicas(store_factory: StoreFactory) -> None:
     a, b = await store_factory("replica-a"), await store_factory("replica-b")
     req = builders.request()
-    assert await a.claim_request(req, T0)
-    assert not await b.claim_request(req, T0)
+    assert await claim_request(a, req, T0)
+    assert not await claim_request(b, req, T0)
     # The same holder may take back a claim whose outcome it never recorded: nothing ran under it.
-    assert await a.claim_request(req, T0)
-    await a.finish_request(builders.audit(req))
-    assert not await a.claim_request(req, T0)
-    assert not await b.claim_request(req, T0)
+    assert await claim_request(a, req, T0)
+    await finish_request(a, builders.audit(req))
+    assert not await claim_request(a, req, T0)
+    assert not await claim_request(b, req, T0)
 
 
 async def test_finishing_a_request_writes_exactly_one_audit_record(store: Store) -> None:
     req = builders.request()
-    await store.claim_request(req, T0)
+    await claim_request(store, req, T0)
     event = TimelineEvent(req.incident_id, T0, "decided", "allowed", request_id=req.id)
-    await store.finish_request(builders.audit(req), [event])
-    await store.finish_request(builders.audit(req, outcome=Outcome.FAILED))
+    await finish_request(store, builders.audit(req), [event])
+    await finish_request(store, builders.audit(req, outcome=Outcome.FAILED))
     records = await store.list_audit()
     assert [(r.request_id, r.outcome) for r in records] == [(req.id, Outcome.DRY_RUN)]
     assert await store.get_audit(req.id) == records[0]
@@ -288,10 +289,10 @@ async def test_a_decision_without_action_is_claimed_and_audited_at_once_first_wr
                                     T0) == [False]
     assert [r.outcome for r in await b.list_audit()] == [Outcome.NOT_RUN]
     assert [e.kind for e in await b.timeline(denied.incident_id)] == ["decided"]
-    assert not await b.claim_request(denied, T0)
+    assert not await claim_request(b, denied, T0)
     # A claim of this holder that was never finished (the store failed between) gets finished.
     held = builders.request("req-held")
-    assert await a.claim_request(held, T0)
+    assert await claim_request(a, held, T0)
     assert await a.record_decisions([Decided(held, builders.audit(held, outcome=Outcome.NOT_RUN))], T0) == [True]
     stored = await a.get_request(held.id)
     assert stored is not None and stored.state is RequestState.DONE
@@ -300,7 +301,7 @@ async def test_a_decision_without_action_is_claimed_and_audited_at_once_first_wr
 async def test_a_running_request_of_a_dead_replica_becomes_unknown_never_rerun(store_factory: StoreFactory) -> None:
     dead, alive = await store_factory("replica-dead"), await store_factory("replica-alive")
     req = builders.request()
-    assert await dead.claim_request(req, T0)
+    assert await claim_request(dead, req, T0)
     await dead.start_execution(req.id, T0)
     assert await dead.reconcile_running(T0) == []  # a holder never declares itself dead
     await dead.close()  # the process is gone: its liveness lock with it
@@ -310,20 +311,20 @@ async def test_a_running_request_of_a_dead_replica_becomes_unknown_never_rerun(s
     assert record is not None and record.outcome is Outcome.UNKNOWN
     stored = await alive.get_request(req.id)
     assert stored is not None and stored.state is RequestState.UNKNOWN
-    assert not await alive.claim_request(req, T0)
+    assert not await claim_request(alive, req, T0)
     assert await alive.reconcile_running(T0 + timedelta(hours=2)) == []
 
 
 async def test_a_live_replicas_long_running_request_is_never_marked_unknown(store_factory: StoreFactory) -> None:
     busy, starting = await store_factory("replica-busy"), await store_factory("replica-starting")
     req = builders.request()
-    assert await busy.claim_request(req, T0)
+    assert await claim_request(busy, req, T0)
     await busy.start_execution(req.id, T0)
     # However long the action runs, another replica's start (or periodic reconcile) leaves it alone.
     assert await starting.reconcile_running(T0 + timedelta(days=2)) == []
     stored = await starting.get_request(req.id)
     assert stored is not None and stored.state is RequestState.RUNNING
-    await busy.finish_request(builders.audit(req, outcome=Outcome.SUCCEEDED))
+    await finish_request(busy, builders.audit(req, outcome=Outcome.SUCCEEDED))
     record = await starting.get_audit(req.id)
     assert record is not None and record.outcome is Outcome.SUCCEEDED
 
@@ -331,13 +332,13 @@ async def test_a_live_replicas_long_running_request_is_never_marked_unknown(stor
 async def test_a_dead_replicas_unstarted_claim_is_released_to_the_others(store_factory: StoreFactory) -> None:
     dead, alive = await store_factory("replica-dead"), await store_factory("replica-alive")
     req = builders.request()
-    assert await dead.claim_request(req, T0)
-    assert not await alive.claim_request(req, T0)  # its holder lives: it is taken
+    assert await claim_request(dead, req, T0)
+    assert not await claim_request(alive, req, T0)  # its holder lives: it is taken
     await dead.close()
     assert await alive.reconcile_running(T0) == []  # nothing ran: nothing is unknown
-    assert await alive.claim_request(req, T0)
+    assert await claim_request(alive, req, T0)
     await alive.start_execution(req.id, T0)
-    await alive.finish_request(builders.audit(req, outcome=Outcome.SUCCEEDED))
+    await finish_request(alive, builders.audit(req, outcome=Outcome.SUCCEEDED))
     record = await alive.get_audit(req.id)
     assert record is not None and record.outcome is Outcome.SUCCEEDED
 
@@ -345,15 +346,15 @@ async def test_a_dead_replicas_unstarted_claim_is_released_to_the_others(store_f
 async def test_only_the_holder_of_a_claim_starts_it_or_records_its_outcome(store_factory: StoreFactory) -> None:
     owner, other = await store_factory("replica-a"), await store_factory("replica-b")
     req = builders.request()
-    assert await owner.claim_request(req, T0)
+    assert await claim_request(owner, req, T0)
     with pytest.raises(ClaimLost):
         await other.start_execution(req.id, T0)
-    await other.finish_request(builders.audit(req, outcome=Outcome.FAILED))
+    await finish_request(other, builders.audit(req, outcome=Outcome.FAILED))
     assert await owner.get_audit(req.id) is None
     await owner.start_execution(req.id, T0)
     with pytest.raises(ClaimLost):
         await owner.start_execution(req.id, T0)  # running already: never started twice
-    await owner.finish_request(builders.audit(req, outcome=Outcome.SUCCEEDED))
+    await finish_request(owner, builders.audit(req, outcome=Outcome.SUCCEEDED))
     record = await owner.get_audit(req.id)
     assert record is not None and record.outcome is Outcome.SUCCEEDED
 
@@ -409,7 +410,7 @@ async def test_a_batch_correlates_in_order_like_one_alert_at_a_time(store: Store
 async def test_requests_are_claimed_and_finished_in_batches(store_factory: StoreFactory) -> None:
     a, b = await store_factory("replica-a"), await store_factory("replica-b")
     first, taken, third = builders.request("req-1"), builders.request("req-2"), builders.request("req-3")
-    assert await b.claim_request(taken, T0)
+    assert await claim_request(b, taken, T0)
     assert await a.claim_requests([first, taken, third], T0) == [True, False, True]
     events = [TimelineEvent(first.incident_id, T0, "decided", "ok", request_id=r.id) for r in (first, third)]
     await a.finish_requests([builders.audit(first), builders.audit(third, outcome=Outcome.FAILED)], events)

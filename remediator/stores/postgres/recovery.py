@@ -15,10 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from remediator.model import Alert
+from remediator.stores import rows
 from remediator.stores.base import StoredRequest
 from remediator.stores.postgres import rows as pr
 from remediator.stores.postgres.connect import HOLDER_ALIVE
-from remediator.stores.sqlite.recovery import unknown_audit
 
 _RETURNING = ", ".join("r." + c.strip() for c in pr.REQUEST_COLUMNS.split(","))
 _AUDIT_VALUES = ", ".join(f"${n}::{t}" for n, t in enumerate(pr.AUDIT_TYPES, start=1))
@@ -83,7 +83,7 @@ class RequestRecovery:
             if found:
                 await conn.executemany(f"INSERT INTO audit ({pr.AUDIT_COLUMNS}) VALUES ({_AUDIT_VALUES}) "
                                        "ON CONFLICT (request_id) DO NOTHING",
-                                       [pr.audit_args(unknown_audit(item, now)) for item in found])
+                                       [pr.audit_args(rows.unknown_audit(item, now)) for item in found])
         return sorted(found, key=lambda s: (s.claimed_at, s.request.id))
 
     async def claim_orphaned_requests(self, now: datetime, exclude: Collection[str], limit: int,

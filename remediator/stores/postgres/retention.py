@@ -12,12 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from remediator.stores.retention import TABLES, Kind, KindQueries, StoreStats
-from remediator.stores.sqlite.retention import QUERIES as SQLITE_QUERIES
-from remediator.stores.sqlite.retention import UNFINISHED
-
-# The conditions are plain SQL both dialects read the same way.
-QUERIES: dict[Kind, KindQueries] = dict(SQLITE_QUERIES)
+from remediator.stores.retention import QUERIES, TABLES, UNFINISHED, Kind, StoreStats
 
 SIZE = ("SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r'")

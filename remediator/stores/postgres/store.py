@@ -216,9 +216,6 @@ class PostgresStore(PeopleRecords, WafBlockRecords, RequestRecovery, RetentionRe
             return int(await conn.fetchval("SELECT count(*) FROM alerts WHERE processed_at IS NULL"))
 
     # -- incidents --------------------------------------------------------------------------------
-    async def correlate(self, alert: Alert, severity: Severity, now: datetime) -> Correlation:
-        return (await self.correlate_many([Observation(alert, severity)], now))[0]
-
     async def correlate_many(self, observations: Sequence[Observation], now: datetime) -> list[Correlation]:
         if not observations:
             return []
@@ -286,9 +283,6 @@ class PostgresStore(PeopleRecords, WafBlockRecords, RequestRecovery, RetentionRe
         return moved
 
     # -- requests, executions, audit --------------------------------------------------------------
-    async def claim_request(self, request: ActionRequest, now: datetime) -> bool:
-        return (await self.claim_requests([request], now))[0]
-
     async def claim_requests(self, requests: Sequence[ActionRequest], now: datetime) -> list[bool]:
         if not requests:
             return []
@@ -304,9 +298,6 @@ class PostgresStore(PeopleRecords, WafBlockRecords, RequestRecovery, RetentionRe
         if status != "UPDATE 1":
             raise ClaimLost(f"{self.holder} no longer holds request {request_id} (or its liveness session is "
                             "gone): it must not run")
-
-    async def finish_request(self, record: AuditRecord, events: Sequence[TimelineEvent] = ()) -> None:
-        await self.finish_requests([record], events)
 
     async def finish_requests(self, records: Sequence[AuditRecord], events: Sequence[TimelineEvent] = ()) -> None:
         if not records and not events:

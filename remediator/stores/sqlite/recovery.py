@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TypeVar
 
-from remediator.model import Alert, AuditRecord, DecisionReason, FailureReason, Outcome, Verdict
+from remediator.model import Alert
 from remediator.stores import rows
 from remediator.stores.base import RequestState, StoredRequest
 from remediator.stores.sqlite.holder_files import HolderFiles
@@ -72,7 +72,7 @@ class RequestRecovery:
                                      "AND holder = ?", (holder,)).fetchall()
                 stored += [rows.stored_request_from_row(r) for r in found]
             for item in stored:
-                conn.execute(rows.FINISH_REQUEST, rows.finish_row(unknown_audit(item, now), "unknown"))
+                conn.execute(rows.FINISH_REQUEST, rows.finish_row(rows.unknown_audit(item, now), "unknown"))
             return sorted(stored, key=lambda s: (s.claimed_at, s.request.id))
 
         return await self._write(op)
@@ -90,17 +90,3 @@ class RequestRecovery:
             return [replace(s, state=RequestState.CLAIMED, holder=self.holder, claimed_at=now) for s in taken]
 
         return await self._write(op)
-
-
-def unknown_audit(item: StoredRequest, now: datetime) -> AuditRecord:
-    """The audit record of a request whose process died while it ran."""
-    request = item.request
-    return AuditRecord(
-        request_id=request.id, at=now, incident_id=request.incident_id, alert_id=request.alert_id,
-        policy=request.policy, action=request.action, target=request.target, params=request.params,
-        plan_hash=request.plan_hash, mode="enforce", verdict=Verdict.ALLOW, decision_reason=DecisionReason.ALLOWED,
-        decision_detail="allowed before the process stopped", outcome=Outcome.UNKNOWN,
-        failure_reason=FailureReason.CRASHED,
-        detail={"error": f"{item.holder} stopped while the action was running; check the target by hand"},
-        origin=request.origin,
-    )

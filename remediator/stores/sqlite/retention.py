@@ -18,28 +18,10 @@ from typing import Any, TypeVar
 import orjson
 
 from remediator.stores import rows
-from remediator.stores.retention import JSON_COLUMNS, TABLES, Kind, KindQueries, StoreStats
+from remediator.stores.retention import JSON_COLUMNS, QUERIES, TABLES, UNFINISHED, Kind, StoreStats
 
 T = TypeVar("T")
 
-UNFINISHED = "state IN ('claimed', 'running')"
-QUERIES = {
-    Kind.ALERTS: KindQueries("alerts", "received_at", "id", (
-        "processed_at IS NOT NULL"
-        " AND NOT EXISTS (SELECT 1 FROM incidents i WHERE i.id = alerts.incident_id AND i.status = 'open')"
-        f" AND NOT EXISTS (SELECT 1 FROM requests r WHERE r.alert_id = alerts.id AND r.{UNFINISHED})"
-        " AND NOT EXISTS (SELECT 1 FROM approvals p WHERE p.alert_id = alerts.id AND p.status = 'pending')")),
-    Kind.INCIDENTS: KindQueries("incidents", "updated_at", "id", (
-        "status <> 'open'"
-        " AND NOT EXISTS (SELECT 1 FROM approvals p WHERE p.incident_id = incidents.id AND p.status = 'pending')"
-        f" AND NOT EXISTS (SELECT 1 FROM requests r WHERE r.incident_id = incidents.id AND r.{UNFINISHED})")),
-    Kind.AUDIT: KindQueries("requests", "finished_at", "id", (
-        "state IN ('done', 'unknown')"
-        " AND NOT EXISTS (SELECT 1 FROM approvals p WHERE p.status = 'pending'"
-        " AND requests.id IN (p.request_id, p.run_request_id))"
-        " AND NOT EXISTS (SELECT 1 FROM waf_blocks w WHERE w.request_id = requests.id)")),
-    Kind.TIMERS: KindQueries("timers", "due_at", "id", "state <> 'pending'"),
-}
 CHUNK = 500  # bound parameters per statement
 
 

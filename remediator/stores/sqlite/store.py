@@ -178,9 +178,6 @@ class SqliteStore(PeopleRecords, WafBlockRecords, RequestRecovery, RetentionReco
     def _save_incident(self, conn: sqlite3.Connection, incident: Incident) -> None:
         self._open.save(conn, incident)
 
-    async def correlate(self, alert: Alert, severity: Severity, now: datetime) -> Correlation:
-        return (await self.correlate_many([Observation(alert, severity)], now))[0]
-
     async def correlate_many(self, observations: Sequence[Observation], now: datetime) -> list[Correlation]:
         def op(conn: sqlite3.Connection) -> list[Correlation]:
             batch = BatchCorrelation(conn, now, open_incident=lambda key: self._open.get(conn, key),
@@ -264,9 +261,6 @@ class SqliteStore(PeopleRecords, WafBlockRecords, RequestRecovery, RetentionReco
         return await self._write(op)
 
     # -- requests, executions, audit --------------------------------------------------------------
-    async def claim_request(self, request: ActionRequest, now: datetime) -> bool:
-        return (await self.claim_requests([request], now))[0]
-
     async def claim_requests(self, requests: Sequence[ActionRequest], now: datetime) -> list[bool]:
         claim = (RequestState.CLAIMED.value, self.holder, rows.ts(now))
         prepared = [(*rows.request_row(r), *claim) for r in requests]
@@ -278,9 +272,6 @@ class SqliteStore(PeopleRecords, WafBlockRecords, RequestRecovery, RetentionReco
             (rows.ts(now), request_id, self.holder)).rowcount)
         if started != 1:
             raise ClaimLost(f"{self.holder} no longer holds request {request_id}: it must not run")
-
-    async def finish_request(self, record: AuditRecord, events: Sequence[TimelineEvent] = ()) -> None:
-        await self.finish_requests([record], events)
 
     async def finish_requests(self, records: Sequence[AuditRecord], events: Sequence[TimelineEvent] = ()) -> None:
         finished = [(*rows.finish_row(r), self.holder) for r in records]
